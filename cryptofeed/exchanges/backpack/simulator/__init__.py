@@ -1,0 +1,1 @@
+"""A local, protocol-faithful Backpack exchange for tests, the demo and benchmarks."""
