@@ -1,0 +1,79 @@
+"""The overlay installs into the released cryptofeed, both as a wheel and editable.
+
+Each test builds a fresh virtual environment and installs offline from the wheelhouse that
+``make test`` prepares (``.venv/wheelhouse``), so no test touches the network.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+WHEELHOUSE = REPO / '.venv' / 'wheelhouse'
+
+PROBE = (
+    'import json, cryptofeed, cryptofeed.exchanges.backpack as bp, cryptofeed.exchanges.binance as bn;'
+    'print(json.dumps({"cryptofeed": cryptofeed.__file__, "backpack": bp.__file__, "binance": bn.__file__,'
+    '"signer": bp.BackpackSigner.__module__}))'
+)
+
+
+@pytest.fixture(scope='module')
+def venv(tmp_path_factory):
+    if not any(WHEELHOUSE.glob('cryptofeed-2.4.1-*.whl')):
+        pytest.fail(f'{WHEELHOUSE} has no cryptofeed wheel: run `make test`, which prepares it')
+    path = tmp_path_factory.mktemp('venv')
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(path)], check=True)
+    return path
+
+
+def _pip(venv: Path, *args: str):
+    cmd = [sys.executable, '-m', 'pip', '--python', str(venv / 'bin' / 'python'), 'install', '--quiet',
+           '--no-index', '--find-links', str(WHEELHOUSE), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _probe(venv: Path, tmp_path: Path) -> dict:
+    out = subprocess.run([str(venv / 'bin' / 'python'), '-c', PROBE], capture_output=True, text=True,
+                         cwd=tmp_path, check=True)
+    return json.loads(out.stdout)
+
+
+def _site_packages(venv: Path) -> Path:
+    return next((venv / 'lib').glob('python3*/site-packages'))
+
+
+def test_wheel_install_places_the_package_inside_the_installed_cryptofeed(venv, tmp_path):
+    _pip(venv, str(REPO))
+    found = _probe(venv, tmp_path)
+    site = _site_packages(venv)
+    assert Path(found['cryptofeed']) == site / 'cryptofeed' / '__init__.py'
+    assert Path(found['backpack']) == site / 'cryptofeed' / 'exchanges' / 'backpack' / '__init__.py'
+    assert Path(found['binance']).parent == site / 'cryptofeed' / 'exchanges'
+    assert (venv / 'bin' / 'backpack-auth-check').exists()
+    # Our distribution owns only its own subpackage, never cryptofeed's modules.
+    record = next(site.glob('cryptofeed_backpack-*.dist-info')) / 'RECORD'
+    owned = [line.split(',')[0] for line in record.read_text().splitlines()]
+    assert 'cryptofeed/__init__.py' not in owned
+    assert 'cryptofeed/exchanges/__init__.py' not in owned
+    assert any(p.startswith('cryptofeed/exchanges/backpack/') for p in owned)
+
+
+def test_editable_install_maps_the_package_to_the_working_tree(venv, tmp_path):
+    _pip(venv, '-e', str(REPO))
+    found = _probe(venv, tmp_path)
+    site = _site_packages(venv)
+    assert Path(found['cryptofeed']) == site / 'cryptofeed' / '__init__.py'
+    assert Path(found['backpack']) == REPO / 'cryptofeed' / 'exchanges' / 'backpack' / '__init__.py'
+    assert not (site / 'cryptofeed' / 'exchanges' / 'backpack').exists()
+    assert found['signer'] == 'cryptofeed.exchanges.backpack.auth'
+
+
+def test_the_repository_does_not_ship_cryptofeed_own_init_files():
+    assert not (REPO / 'cryptofeed' / '__init__.py').exists()
+    assert not (REPO / 'cryptofeed' / 'exchanges' / '__init__.py').exists()
