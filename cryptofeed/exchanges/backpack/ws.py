@@ -1,0 +1,170 @@
+"""WebSocket transport for Backpack under cryptofeed's connection machinery.
+
+``BackpackWSConn`` is cryptofeed's ``WSAsyncConn`` with Backpack's needs: ``ws://`` for
+loopback hosts (the simulator), a CA bundle, an HTTP-CONNECT or SOCKS5 proxy, and keepalive
+pings with a pong timeout. ``BackpackConnectionHandler`` is cryptofeed's ``ConnectionHandler``
+with a capped, jittered reconnect backoff (the base class doubles its delay without bound),
+unlimited retries by default, and handles on every task it starts so shutdown can cancel them.
+
+Liveness: the client pings every ``ping_interval`` seconds and drops the connection when no
+pong arrives within ``ping_timeout``; independently, a connection that has received nothing
+at all for ``ping_interval + ping_timeout`` seconds is dropped. A silent dead connection is
+therefore detected within ``ping_interval + ping_timeout`` seconds (plus one watcher tick),
+then reconnected after the backoff.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from ipaddress import ip_address
+from typing import Any, Callable, Iterator, Optional
+from urllib.parse import urlsplit
+
+from cryptofeed.connection import AsyncConnection, WSAsyncConn
+from cryptofeed.connection_handler import ConnectionHandler
+from cryptofeed.exceptions import ExhaustedRetries
+
+from cryptofeed.exchanges.backpack.backoff import backoff_delays
+
+__all__ = ['BackpackWSConn', 'BackpackConnectionHandler', 'is_loopback_url']
+
+LOG = logging.getLogger('feedhandler')
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ''
+    if host == 'localhost':
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class BackpackWSConn(WSAsyncConn):
+    """A cryptofeed WebSocket connection that also accepts ``ws://`` on loopback."""
+
+    def __init__(self, address: str, conn_id: str, *, subscription: dict, ssl=None, proxy: Optional[str] = None,
+                 ping_interval: float = 10.0, ping_timeout: float = 10.0, open_timeout: float = 10.0):
+        if not (address.startswith('wss://') or (address.startswith('ws://') and is_loopback_url(address))):
+            raise ValueError(f'Backpack WebSocket address must be wss:// (ws:// only on loopback), got {address!r}')
+        options: dict[str, Any] = {
+            'ping_interval': ping_interval, 'ping_timeout': ping_timeout, 'open_timeout': open_timeout,
+            'max_size': None, 'max_queue': None, 'compression': None,
+            # An explicit proxy (or None) rather than websockets' own environment lookup: the
+            # environment fallback is resolved once, in BackpackConfig, for REST and WS alike.
+            'proxy': proxy,
+        }
+        if address.startswith('wss://') and ssl is not None:
+            options['ssl'] = ssl
+        self.address = address
+        AsyncConnection.__init__(self, f'{conn_id}.ws.{self.conn_count}', subscription=subscription)
+        self.ws_kwargs = options
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.opened_at: Optional[float] = None
+
+    async def _open(self):
+        await super()._open()
+        self.opened_at = time.time()
+
+    @property
+    def silence_limit(self) -> float:
+        """Seconds without any frame after which the connection is considered dead."""
+        return self.ping_interval + self.ping_timeout
+
+
+class BackpackConnectionHandler(ConnectionHandler):
+    """``ConnectionHandler`` with capped jittered backoff and owned tasks.
+
+    ``on_reconnect`` (if given) is called each time a connection attempt follows a failure or a
+    dropped connection, so the feed can count reconnects.
+    """
+
+    def __init__(self, conn: BackpackWSConn, subscribe, handler, authenticate, retries: int = -1, *,
+                 backoff_base: float = 0.5, backoff_max: float = 30.0,
+                 on_reconnect: Optional[Callable[[], None]] = None,
+                 delays: Optional[Callable[[], Iterator[float]]] = None, **kwargs):
+        super().__init__(conn, subscribe, handler, authenticate, retries, **kwargs)
+        self._delays = delays or (lambda: backoff_delays(backoff_base, backoff_max))
+        self.on_reconnect = on_reconnect
+        self.tasks: set[asyncio.Task] = set()
+        self.connects = 0
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_event_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def start(self, loop: asyncio.AbstractEventLoop):
+        task = loop.create_task(self._create_connection())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _watcher(self):
+        conn = self.conn
+        limit = conn.silence_limit
+        tick = min(self.timeout_interval, max(limit / 4, 0.05))
+        while conn.is_open and self.running:
+            last = conn.last_message or conn.opened_at
+            if last and time.time() - last > limit:
+                LOG.warning('%s: nothing received for %.1f s (limit %.1f s); dropping the connection',
+                            conn.uuid, time.time() - last, limit)
+                await conn.close()
+                return
+            await asyncio.sleep(tick)
+
+    async def _create_connection(self):
+        await asyncio.sleep(self.start_delay)
+        failures = 0
+        delays = self._delays()
+        while self.running and (self.retries == -1 or failures <= self.retries):
+            watcher = None
+            try:
+                async with self.conn.connect() as connection:
+                    if self.connects and self.on_reconnect:
+                        self.on_reconnect()
+                    self.connects += 1
+                    await self.authenticate(connection)
+                    await self.subscribe(connection)
+                    failures = 0
+                    delays = self._delays()
+                    watcher = self._spawn(self._watcher())
+                    await self._handler(connection, self.handler)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.exceptions and any(isinstance(exc, ex) for ex in self.exceptions):
+                    raise
+                if not self.running:
+                    break
+                failures += 1
+                delay = next(delays)
+                LOG.warning('%s: connection failed or dropped (%s: %s); reconnecting in %.2f s',
+                            self.conn.uuid, type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
+            if not self.running:
+                break
+            # The stream ended without an exception (closed by the peer or by the watcher).
+            delay = next(delays)
+            LOG.warning('%s: connection closed; reconnecting in %.2f s', self.conn.uuid, delay)
+            await asyncio.sleep(delay)
+        if self.running:
+            LOG.error('%s: failed to reconnect after %d attempts - giving up', self.conn.uuid, failures)
+            raise ExhaustedRetries()
+
+    async def stop(self) -> None:
+        """Stop reconnecting, close the socket and cancel every task this handler started."""
+        self.running = False
+        await self.conn.close()
+        current = asyncio.current_task()
+        pending = [t for t in self.tasks if t is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
