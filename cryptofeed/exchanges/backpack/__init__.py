@@ -7,6 +7,7 @@ else to the ``cryptofeed`` namespace.
 from __future__ import annotations
 
 from cryptofeed.exchanges.backpack.auth import BackpackSigner
+from cryptofeed.exchanges.backpack.config import BackpackAuth, BackpackConfig, BackpackProxies
 from cryptofeed.exchanges.backpack.errors import (
     BackpackAuthError, BackpackConfigError, BackpackError, BackpackMaintenanceError, BackpackProtocolError,
     BackpackRateLimitedError, BackpackRegionRestrictedError, BackpackRequestError, is_retryable,
@@ -15,7 +16,7 @@ from cryptofeed.exchanges.backpack.errors import (
 BACKPACK = 'BACKPACK'
 
 __all__ = [
-    'BACKPACK', 'BackpackSigner', 'BackpackError', 'BackpackConfigError', 'BackpackAuthError',
+    'BACKPACK', 'BackpackConfig', 'BackpackAuth', 'BackpackProxies', 'BackpackSigner', 'BackpackError', 'BackpackConfigError', 'BackpackAuthError',
     'BackpackProtocolError', 'BackpackRequestError', 'BackpackRateLimitedError',
     'BackpackRegionRestrictedError', 'BackpackMaintenanceError', 'is_retryable',
 ]
