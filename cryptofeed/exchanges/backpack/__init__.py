@@ -7,13 +7,12 @@ else to the ``cryptofeed`` namespace.
 from __future__ import annotations
 
 from cryptofeed.exchanges.backpack.auth import BackpackSigner
+from cryptofeed.exchanges.backpack.defines import BACKPACK
 from cryptofeed.exchanges.backpack.config import BackpackAuth, BackpackConfig, BackpackProxies
 from cryptofeed.exchanges.backpack.errors import (
     BackpackAuthError, BackpackConfigError, BackpackError, BackpackMaintenanceError, BackpackProtocolError,
     BackpackRateLimitedError, BackpackRegionRestrictedError, BackpackRequestError, is_retryable,
 )
-
-BACKPACK = 'BACKPACK'
 
 __all__ = [
     'BACKPACK', 'BackpackConfig', 'BackpackAuth', 'BackpackProxies', 'BackpackSigner', 'BackpackError', 'BackpackConfigError', 'BackpackAuthError',

@@ -1,0 +1,245 @@
+"""Pure conversions from typed Backpack payloads (``messages.py``) to cryptofeed's data types.
+
+Use these from the feed's stream handlers: each ``parse_<thing>(msg, symbol, ...)`` takes one
+decoded payload and the **already normalized** cryptofeed symbol (``SOL-USDC``; the router
+resolved it), and returns the cryptofeed object to hand to ``Feed.callback``. No I/O, no
+``await``, no symbol lookups, no logging; every function is a plain function of its arguments,
+so the same input always gives an equal object.
+
+Conventions (backpack-api.md sections 2, 8 and DESIGN.md D3):
+
+* Prices, sizes, fees and rates are the ``Decimal`` values the decoder produced; nothing here
+  goes through ``float``.
+* Exchange times become float seconds: ``E``/``T`` are microseconds, markPrice ``n`` is
+  milliseconds, kline ``t``/``T`` are naive-UTC datetimes. Where a payload has an engine time
+  ``T`` it is the object's timestamp (it is when the event happened); ``E`` (when the WS server
+  sent it) is used only when there is no ``T``. ``receipt_ts`` is the local receive time; it is
+  the timestamp of last resort (position snapshot frames that carry no time), and otherwise
+  belongs to the callback, not to the object.
+* ``raw`` is stored on the object only when the caller passes it. cryptofeed types expect a
+  ``dict`` there (``Index``, ``OpenInterest``, ``Liquidation`` and ``Balance`` reject anything
+  else), so pass ``raw_payload(msg)`` or the JSON-decoded frame.
+* Backpack sides are ``Bid``/``Ask`` (the side of the order): ``Bid`` -> ``BUY``,
+  ``Ask`` -> ``SELL``.
+
+Decisions worth knowing:
+
+* ``Trade.id`` is ``str(t)``: cryptofeed declares ``id`` as ``str`` (its compiled class
+  rejects an ``int``), and its own exchanges pass ``str(...)`` of integer ids.
+* Trade side is the taker's: ``m`` (buyer is maker) true -> ``SELL``, else ``BUY``.
+* A kline without trades has null open/high/low/close. cryptofeed's ``Candle`` needs
+  ``Decimal`` prices and inventing them (zeros, a previous close) would publish prices that
+  never traded, so ``parse_kline`` returns ``None`` and the feed emits nothing for it.
+* ``Candle.stop`` is the exchange's ``T``: the (exclusive) end of the candle, i.e. the start
+  of the next one; ``Candle.timestamp`` is ``E``.
+* ``Funding.rate`` is ``f``, the estimated rate of the current interval, which is what the
+  next funding settles (as cryptofeed's Binance feed does with its ``r``);
+  ``predicted_rate`` stays ``None`` since Backpack publishes no separate forecast.
+  ``next_funding_time`` is ``n`` in seconds, ``None`` when absent (prediction markets).
+* Liquidation ``S`` is the side of the liquidation order (``Bid``: a short was closed by
+  buying -> ``BUY``; ``Ask``: a long was sold -> ``SELL``), the same meaning cryptofeed's
+  Binance feed gives its ``S``. The stream reports executed liquidations, so ``status`` is
+  ``FILLED``; the payload has no id, so ``id`` is ``None``.
+* Positions are one-way and netted on Backpack: ``Position.side`` is always ``BOTH`` and
+  ``position`` is the signed ``q`` (+ long, - short, 0 flat), the convention of cryptofeed's
+  Binance futures feed in one-way mode. Deriving long/short from the sign would leave a
+  consumer keyed on (symbol, side) with a stale entry after a flip or close.
+* ``OrderInfo.price`` is the limit price ``p``; orders without one (market, trigger-market)
+  report the average executed price ``Z / z``, or 0 before any fill. ``amount`` is ``q``, or
+  the executed ``z`` for quote-quantity orders that have no ``q``; ``remaining`` is
+  ``q - z`` when ``q`` is known, else ``None``.
+* ``Balance.balance`` is the available amount ``A`` and ``reserved`` the locked ``L`` (staked
+  ``S`` is not part of either), as cryptofeed's Binance spot feed does with free / locked.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Dict, Optional
+
+import msgspec
+
+from cryptofeed.defines import (
+    BOTH, BUY, CANCELLED, EXPIRED, FAILED, FILLED, LIMIT, MAKER, MARKET, OPEN, PARTIAL, PENDING,
+    SELL, TAKER, TRIGGER_LIMIT, TRIGGER_MARKET,
+)
+from cryptofeed.types import (
+    Balance, Candle, Fill, Funding, Index, Liquidation, OpenInterest, OrderInfo, Position, Ticker,
+    Trade,
+)
+
+from cryptofeed.exchanges.backpack import messages as bp
+from cryptofeed.exchanges.backpack.defines import BACKPACK
+
+__all__ = [
+    'EXCHANGE', 'SIDES', 'ORDER_STATUSES', 'parse_trade', 'parse_book_ticker', 'parse_kline',
+    'parse_funding', 'parse_index', 'parse_open_interest', 'parse_liquidation',
+    'parse_order_update', 'parse_fill', 'parse_position', 'parse_balance', 'parse_balance_update',
+    'raw_payload', 'micros_to_seconds', 'utc_seconds',
+]
+
+EXCHANGE = BACKPACK
+"""The feed id written into every object; equal to ``cryptofeed.exchanges.backpack.BACKPACK``."""
+
+SIDES: Dict[str, str] = {'Bid': BUY, 'Ask': SELL}
+"""Backpack order side -> cryptofeed side."""
+
+ORDER_STATUSES: Dict[str, str] = {
+    'New': OPEN,
+    'PartiallyFilled': PARTIAL,
+    'Filled': FILLED,
+    'Cancelled': CANCELLED,
+    'Expired': EXPIRED,
+    'TriggerPending': PENDING,
+    'TriggerFailed': FAILED,
+    'Triggered': OPEN,
+}
+"""Backpack order status ``X`` -> cryptofeed status; an unknown status is passed through."""
+
+_ORDER_TYPES = {'LIMIT': LIMIT, 'MARKET': MARKET}
+_TRIGGER_TYPES = {'LIMIT': TRIGGER_LIMIT, 'MARKET': TRIGGER_MARKET}
+_ZERO = Decimal(0)
+# Unit divisors are written as literals below: a constant is cheaper than a global lookup on
+# the hot path (microseconds: 1_000_000, milliseconds: 1_000).
+
+
+def micros_to_seconds(value: int) -> float:
+    """Microseconds since the epoch -> float seconds (correctly rounded)."""
+    return value / 1_000_000
+
+
+def utc_seconds(value: datetime) -> float:
+    """Seconds since the epoch of a datetime; a naive one is taken as UTC (kline ``t``/``T``)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+def raw_payload(msg: msgspec.Struct) -> Dict[str, Any]:
+    """The payload as a plain dict with the venue's keys (``e`` included, decimals as strings),
+    suitable for the ``raw`` argument of the parsers."""
+    return msgspec.to_builtins(msg)
+
+
+def parse_trade(msg: bp.Trade, symbol: str, receipt_ts: float, raw: Optional[dict] = None) -> Trade:
+    """``trade`` -> ``Trade``: side of the taker, ``id`` = ``str(t)``, timestamp = ``T``."""
+    return Trade(EXCHANGE, symbol, SELL if msg.m else BUY, msg.q, msg.p, msg.T / 1_000_000, str(msg.t),
+                 None, raw)
+
+
+def parse_book_ticker(msg: bp.BookTicker, symbol: str, receipt_ts: float,
+                      raw: Optional[dict] = None) -> Ticker:
+    """``bookTicker`` -> ``Ticker`` with the best bid ``b`` and best ask ``a``; timestamp = ``T``."""
+    return Ticker(EXCHANGE, symbol, msg.b, msg.a, msg.T / 1_000_000, raw)
+
+
+def parse_kline(msg: bp.Kline, symbol: str, interval: str, receipt_ts: float,
+                raw: Optional[dict] = None) -> Optional[Candle]:
+    """``kline`` -> ``Candle``, or ``None`` while the candle has no trades (null o/h/l/c).
+
+    ``interval`` is the cryptofeed interval the caller subscribed with (the payload has none).
+    """
+    o, h, l, c = msg.o, msg.h, msg.l, msg.c  # noqa: E741
+    if o is None or h is None or l is None or c is None:
+        return None
+    return Candle(EXCHANGE, symbol, utc_seconds(msg.t), utc_seconds(msg.T), interval, msg.n,
+                  o, c, h, l, msg.v, msg.X, msg.E / 1_000_000, raw)
+
+
+def parse_funding(msg: bp.MarkPrice, symbol: str, receipt_ts: float,
+                  raw: Optional[dict] = None) -> Funding:
+    """``markPrice`` -> ``Funding``: mark ``p``, rate ``f``, next funding ``n`` (ms -> s)."""
+    n = msg.n
+    return Funding(EXCHANGE, symbol, msg.p, msg.f, None if n is None else n / 1_000, msg.T / 1_000_000,
+                   None, raw)
+
+
+def parse_index(msg: bp.MarkPrice, symbol: str, receipt_ts: float,
+                raw: Optional[dict] = None) -> Optional[Index]:
+    """``markPrice`` -> ``Index`` from the index price ``i``; ``None`` when the market has none."""
+    if msg.i is None:
+        return None
+    return Index(EXCHANGE, symbol, msg.i, msg.T / 1_000_000, raw)
+
+
+def parse_open_interest(msg: bp.OpenInterest, symbol: str, receipt_ts: float,
+                        raw: Optional[dict] = None) -> OpenInterest:
+    """``openInterest`` -> ``OpenInterest`` (``o`` contracts); timestamp = ``E`` (no ``T``)."""
+    return OpenInterest(EXCHANGE, symbol, msg.o, msg.E / 1_000_000, raw)
+
+
+def parse_liquidation(msg: bp.Liquidation, symbol: str, receipt_ts: float,
+                      raw: Optional[dict] = None) -> Liquidation:
+    """``liquidation`` -> ``Liquidation``: side of the liquidation order, status ``FILLED``."""
+    ts = msg.T if msg.T is not None else msg.E
+    return Liquidation(EXCHANGE, symbol, SIDES[msg.S], msg.q, msg.p, None, FILLED, ts / 1_000_000, raw)
+
+
+def _order_type(msg: bp.OrderUpdate) -> str:
+    table = _ORDER_TYPES if msg.P is None else _TRIGGER_TYPES
+    return table.get(msg.o) or msg.o.lower()
+
+
+def _finite(*values: Optional[Decimal]) -> bool:
+    for value in values:
+        if value is None or not value.is_finite():
+            return False
+    return True
+
+
+def parse_order_update(msg: bp.OrderUpdate, symbol: str, receipt_ts: float,
+                       raw: Optional[dict] = None) -> OrderInfo:
+    """Any ``account.orderUpdate`` event -> ``OrderInfo`` (status from ``X``, timestamp ``T``)."""
+    q, z, Z = msg.q, msg.z, msg.Z
+    price = msg.p
+    if price is None:
+        price = Z / z if _finite(Z, z) and z else _ZERO
+    if q is None:
+        amount = _ZERO if z is None else z
+        remaining = None
+    else:
+        amount = q
+        if z is None:
+            remaining = q
+        else:
+            remaining = q - z if _finite(q, z) else None
+    client_id = None if msg.c is None else str(msg.c)
+    return OrderInfo(EXCHANGE, symbol, msg.i, SIDES[msg.S], ORDER_STATUSES.get(msg.X, msg.X),
+                     _order_type(msg), price, amount, remaining, msg.T / 1_000_000, client_id, None, raw)
+
+
+def parse_fill(msg: bp.OrderUpdate, symbol: str, receipt_ts: float,
+               raw: Optional[dict] = None) -> Optional[Fill]:
+    """An ``orderFill`` event -> ``Fill`` for that one execution (``l`` at ``L``, fee ``n``,
+    trade id ``t``, maker flag ``m``); ``None`` for an update that carries no fill. The fee
+    asset ``N`` has no place in ``Fill``; keep ``raw`` if you need it."""
+    t, l, L = msg.t, msg.l, msg.L  # noqa: E741
+    if t is None or l is None or L is None:
+        return None
+    m = msg.m
+    liquidity = MAKER if m else (TAKER if m is not None else None)
+    return Fill(EXCHANGE, symbol, SIDES[msg.S], l, L, msg.n, str(t), msg.i, _order_type(msg),
+                liquidity, msg.T / 1_000_000, None, raw)
+
+
+def parse_position(msg: bp.PositionUpdate, symbol: str, receipt_ts: float,
+                   raw: Optional[dict] = None) -> Position:
+    """``account.positionUpdate`` (events and snapshot frames) -> ``Position``: signed ``q``,
+    entry price ``B``, unrealized PnL ``P``, side ``BOTH``; timestamp ``T``, else ``E``, else
+    ``receipt_ts``."""
+    ts = msg.T if msg.T is not None else msg.E
+    return Position(EXCHANGE, symbol, msg.q, msg.B, BOTH, msg.P,
+                    receipt_ts if ts is None else ts / 1_000_000, raw)
+
+
+def parse_balance(asset: str, available: Decimal, locked: Optional[Decimal],
+                  raw: Optional[dict] = None) -> Balance:
+    """One asset's balance -> ``Balance(balance=available, reserved=locked)``. Serves both the
+    ``balanceUpdate`` stream and the REST ``/api/v1/capital`` map."""
+    return Balance(EXCHANGE, asset, available, locked, raw)
+
+
+def parse_balance_update(msg: bp.BalanceUpdate, receipt_ts: float,
+                         raw: Optional[dict] = None) -> Balance:
+    """``account.balanceUpdate`` -> ``Balance`` (absolute values of asset ``a``)."""
+    return Balance(EXCHANGE, msg.a, msg.A, msg.L, raw)

@@ -1,0 +1,310 @@
+"""Adapters: typed Backpack payloads -> cryptofeed objects, field by field, on fixture frames."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import msgspec
+import pytest
+from cryptofeed.defines import (
+    BOTH, BUY, CANCELLED, EXPIRED, FILLED, LIMIT, MAKER, MARKET, OPEN, PARTIAL, PENDING, SELL, TAKER,
+    TRIGGER_MARKET,
+)
+from cryptofeed.types import Balance, Candle, Fill, Funding, Index, Liquidation, OpenInterest, OrderInfo, Position
+from cryptofeed.types import Ticker, Trade
+
+import cryptofeed.exchanges.backpack as backpack
+from cryptofeed.exchanges.backpack import adapters as ad
+from cryptofeed.exchanges.backpack import messages as bp
+from tests.conftest import load_fixture
+
+RECEIPT = 1800000000.25
+
+
+def payload(fixture: str, case: str):
+    data = load_fixture(fixture)[case]['data']
+    kind = {'ws_positionUpdate.json': 'account.positionUpdate'}.get(fixture)
+    if kind and 'e' not in data:
+        return bp.PAYLOAD_DECODERS[kind].decode(json.dumps(data))
+    return bp.ENVELOPE_DECODER_LAX.decode(json.dumps(load_fixture(fixture)[case])).data
+
+
+def test_exchange_id_is_the_package_constant():
+    assert ad.EXCHANGE == backpack.BACKPACK
+
+
+# -- trades -------------------------------------------------------------------------------------
+
+def test_trade_documented_buyer_maker_is_a_sell():
+    t = ad.parse_trade(payload('ws_trade.json', 'documented'), 'SOL-USDC', RECEIPT)
+    assert type(t) is Trade
+    assert t.to_dict() == {'exchange': 'BACKPACK', 'symbol': 'SOL-USDC', 'side': SELL, 'amount': Decimal('0.07'),
+                           'price': Decimal('218.50'), 'id': '341399899', 'type': None,
+                           'timestamp': 1736186248.744398}
+    assert t.raw is None
+
+
+def test_trade_buyer_taker_is_a_buy_and_dotted_symbols_pass_through():
+    t = ad.parse_trade(payload('ws_trade.json', 'taker_bought'), 'SOL-USDC', RECEIPT)
+    assert (t.side, t.amount, t.price, t.id) == (BUY, Decimal('1.25'), Decimal('218.51'), '341399900')
+    d = ad.parse_trade(payload('ws_trade.json', 'dotted_symbol'), 'SPCX.US-USDC', RECEIPT)
+    assert (d.symbol, d.id, d.timestamp) == ('SPCX.US-USDC', '1042', 1788367430.548001)
+
+
+def test_trade_keeps_raw_only_when_given():
+    msg = payload('ws_trade.json', 'documented')
+    raw = ad.raw_payload(msg)
+    assert raw == load_fixture('ws_trade.json')['documented']['data']
+    assert ad.parse_trade(msg, 'SOL-USDC', RECEIPT, raw=raw).raw is raw
+
+
+# -- ticker, candles, funding, index, open interest, liquidations ------------------------------
+
+def test_book_ticker_best_bid_and_ask():
+    t = ad.parse_book_ticker(payload('ws_bookTicker.json', 'documented'), 'SOL-USDC', RECEIPT)
+    assert type(t) is Ticker
+    assert t.to_dict() == {'exchange': 'BACKPACK', 'symbol': 'SOL-USDC', 'bid': Decimal('98.96'),
+                           'ask': Decimal('98.97'), 'timestamp': 1788367430.246081}
+
+
+def test_kline_documented_open_candle():
+    c = ad.parse_kline(payload('ws_kline.json', 'documented'), 'ETH-USDC', '2h', RECEIPT)
+    assert type(c) is Candle
+    assert c.to_dict() == {
+        'exchange': 'BACKPACK', 'symbol': 'ETH-USDC', 'start': 1754517600.0, 'stop': 1754524800.0, 'interval': '2h',
+        'trades': 255, 'open': Decimal('3670.150000000'), 'close': Decimal('3680.520000000'),
+        'high': Decimal('3681.370000000'), 'low': Decimal('3667.650000000'), 'volume': Decimal('62.2621000'),
+        'closed': False, 'timestamp': 1754519557.526056}
+
+
+def test_kline_closed_flag_and_one_minute_bounds():
+    c = ad.parse_kline(payload('ws_kline.json', 'closed'), 'SOL-USDC', '1m', RECEIPT)
+    assert c.closed is True
+    assert (c.start, c.stop, c.stop - c.start) == (1788367380.0, 1788367440.0, 60.0)
+    assert (c.open, c.high, c.low, c.close, c.trades) == (Decimal('98.99'), Decimal('99.01'), Decimal('98.95'),
+                                                          Decimal('98.97'), 17)
+
+
+def test_kline_without_trades_emits_nothing():
+    assert ad.parse_kline(payload('ws_kline.json', 'no_trades'), 'SPCX.US-USDC', '1m', RECEIPT) is None
+
+
+def test_kline_with_aware_times_is_not_shifted():
+    msg = payload('ws_kline.json', 'closed')
+    aware = bp.PAYLOAD_DECODERS['kline'].decode(
+        json.dumps(dict(load_fixture('ws_kline.json')['closed']['data'], t='2026-09-02T18:43:00+02:00')))
+    assert ad.parse_kline(aware, 'SOL-USDC', '1m', RECEIPT).start == ad.parse_kline(msg, 'SOL-USDC', '1m',
+                                                                                     RECEIPT).start
+
+
+def test_funding_from_mark_price():
+    f = ad.parse_funding(payload('ws_markPrice.json', 'documented'), 'SOL-USDC-PERP', RECEIPT)
+    assert type(f) is Funding
+    assert f.to_dict() == {'exchange': 'BACKPACK', 'symbol': 'SOL-USDC-PERP', 'mark_price': Decimal('98.94'),
+                           'rate': Decimal('0.0000125'), 'next_funding_time': 1788368400.0, 'predicted_rate': None,
+                           'timestamp': 1788367430.421396}
+
+
+def test_funding_on_prediction_market_has_no_rate_nor_next_time():
+    f = ad.parse_funding(payload('ws_markPrice.json', 'prediction_market'), 'X', RECEIPT)
+    assert (f.mark_price, f.rate, f.next_funding_time) == (Decimal('0.42'), None, None)
+
+
+def test_index_from_mark_price_and_absent_on_prediction_markets():
+    i = ad.parse_index(payload('ws_markPrice.json', 'documented'), 'SOL-USDC-PERP', RECEIPT)
+    assert type(i) is Index
+    assert i.to_dict() == {'exchange': 'BACKPACK', 'symbol': 'SOL-USDC-PERP', 'price': Decimal('98.94998504'),
+                           'timestamp': 1788367430.421396}
+    assert ad.parse_index(payload('ws_markPrice.json', 'prediction_market'), 'X', RECEIPT) is None
+
+
+def test_open_interest_uses_event_time():
+    oi = ad.parse_open_interest(payload('ws_openInterest.json', 'documented'), 'SOL-USDC-PERP', RECEIPT)
+    assert type(oi) is OpenInterest
+    assert oi.to_dict() == {'exchange': 'BACKPACK', 'symbol': 'SOL-USDC-PERP', 'open_interest': Decimal('100'),
+                            'timestamp': 1694687965.941}
+
+
+@pytest.mark.parametrize('case,side,qty,price,ts', [
+    ('documented', BUY, Decimal('10'), Decimal('18.70'), 1694688638.09),
+    ('ask_side', SELL, Decimal('2.5'), Decimal('98.10'), 1788367430.599),
+])
+def test_liquidation_side_is_the_liquidation_order_side(case, side, qty, price, ts):
+    liq = ad.parse_liquidation(payload('ws_liquidation.json', case), 'S', RECEIPT)
+    assert type(liq) is Liquidation
+    assert liq.to_dict() == {'exchange': 'BACKPACK', 'symbol': 'S', 'side': side, 'quantity': qty, 'price': price,
+                             'id': None, 'status': FILLED, 'timestamp': ts}
+
+
+def test_liquidation_without_engine_time_uses_event_time():
+    data = dict(load_fixture('ws_liquidation.json')['documented']['data'])
+    del data['T']
+    msg = bp.PAYLOAD_DECODERS['liquidation'].decode(json.dumps(data))
+    assert ad.parse_liquidation(msg, 'S', RECEIPT).timestamp == 1694688638.091
+
+
+def test_raw_dict_is_accepted_by_types_that_insist_on_dicts():
+    msg = payload('ws_liquidation.json', 'documented')
+    raw = ad.raw_payload(msg)
+    assert ad.parse_liquidation(msg, 'S', RECEIPT, raw=raw).raw == raw
+    oi = payload('ws_openInterest.json', 'documented')
+    assert ad.parse_open_interest(oi, 'S', RECEIPT, raw=ad.raw_payload(oi)).raw['o'] == '100'
+
+
+# -- private: orders, fills, positions, balances ------------------------------------------------
+
+def order_dict(**overrides):
+    base = {'exchange': 'BACKPACK', 'client_order_id': None, 'account': None}
+    base.update(overrides)
+    return base
+
+
+def test_order_accepted_limit():
+    o = ad.parse_order_update(payload('ws_orderUpdate.json', 'accepted'), 'USDT-USDC', RECEIPT)
+    assert type(o) is OrderInfo
+    assert o.to_dict() == order_dict(symbol='USDT-USDC', id='59887375336', side=SELL, status=OPEN, type=LIMIT,
+                                     price=Decimal('1.0076'), amount=Decimal('20'), remaining=Decimal('20'),
+                                     timestamp=1788368290.062979)
+
+
+def test_order_cancelled():
+    o = ad.parse_order_update(payload('ws_orderUpdate.json', 'cancelled'), 'USDT-USDC', RECEIPT)
+    assert (o.status, o.remaining, o.timestamp) == (CANCELLED, Decimal('20'), 1788368293.11327)
+
+
+def test_order_market_fill_reports_average_price_and_nothing_remaining():
+    o = ad.parse_order_update(payload('ws_orderUpdate.json', 'fill'), 'ETH-USDC', RECEIPT)
+    assert o.to_dict() == order_dict(symbol='ETH-USDC', id='5406825793', side=BUY, status=FILLED, type=MARKET,
+                                     price=Decimal('4299.16'), amount=Decimal('0.0010'), remaining=Decimal('0.0000'),
+                                     timestamp=1754939110.174705)
+
+
+def test_order_partial_fill_with_client_id():
+    o = ad.parse_order_update(payload('ws_orderUpdate.json', 'partial_maker_fill'), 'SOL-USDC-PERP', RECEIPT)
+    assert (o.status, o.client_order_id, o.price, o.amount, o.remaining) == (
+        PARTIAL, '42', Decimal('98.50'), Decimal('5'), Decimal('3'))
+
+
+def test_order_expired_and_trigger_pending():
+    e = ad.parse_order_update(payload('ws_orderUpdate.json', 'expired_ioc'), 'SOL-USDC', RECEIPT)
+    assert (e.status, e.type, e.remaining) == (EXPIRED, LIMIT, Decimal('2'))
+    t = ad.parse_order_update(payload('ws_orderUpdate.json', 'trigger_placed'), 'SOL-USDC-PERP', RECEIPT)
+    assert (t.status, t.type, t.price, t.amount) == (PENDING, TRIGGER_MARKET, Decimal('0'), Decimal('0'))
+
+
+def test_quote_quantity_market_order_before_fills():
+    o = ad.parse_order_update(payload('ws_orderUpdate.json', 'quote_market_accepted'), 'SOL-USDC', RECEIPT)
+    assert (o.type, o.price, o.amount, o.remaining) == (MARKET, Decimal('0'), Decimal('0'), None)
+
+
+def test_unknown_order_status_is_passed_through():
+    msg = msgspec.structs.replace(payload('ws_orderUpdate.json', 'accepted'), X='Parked')
+    assert ad.parse_order_update(msg, 'S', RECEIPT).status == 'Parked'
+
+
+def test_fill_from_order_fill_event():
+    f = ad.parse_fill(payload('ws_orderUpdate.json', 'fill'), 'ETH-USDC', RECEIPT)
+    assert type(f) is Fill
+    assert f.to_dict() == {'exchange': 'BACKPACK', 'symbol': 'ETH-USDC', 'side': BUY, 'amount': Decimal('0.0010'),
+                           'price': Decimal('4299.16'), 'fee': Decimal('0.000001'), 'liquidity': TAKER,
+                           'id': '2888471', 'order_id': '5406825793', 'type': MARKET, 'account': None,
+                           'timestamp': 1754939110.174705}
+
+
+def test_maker_fill():
+    f = ad.parse_fill(payload('ws_orderUpdate.json', 'partial_maker_fill'), 'SOL-USDC-PERP', RECEIPT)
+    assert (f.side, f.liquidity, f.amount, f.price, f.fee, f.id, f.type) == (
+        SELL, MAKER, Decimal('2'), Decimal('98.50'), Decimal('0.0394'), '77120', LIMIT)
+
+
+@pytest.mark.parametrize('case', ['accepted', 'cancelled', 'expired_ioc', 'trigger_placed'])
+def test_updates_without_a_fill_give_no_fill(case):
+    assert ad.parse_fill(payload('ws_orderUpdate.json', case), 'S', RECEIPT) is None
+
+
+def test_position_opened():
+    p = ad.parse_position(payload('ws_positionUpdate.json', 'opened'), 'ETH-USDC-PERP', RECEIPT)
+    assert type(p) is Position
+    assert p.to_dict() == {'exchange': 'BACKPACK', 'symbol': 'ETH-USDC-PERP', 'position': Decimal('0.0010'),
+                           'entry_price': Decimal('4236.36'), 'side': BOTH, 'unrealised_pnl': Decimal('-0.000473'),
+                           'timestamp': 1754943862.040487}
+
+
+def test_position_snapshot_short_keeps_the_sign():
+    p = ad.parse_position(payload('ws_positionUpdate.json', 'snapshot'), 'SOL-USDC-PERP', RECEIPT)
+    assert (p.position, p.side, p.entry_price, p.unrealised_pnl) == (Decimal('-5'), BOTH, Decimal('98.12'),
+                                                                     Decimal('-4.12'))
+
+
+def test_position_from_json_numbers_equals_position_from_strings():
+    numbers = ad.parse_position(payload('ws_positionUpdate.json', 'docs_numbers'), 'SOL-USDC-PERP', RECEIPT)
+    strings = ad.parse_position(payload('ws_positionUpdate.json', 'snapshot'), 'SOL-USDC-PERP', RECEIPT)
+    assert numbers.to_dict() == strings.to_dict()
+
+
+def test_position_closed_is_flat():
+    p = ad.parse_position(payload('ws_positionUpdate.json', 'closed'), 'ETH-USDC-PERP', RECEIPT)
+    assert (p.position, p.side, p.timestamp) == (Decimal('0'), BOTH, 1754943900.0)
+
+
+def test_position_without_times_uses_receipt_time():
+    data = dict(load_fixture('ws_positionUpdate.json')['snapshot']['data'])
+    del data['E'], data['T']
+    msg = bp.PAYLOAD_DECODERS['account.positionUpdate'].decode(json.dumps(data))
+    assert ad.parse_position(msg, 'S', RECEIPT).timestamp == RECEIPT
+
+
+def test_balance_update_available_and_locked():
+    b = ad.parse_balance_update(payload('ws_balanceUpdate.json', 'documented'), RECEIPT)
+    assert type(b) is Balance
+    assert b.to_dict() == {'exchange': 'BACKPACK', 'currency': 'USDT', 'balance': Decimal('10'),
+                           'reserved': Decimal('20')}
+
+
+def test_balance_from_rest_capital_entry():
+    capital = {'USDC': {'available': '120', 'locked': '0', 'staked': '0'}}
+    b = ad.parse_balance('USDC', Decimal(capital['USDC']['available']), Decimal(capital['USDC']['locked']),
+                         raw=capital['USDC'])
+    assert (b.currency, b.balance, b.reserved, b.raw) == ('USDC', Decimal('120'), Decimal('0'), capital['USDC'])
+
+
+# -- E/T spelled as integers or as strings give identical objects --------------------------------
+
+@pytest.mark.parametrize('fixture,quoted,plain,parse', [
+    ('ws_trade.json', 'string_times', 'documented', lambda m: ad.parse_trade(m, 'S', RECEIPT)),
+    ('ws_bookTicker.json', 'string_times', 'documented', lambda m: ad.parse_book_ticker(m, 'S', RECEIPT)),
+    ('ws_kline.json', 'string_time', 'documented', lambda m: ad.parse_kline(m, 'S', '2h', RECEIPT)),
+    ('ws_markPrice.json', 'string_times', 'documented', lambda m: ad.parse_funding(m, 'S', RECEIPT)),
+    ('ws_markPrice.json', 'string_times', 'documented', lambda m: ad.parse_index(m, 'S', RECEIPT)),
+    ('ws_openInterest.json', 'string_time', 'documented', lambda m: ad.parse_open_interest(m, 'S', RECEIPT)),
+    ('ws_liquidation.json', 'string_times', 'documented', lambda m: ad.parse_liquidation(m, 'S', RECEIPT)),
+    ('ws_orderUpdate.json', 'fill_string_times', 'fill', lambda m: ad.parse_order_update(m, 'S', RECEIPT)),
+    ('ws_orderUpdate.json', 'fill_string_times', 'fill', lambda m: ad.parse_fill(m, 'S', RECEIPT)),
+])
+def test_string_and_integer_times_give_identical_objects(fixture, quoted, plain, parse):
+    a = parse(payload(fixture, quoted))
+    b = parse(payload(fixture, plain))
+    assert a.to_dict() == b.to_dict()
+    assert a == b
+
+
+def test_parsers_are_pure():
+    msg = payload('ws_orderUpdate.json', 'partial_maker_fill')
+    first = ad.parse_order_update(msg, 'S', RECEIPT).to_dict()
+    ad.parse_fill(msg, 'S', RECEIPT)
+    assert ad.parse_order_update(msg, 'S', RECEIPT).to_dict() == first
+    assert msg == payload('ws_orderUpdate.json', 'partial_maker_fill')
+
+
+def test_non_finite_quantities_do_not_raise():
+    msg = msgspec.structs.replace(payload('ws_orderUpdate.json', 'fill'), q=Decimal('sNaN'), z=Decimal('Infinity'),
+                          p=None, Z=Decimal('NaN'))
+    o = ad.parse_order_update(msg, 'S', RECEIPT)
+    assert (o.price, o.remaining) == (Decimal('0'), None)
+
+
+def test_time_helpers():
+    assert ad.micros_to_seconds(1736186248744398) == 1736186248.744398
+    assert ad.utc_seconds(datetime(1970, 1, 1, 0, 1)) == 60.0
+    assert ad.utc_seconds(datetime(1970, 1, 1, 0, 1, tzinfo=timezone.utc)) == 60.0
