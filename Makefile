@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml setup.py
 	# Wheels of the runtime dependencies, so the install-mode tests can build fresh
 	# virtual environments offline (cryptofeed 2.4.1 is published as an sdist only).
 	$(PY) -m pip wheel --quiet --wheel-dir $(WHEELHOUSE) "cryptofeed==2.4.1" pynacl aiohttp "websockets>=15" \
-		msgspec "pydantic>=2" "python-socks[asyncio]" aiohttp-socks pyyaml "setuptools>=68" wheel
+		msgspec "pydantic>=2" "python-socks[asyncio]" aiohttp-socks pyyaml trustme "setuptools>=77" wheel
 	touch $(STAMP)
 
 test: $(STAMP)

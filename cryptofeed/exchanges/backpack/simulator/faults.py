@@ -1,0 +1,272 @@
+"""Fault injection for the simulator: validation of fault requests and the state they leave behind.
+
+Use ``parse_fault()`` to turn a ``POST /_sim/faults`` body (or ``BackpackSimulator.inject()``
+argument) into a validated ``Fault``; ``FaultState`` keeps what outlives the request: HTTP
+error/slow-down budgets, duplicate/reorder budgets per stream and the ping silence deadline.
+``malformed_payload()`` builds the documented broken frames. The JSON of every fault is listed
+in the ``server`` module docstring. Pure: the monotonic clock is injected, no I/O.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional
+
+from cryptofeed.exchanges.backpack.simulator.wire import encode_json
+
+__all__ = [
+    'FAULT_KINDS', 'MALFORMED_KINDS', 'HTTP_FAULT_STATUSES', 'FaultError', 'Fault', 'HttpFault', 'FaultState',
+    'parse_fault', 'malformed_payload', 'http_error_body',
+]
+
+FAULT_KINDS = ('skip_sequence', 'duplicate', 'reorder', 'drop_connections', 'silence_pings', 'malformed',
+               'http_status', 'slow_rest')
+MALFORMED_KINDS = ('truncated_json', 'unknown_stream', 'wrong_types')
+HTTP_FAULT_STATUSES = {
+    429: ('TOO_MANY_REQUESTS', 'Too many requests'),
+    451: ('FORBIDDEN', 'Unavailable for legal reasons: access from this region is restricted'),
+    500: ('SERVER_ERROR', 'Internal server error'),
+    502: ('SERVER_ERROR', 'Bad gateway'),
+    503: ('MAINTENANCE', 'System under maintenance'),
+}
+
+
+class FaultError(ValueError):
+    """A fault request that cannot be honoured; the message says which field is wrong."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A validated fault request. Unused fields keep their defaults."""
+    fault: str
+    symbol: Optional[str] = None
+    count: int = 1
+    stream: Optional[str] = None
+    duration: float = 0.0
+    kind: Optional[str] = None
+    status: int = 0
+    retry_after: int = 1
+    path: Optional[str] = None
+    delay: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The normalised request, echoed back to the caller."""
+        keep = {
+            'skip_sequence': ('symbol', 'count'),
+            'duplicate': ('symbol', 'stream', 'count'),
+            'reorder': ('symbol', 'stream', 'count'),
+            'drop_connections': (),
+            'silence_pings': ('duration',),
+            'malformed': ('kind', 'symbol'),
+            'http_status': ('status', 'count', 'path', 'retry_after'),
+            'slow_rest': ('delay', 'count', 'duration', 'path'),
+        }[self.fault]
+        out: dict[str, Any] = {'fault': self.fault}
+        for name in keep:
+            value = getattr(self, name)
+            if value is not None and not (name == 'retry_after' and self.status != 429):
+                out[name] = value
+        return out
+
+
+def _int(body: Mapping, name: str, default: int, minimum: int = 1) -> int:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise FaultError(f'{name} must be an integer >= {minimum}')
+    return value
+
+
+def _number(body: Mapping, name: str, default: float) -> float:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise FaultError(f'{name} must be a number >= 0')
+    return float(value)
+
+
+def _opt_str(body: Mapping, name: str) -> Optional[str]:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise FaultError(f'{name} must be a string')
+    return value
+
+
+def parse_fault(body: Any, symbols: Optional[list[str]] = None) -> Fault:
+    """Validate a fault request against the simulated ``symbols``; raise ``FaultError``."""
+    if not isinstance(body, Mapping):
+        raise FaultError('a fault is a JSON object like {"fault": "drop_connections"}')
+    name = body.get('fault')
+    if name not in FAULT_KINDS:
+        raise FaultError(f'fault must be one of {", ".join(FAULT_KINDS)}')
+    symbol = _opt_str(body, 'symbol')
+    if symbol is not None and symbols is not None and symbol not in symbols:
+        raise FaultError(f'unknown symbol {symbol!r}')
+    if name in ('skip_sequence', 'duplicate', 'reorder'):
+        if symbol is None:
+            raise FaultError(f'{name} needs a symbol')
+        stream = _opt_str(body, 'stream')
+        if name != 'skip_sequence':
+            stream = stream or f'depth.{symbol}'
+            if not stream.startswith('depth.') or not stream.endswith('.' + symbol):
+                raise FaultError(f'stream must be a depth stream of {symbol}')
+        elif stream is not None:
+            raise FaultError('skip_sequence takes no stream')
+        return Fault(name, symbol=symbol, stream=stream, count=_int(body, 'count', 1))
+    if name == 'drop_connections':
+        return Fault(name)
+    if name == 'silence_pings':
+        duration = _number(body, 'duration', 0.0)
+        if duration <= 0:
+            raise FaultError('silence_pings needs a duration > 0 (seconds)')
+        return Fault(name, duration=duration)
+    if name == 'malformed':
+        kind = body.get('kind')
+        if kind not in MALFORMED_KINDS:
+            raise FaultError(f'kind must be one of {", ".join(MALFORMED_KINDS)}')
+        return Fault(name, kind=kind, symbol=symbol or (symbols[0] if symbols else 'SOL_USDC'))
+    path = _opt_str(body, 'path')
+    if path is not None and not path.startswith('/'):
+        raise FaultError('path must start with /')
+    if name == 'http_status':
+        status = body.get('status')
+        if status not in HTTP_FAULT_STATUSES:
+            raise FaultError(f'status must be one of {sorted(HTTP_FAULT_STATUSES)}')
+        return Fault(name, status=status, count=_int(body, 'count', 1), path=path,
+                     retry_after=_int(body, 'retry_after', 1, minimum=0))
+    delay = _number(body, 'delay', 0.0)
+    if delay <= 0:
+        raise FaultError('slow_rest needs a delay > 0 (seconds)')
+    duration = _number(body, 'duration', 0.0)
+    if 'count' in body and duration:
+        raise FaultError('slow_rest takes count or duration, not both')
+    return Fault(name, delay=delay, duration=duration, path=path,
+                 count=0 if duration else _int(body, 'count', 1))
+
+
+@dataclass
+class HttpFault:
+    """An HTTP error the next ``remaining`` matching requests receive."""
+    status: int
+    remaining: int
+    path: Optional[str]
+    retry_after: int
+
+
+def http_error_body(status: int) -> bytes:
+    """The JSON error body sent with an injected status."""
+    code, message = HTTP_FAULT_STATUSES[status]
+    return encode_json({'code': code, 'message': message})
+
+
+class _Reorder:
+    __slots__ = ('remaining', 'held')
+
+    def __init__(self, remaining: int):
+        self.remaining = remaining
+        self.held: Optional[bytes] = None
+
+
+class FaultState:
+    """What injected faults leave behind, consulted by the server on every request and frame."""
+
+    def __init__(self, clock: Callable[[], float]):
+        self._clock = clock
+        self._http: list[HttpFault] = []
+        self._slow: list[list] = []          # [delay, remaining count (0 = by time), deadline or 0, path]
+        self._duplicate: dict[str, int] = {}
+        self._reorder: dict[str, _Reorder] = {}
+        self._silent_until = 0.0
+
+    def apply(self, fault: Fault) -> None:
+        """Record a fault that acts later (HTTP, frame and ping faults); others are the server's job."""
+        if fault.fault == 'http_status':
+            self._http.append(HttpFault(fault.status, fault.count, fault.path, fault.retry_after))
+        elif fault.fault == 'slow_rest':
+            deadline = self._clock() + fault.duration if fault.duration else 0.0
+            self._slow.append([fault.delay, fault.count, deadline, fault.path])
+        elif fault.fault == 'duplicate':
+            self._duplicate[fault.stream] = self._duplicate.get(fault.stream, 0) + fault.count
+        elif fault.fault == 'reorder':
+            state = self._reorder.get(fault.stream)
+            if state is None:
+                self._reorder[fault.stream] = _Reorder(fault.count)
+            else:
+                state.remaining += fault.count
+        elif fault.fault == 'silence_pings':
+            self._silent_until = max(self._silent_until, self._clock() + fault.duration)
+
+    # ---------------------------------------------------------------- HTTP
+
+    def take_http_fault(self, path: str) -> Optional[HttpFault]:
+        """The injected error for this request, if one applies (its budget is consumed)."""
+        for fault in self._http:
+            if fault.path is None or fault.path == path:
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._http.remove(fault)
+                return fault
+        return None
+
+    def take_delay(self, path: str) -> float:
+        """Seconds to hold this REST request back (0 when no slow_rest applies)."""
+        now = self._clock()
+        self._slow = [s for s in self._slow if (s[1] > 0 if not s[2] else now < s[2])]
+        for entry in self._slow:
+            delay, count, deadline, only = entry
+            if only is not None and only != path:
+                continue
+            if not deadline:
+                entry[1] = count - 1
+            return delay
+        return 0.0
+
+    # ---------------------------------------------------------------- frames
+
+    @property
+    def frames_active(self) -> bool:
+        return bool(self._duplicate or self._reorder)
+
+    def transform(self, stream: str, frame: bytes) -> tuple[bytes, ...]:
+        """The frames to send in place of ``frame`` on ``stream`` (duplicated, held or swapped)."""
+        dup = self._duplicate.get(stream)
+        if dup:
+            if dup == 1:
+                del self._duplicate[stream]
+            else:
+                self._duplicate[stream] = dup - 1
+            return frame, frame
+        state = self._reorder.get(stream)
+        if state is None:
+            return (frame,)
+        if state.held is None:
+            state.remaining -= 1
+            if state.remaining <= 0:
+                del self._reorder[stream]
+                return (frame,)
+            state.held = frame
+            return ()
+        held, state.held = state.held, None
+        state.remaining -= 1
+        if state.remaining <= 0:
+            del self._reorder[stream]
+        return frame, held
+
+    # ---------------------------------------------------------------- pings
+
+    def pings_silenced(self) -> bool:
+        return self._clock() < self._silent_until
+
+
+def malformed_payload(kind: str, symbol: str, emit_us: int) -> bytes:
+    """The text of a broken frame of ``kind`` (see the server docstring for the exact shapes)."""
+    if kind == 'unknown_stream':
+        return encode_json({'stream': f'unknownStream.{symbol}',
+                            'data': {'E': emit_us, 'e': 'unknownStream', 's': symbol}})
+    if kind == 'wrong_types':
+        return encode_json({'stream': f'trade.{symbol}', 'data': {
+            'E': 'not-a-number', 'T': None, 'a': 12345, 'b': 67890, 'e': 'trade', 'm': 'false', 'p': 101.5,
+            'q': [1], 's': symbol, 't': 'abc'}})
+    if kind == 'truncated_json':
+        whole = encode_json({'stream': f'trade.{symbol}', 'data': {
+            'E': emit_us, 'T': emit_us, 'a': '5100000001', 'b': '5100000002', 'e': 'trade', 'm': False,
+            'p': '100.00', 'q': '1.00', 's': symbol, 't': 1}})
+        return whole[:len(whole) // 2]
+    raise FaultError(f'kind must be one of {", ".join(MALFORMED_KINDS)}')
