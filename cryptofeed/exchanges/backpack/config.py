@@ -50,7 +50,7 @@ from cryptofeed.exchanges.backpack.auth import (
 from cryptofeed.exchanges.backpack.errors import BackpackConfigError
 
 __all__ = [
-    'DEFAULT_REST_URL', 'DEFAULT_WS_URL', 'ENV_VARS', 'PROXY_ENV_VARS', 'PROXY_SCHEMES', 'ProxyURL',
+    'DEFAULT_REST_URL', 'DEFAULT_WS_URL', 'ENV_VARS', 'PROXY_ENV_VARS', 'NO_PROXY_ENV_VARS', 'no_proxy_matches', 'PROXY_SCHEMES', 'ProxyURL',
     'BackpackAuth', 'BackpackProxies', 'BackpackConfig', 'mask_url', 'is_loopback_host',
 ]
 
@@ -607,7 +607,7 @@ class BackpackConfig(_FrozenModel):
         env = os.environ if environ is None else environ
         target = self.rest_url if transport == 'rest' else self.ws_url
         host = urlsplit(target).hostname or ''
-        if _no_proxy_matches(host, ','.join(env.get(name, '') for name in NO_PROXY_ENV_VARS)):
+        if no_proxy_matches(host, ','.join(env.get(name, '') for name in NO_PROXY_ENV_VARS)):
             return None
         for name in PROXY_ENV_VARS:
             value = (env.get(name) or '').strip()
@@ -773,7 +773,7 @@ def _load_yaml_file(path: Path) -> Any:
         raise BackpackConfigError(f'configuration file {path} is not valid YAML{where}') from None
 
 
-def _no_proxy_matches(host: str, no_proxy: str) -> bool:
+def no_proxy_matches(host: str, no_proxy: str) -> bool:
     """True when ``host`` is excluded from proxying by a NO_PROXY-style list.
 
     Entries: ``*``; host names (``example.com`` and ``.example.com`` both match the domain and its

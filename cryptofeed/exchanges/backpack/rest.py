@@ -49,7 +49,6 @@ Nothing here logs or raises request headers, signatures or key material.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import os
@@ -69,6 +68,7 @@ import python_socks
 from cryptofeed.connection import Connection
 from cryptofeed.exchanges.backpack.auth import render_value
 from cryptofeed.exchanges.backpack.backoff import backoff_delays, parse_retry_after
+from cryptofeed.exchanges.backpack.config import NO_PROXY_ENV_VARS, PROXY_ENV_VARS, no_proxy_matches
 from cryptofeed.exchanges.backpack.errors import (
     BackpackAuthError, BackpackConfigError, BackpackError, BackpackMaintenanceError, BackpackProtocolError,
     BackpackRateLimitedError, BackpackRegionRestrictedError, BackpackRequestError, is_retryable,
@@ -105,39 +105,6 @@ class BackpackCircuitOpenError(BackpackRequestError):
 
 # -- proxies -----------------------------------------------------------------------------
 
-#: Environment variables naming a proxy, in precedence order; the same for REST and WebSocket
-#: (DESIGN D7) and the same order ``BackpackConfig`` uses, so both transports agree.
-PROXY_ENV_VARS = ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy')
-NO_PROXY_ENV_VARS = ('NO_PROXY', 'no_proxy')
-
-
-def _no_proxy_entry_matches(host: str, entry: str) -> bool:
-    entry = entry.strip().lower()
-    if not entry:
-        return False
-    if entry == '*':
-        return True
-    if entry.count(':') == 1 and not entry.startswith('['):  # "host:port": the port is not compared
-        entry = entry.partition(':')[0]
-    entry = entry.strip('[]').rstrip('.')
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    if address is not None:
-        try:
-            return address in ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            return False
-    entry = entry.lstrip('*').lstrip('.')
-    return bool(entry) and (host == entry or host.endswith('.' + entry))
-
-
-def _no_proxy_matches(host: str, no_proxy: str) -> bool:
-    host = host.strip('[]').rstrip('.').lower()
-    return bool(host) and any(_no_proxy_entry_matches(host, entry) for entry in no_proxy.replace(' ', ',').split(','))
-
-
 def resolve_proxy(explicit: Optional[str], url: str, environ: Mapping[str, str] = os.environ) -> Optional[str]:
     """The proxy URL to use for ``url``, or None for a direct connection.
 
@@ -157,7 +124,7 @@ def resolve_proxy(explicit: Optional[str], url: str, environ: Mapping[str, str] 
         return None
     host = urlsplit(url).hostname or ''
     no_proxy = ','.join(environ.get(name) or '' for name in NO_PROXY_ENV_VARS)
-    if _no_proxy_matches(host, no_proxy):
+    if no_proxy_matches(host, no_proxy):
         return None
     return value
 
