@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 WHEELHOUSE := $(VENV)/wheelhouse
 PYTEST_ARGS ?=
 
-.PHONY: test install clean
+.PHONY: test demo demo-live install clean
 
 install: $(STAMP)
 
@@ -23,6 +23,14 @@ $(STAMP): pyproject.toml setup.py
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Offline: the bundled simulator over TLS on loopback, about 20 s of live output, then metrics.
+demo: $(STAMP)
+	$(PY) examples/backpack_demo.py $(DEMO_ARGS)
+
+# The same demo against the real exchange (needs network access Backpack serves).
+demo-live: $(STAMP)
+	$(PY) examples/backpack_demo.py --live $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,21 +1,30 @@
 """Backpack exchange integration for cryptofeed.
 
-Import from here: the configuration, the signer and the error tree. The package is an overlay
-on the released cryptofeed distribution; it adds ``cryptofeed.exchanges.backpack`` and nothing
-else to the ``cryptofeed`` namespace.
+Import from here: the feed, its configuration, the signer and the error tree. The package is
+an overlay on the released cryptofeed distribution; it adds ``cryptofeed.exchanges.backpack``
+and nothing else to the ``cryptofeed`` namespace. Importing it registers the feed under
+``'BACKPACK'`` in cryptofeed's ``EXCHANGE_MAP``, so ``FeedHandler.add_feed('BACKPACK', ...)``
+and cryptofeed config files naming the exchange work.
 """
 from __future__ import annotations
 
+from cryptofeed.exchanges import EXCHANGE_MAP
+
 from cryptofeed.exchanges.backpack.auth import BackpackSigner
-from cryptofeed.exchanges.backpack.defines import BACKPACK
 from cryptofeed.exchanges.backpack.config import BackpackAuth, BackpackConfig, BackpackProxies
+from cryptofeed.exchanges.backpack.defines import BACKPACK
 from cryptofeed.exchanges.backpack.errors import (
     BackpackAuthError, BackpackConfigError, BackpackError, BackpackMaintenanceError, BackpackProtocolError,
     BackpackRateLimitedError, BackpackRegionRestrictedError, BackpackRequestError, is_retryable,
 )
+from cryptofeed.exchanges.backpack.feed import BackpackFeed
+from cryptofeed.exchanges.backpack.health import BackpackHealthReport
+
+EXCHANGE_MAP.setdefault(BACKPACK, BackpackFeed)
 
 __all__ = [
-    'BACKPACK', 'BackpackConfig', 'BackpackAuth', 'BackpackProxies', 'BackpackSigner', 'BackpackError', 'BackpackConfigError', 'BackpackAuthError',
-    'BackpackProtocolError', 'BackpackRequestError', 'BackpackRateLimitedError',
-    'BackpackRegionRestrictedError', 'BackpackMaintenanceError', 'is_retryable',
+    'BACKPACK', 'BackpackFeed', 'BackpackHealthReport', 'BackpackConfig', 'BackpackAuth', 'BackpackProxies',
+    'BackpackSigner', 'BackpackError', 'BackpackConfigError', 'BackpackAuthError', 'BackpackProtocolError',
+    'BackpackRequestError', 'BackpackRateLimitedError', 'BackpackRegionRestrictedError',
+    'BackpackMaintenanceError', 'is_retryable',
 ]

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import msgspec
 
@@ -75,6 +75,7 @@ __all__ = [
     'EXCHANGE', 'SIDES', 'ORDER_STATUSES', 'parse_trade', 'parse_book_ticker', 'parse_kline',
     'parse_funding', 'parse_index', 'parse_open_interest', 'parse_liquidation',
     'parse_order_update', 'parse_fill', 'parse_position', 'parse_balance', 'parse_balance_update',
+    'parse_depth_snapshot', 'parse_rest_trade', 'DepthSnapshot',
     'raw_payload', 'micros_to_seconds', 'utc_seconds',
 ]
 
@@ -243,3 +244,30 @@ def parse_balance_update(msg: bp.BalanceUpdate, receipt_ts: float,
                          raw: Optional[dict] = None) -> Balance:
     """``account.balanceUpdate`` -> ``Balance`` (absolute values of asset ``a``)."""
     return Balance(EXCHANGE, msg.a, msg.A, msg.L, raw)
+
+
+class DepthSnapshot(NamedTuple):
+    """``GET /api/v1/depth`` as ``BookSync.apply_snapshot`` takes it."""
+    last_update_id: int
+    bids: List[Tuple[Decimal, Decimal]]
+    asks: List[Tuple[Decimal, Decimal]]
+    timestamp: Optional[float]
+
+
+def parse_depth_snapshot(data: Dict[str, Any]) -> DepthSnapshot:
+    """REST depth (section 3.3): ``lastUpdateId`` string or int, levels ``[price, qty]`` strings,
+    ``timestamp`` in microseconds (optional). Level order is left to the book."""
+    timestamp = data.get('timestamp')
+    return DepthSnapshot(
+        int(data['lastUpdateId']),
+        [(Decimal(price), Decimal(qty)) for price, qty in data['bids']],
+        [(Decimal(price), Decimal(qty)) for price, qty in data['asks']],
+        None if timestamp is None else int(timestamp) / 1_000_000,
+    )
+
+
+def parse_rest_trade(row: Dict[str, Any], symbol: str, receipt_ts: float, raw: Optional[dict] = None) -> Trade:
+    """A ``/api/v1/trades`` row (section 3.4) -> ``Trade``, the same object the stream gives:
+    ``isBuyerMaker`` means the taker sold; ``timestamp`` is in milliseconds."""
+    return Trade(EXCHANGE, symbol, SELL if row['isBuyerMaker'] else BUY, Decimal(row['quantity']),
+                 Decimal(row['price']), int(row['timestamp']) / 1_000, str(row['id']), None, raw)

@@ -173,15 +173,17 @@ class Router:
     ``'account.orderUpdate'``, ...; the keys of ``messages.STREAM_PAYLOADS``) to the callable
     for its payloads; kinds left out count as ``unknown_stream``. ``symbols`` maps exchange
     symbols to normalized ones (a feed passes its ``exchange_symbol_mapping``); it is read, not
-    copied, so later additions are seen. ``on_error`` receives server error frames.
+    copied, so later additions are seen. ``on_error`` receives server error frames; ``on_drop``
+    (if given) is called with the reason of every dropped frame, for time-stamped metrics.
     ``clock`` (monotonic seconds) and ``log_interval`` drive the warning rate limit.
     """
 
-    __slots__ = ('_handlers', '_symbols', '_on_error', '_clock', '_log_interval', '_log',
+    __slots__ = ('_handlers', '_symbols', '_on_error', '_on_drop', '_clock', '_log_interval', '_log',
                  '_routes', '_decode', '_lenient', '_counts', '_last_logged', '_suppressed')
 
     def __init__(self, handlers: Mapping[str, Handler], symbols: Mapping[str, str], *,
-                 on_error: Optional[ErrorHandler] = None, clock: Callable[[], float] = time.monotonic,
+                 on_error: Optional[ErrorHandler] = None, on_drop: Optional[Callable[[str], Any]] = None,
+                 clock: Callable[[], float] = time.monotonic,
                  log_interval: float = _DEFAULT_LOG_INTERVAL_S, logger: logging.Logger = LOG):
         unknown = sorted(set(handlers) - set(bp.STREAM_PAYLOADS))
         if unknown:
@@ -190,6 +192,7 @@ class Router:
         self._handlers: Dict[str, Handler] = dict(handlers)
         self._symbols = symbols
         self._on_error = on_error
+        self._on_drop = on_drop
         self._clock = clock
         self._log_interval = log_interval
         self._log = logger
@@ -340,6 +343,8 @@ class Router:
         """Count a dropped frame and warn, at most once per (reason, stream) per interval
         (error frames carry no stream: their code takes its place in the rate-limit key)."""
         self._counts[reason] += 1
+        if self._on_drop is not None:
+            self._on_drop(reason)
         key = (reason, stream if key_part is None else key_part)
         now = self._clock()
         last = self._last_logged.get(key)

@@ -6,17 +6,17 @@ pings with a pong timeout. ``BackpackConnectionHandler`` is cryptofeed's ``Conne
 with a capped, jittered reconnect backoff (the base class doubles its delay without bound),
 unlimited retries by default, and handles on every task it starts so shutdown can cancel them.
 
-Liveness: the client pings every ``ping_interval`` seconds and drops the connection when no
-pong arrives within ``ping_timeout``; independently, a connection that has received nothing
-at all for ``ping_interval + ping_timeout`` seconds is dropped. A silent dead connection is
-therefore detected within ``ping_interval + ping_timeout`` seconds (plus one watcher tick),
-then reconnected after the backoff.
+Liveness: the client sends a protocol ping every ``ping_interval`` seconds (default 10) and
+drops the connection when its pong has not arrived ``ping_timeout`` seconds later (default 10),
+so a silent dead connection (no data, no pong) is detected within ``ping_interval +
+ping_timeout`` seconds (20 s by default) and reconnected after the backoff. A connection that
+answers pings but delivers no data for cryptofeed's ``timeout`` (the feed argument, default
+120 s) is restarted by cryptofeed's own watcher.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from ipaddress import ip_address
 from typing import Any, Callable, Iterator, Optional
 from urllib.parse import urlsplit
@@ -47,6 +47,7 @@ class BackpackWSConn(WSAsyncConn):
 
     def __init__(self, address: str, conn_id: str, *, subscription: dict, ssl=None, proxy: Optional[str] = None,
                  ping_interval: float = 10.0, ping_timeout: float = 10.0, open_timeout: float = 10.0):
+        self.conn = None  # read by the base class's __del__, even when validation below fails
         if not (address.startswith('wss://') or (address.startswith('ws://') and is_loopback_url(address))):
             raise ValueError(f'Backpack WebSocket address must be wss:// (ws:// only on loopback), got {address!r}')
         options: dict[str, Any] = {
@@ -61,18 +62,7 @@ class BackpackWSConn(WSAsyncConn):
         self.address = address
         AsyncConnection.__init__(self, f'{conn_id}.ws.{self.conn_count}', subscription=subscription)
         self.ws_kwargs = options
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.opened_at: Optional[float] = None
-
-    async def _open(self):
-        await super()._open()
-        self.opened_at = time.time()
-
-    @property
-    def silence_limit(self) -> float:
-        """Seconds without any frame after which the connection is considered dead."""
-        return self.ping_interval + self.ping_timeout
+        self.streams: list = []
 
 
 class BackpackConnectionHandler(ConnectionHandler):
@@ -103,19 +93,6 @@ class BackpackConnectionHandler(ConnectionHandler):
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _watcher(self):
-        conn = self.conn
-        limit = conn.silence_limit
-        tick = min(self.timeout_interval, max(limit / 4, 0.05))
-        while conn.is_open and self.running:
-            last = conn.last_message or conn.opened_at
-            if last and time.time() - last > limit:
-                LOG.warning('%s: nothing received for %.1f s (limit %.1f s); dropping the connection',
-                            conn.uuid, time.time() - last, limit)
-                await conn.close()
-                return
-            await asyncio.sleep(tick)
-
     async def _create_connection(self):
         await asyncio.sleep(self.start_delay)
         failures = 0
@@ -131,7 +108,8 @@ class BackpackConnectionHandler(ConnectionHandler):
                     await self.subscribe(connection)
                     failures = 0
                     delays = self._delays()
-                    watcher = self._spawn(self._watcher())
+                    if self.timeout != -1:
+                        watcher = self._spawn(self._watcher())
                     await self._handler(connection, self.handler)
             except asyncio.CancelledError:
                 raise

@@ -1,0 +1,188 @@
+"""BackpackFeed transports and integration points: TLS, HTTP CONNECT and SOCKS5 proxies for REST
+and WS (with a real proxy process), the environment fallback, cryptofeed's raw data collection,
+every form of ``config=``, ``add_feed('BACKPACK')``, cryptofeed backends, and clean shutdown."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import yaml
+
+from cryptofeed import FeedHandler
+from cryptofeed.backends.socket import TradeSocket
+from cryptofeed.config import Config
+from cryptofeed.connection import Connection
+from cryptofeed.defines import L2_BOOK, TRADES
+from cryptofeed.raw_data_collection import AsyncFileCallback
+
+from cryptofeed.exchanges.backpack import BackpackConfig, BackpackFeed
+from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
+
+from tests.integration.feed_harness import (
+    FH_CONFIG, Collector, delivered_trade_ids, running_feed, sim_config, wait_book_converged, wait_until,
+)
+from tests.integration.proxy_servers import ProxyPyProcess, Socks5Server
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_env(monkeypatch):
+    for name in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy', 'HTTP_PROXY', 'http_proxy',
+                 'NO_PROXY', 'no_proxy'):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope='module')
+def proxy_py(tmp_path_factory):
+    proc = ProxyPyProcess(tmp_path_factory.mktemp('proxy_py')).start()
+    yield proc
+    proc.stop()
+
+
+async def _trades_and_book(sim, config, symbol='SOL-USDC'):
+    collector = Collector()
+    async with running_feed(sim, [symbol], [TRADES, L2_BOOK], collector, config=config) as feed:
+        await wait_until(lambda: len(delivered_trade_ids(collector, symbol)) > 5 and feed._books[symbol].synced,
+                         timeout=15)
+        sim.pause()
+        await wait_book_converged(feed, collector, sim, symbol, symbol.replace('-', '_'))
+        sim.resume()
+    return collector
+
+
+async def test_tls_feed_through_an_http_connect_proxy_for_websocket_only(proxy_py):
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=21, rate=200, tls=True) as sim:
+        await _trades_and_book(sim, sim_config(sim, proxies={'websocket': proxy_py.url}))
+        # proxy.py logs a tunnel when it closes: the feed has stopped, so the WS tunnel is logged.
+        await proxy_py.wait_for_log(f'CONNECT 127.0.0.1:{sim.port} ')
+
+
+async def test_tls_feed_through_socks5_for_rest_and_websocket():
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=22, rate=200, tls=True) as sim, \
+            Socks5Server() as socks:
+        await _trades_and_book(sim, sim_config(sim, proxies={'url': socks.url}))
+        # At least one REST connection (markets, depth) and one WebSocket went through the relay.
+        assert socks.connects.count(('127.0.0.1', sim.port)) >= 2
+
+
+async def test_rest_through_socks5_while_websocket_goes_direct():
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=23, rate=200) as sim, Socks5Server() as socks:
+        collector = Collector()
+        async with running_feed(sim, ['SOL-USDC'], [L2_BOOK], collector,
+                                config=sim_config(sim, proxies={'rest': socks.url})) as feed:
+            await wait_until(lambda: feed._books['SOL-USDC'].synced, timeout=15)
+            relayed = len(socks.connects)
+            assert relayed >= 1 and set(socks.connects) == {('127.0.0.1', sim.port)}
+            # A WebSocket reconnect (and the resync it causes, over the pooled REST connection)
+            # adds no tunnel: the WebSocket does not use the REST proxy.
+            sim.inject({'fault': 'drop_connections'})
+            await wait_until(lambda: feed.metrics.reconnects >= 1 and collector.full_books['SOL-USDC'] >= 2,
+                             timeout=15)
+            assert len(socks.connects) == relayed
+
+
+async def test_https_proxy_environment_variable_is_used_for_rest_and_websocket(proxy_py, monkeypatch):
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=24, rate=200, tls=True) as sim:
+        monkeypatch.setenv('HTTPS_PROXY', proxy_py.url)
+        before = len(proxy_py.access_lines())
+        await _trades_and_book(sim, sim_config(sim))
+        await proxy_py.wait_for_log(f'CONNECT 127.0.0.1:{sim.port} ')
+        await wait_until(lambda: sum(f'127.0.0.1:{sim.port}' in line
+                                     for line in proxy_py.access_lines()[before:]) >= 2, timeout=10)
+
+
+async def test_raw_data_collection_records_backpack_rest_and_websocket_traffic(tmp_path):
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=25, rate=200) as sim:
+        recorder = AsyncFileCallback(str(tmp_path))
+        collector = Collector()
+        try:
+            async with running_feed(sim, ['SOL-USDC'], [TRADES, L2_BOOK], collector,
+                                    fh_kwargs={'raw_data_collection': recorder}) as feed:
+                await wait_until(lambda: feed._books['SOL-USDC'].synced and delivered_trade_ids(collector, 'SOL-USDC'),
+                                 timeout=15)
+                await asyncio.sleep(0.2)
+        finally:
+            Connection.raw_data_callback = None
+        text = '\n'.join(p.read_text() for p in tmp_path.iterdir())
+        assert '/api/v1/depth' in text and 'lastUpdateId' in text          # REST responses
+        assert '"stream":"trade.SOL_USDC"' in text.replace(' ', '')       # WS frames received
+        assert 'SUBSCRIBE' in text                                        # WS frames sent
+
+
+@pytest.mark.parametrize('form', ['BackpackConfig', 'dict', 'cryptofeed Config', 'YAML path'])
+async def test_every_config_form_reaches_the_simulator(form, tmp_path):
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=26, rate=200) as sim:
+        options = sim_config(sim, window_ms=3000)
+        config = {
+            'BackpackConfig': lambda: BackpackConfig(**options),
+            'dict': lambda: options,
+            'cryptofeed Config': lambda: Config({'backpack': options, 'log': {'disabled': True}}),
+            'YAML path': lambda: _yaml(tmp_path, {'backpack': options, 'log': {'disabled': True}}),
+        }[form]()
+        collector = Collector()
+        async with running_feed(sim, ['SOL-USDC'], [TRADES], collector, config=config) as feed:
+            assert feed.backpack_config.window_ms == 3000
+            await wait_until(lambda: len(delivered_trade_ids(collector, 'SOL-USDC')) > 3, timeout=10)
+
+
+def _yaml(tmp_path, data) -> str:
+    path = tmp_path / 'config.yaml'
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+async def test_add_feed_by_name_with_the_handler_config_and_a_cryptofeed_backend(tmp_path):
+    received = bytearray()
+
+    async def serve(reader, writer):
+        while chunk := await reader.read(65536):
+            received.extend(chunk)
+
+    server = await asyncio.start_server(serve, '127.0.0.1', 0)
+    port = server.sockets[0].getsockname()[1]
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=27, rate=200) as sim:
+        handler = FeedHandler(config={**FH_CONFIG, 'backpack': sim_config(sim)})
+        handler.add_feed('BACKPACK', symbols=['SOL-USDC'], channels=[TRADES],
+                         callbacks={TRADES: TradeSocket('tcp://127.0.0.1', port=port)})
+        feed = handler.feeds[0]
+        assert isinstance(feed, BackpackFeed)
+        handler.run(start_loop=False, install_signal_handlers=False)
+        try:
+            await wait_until(lambda: received.count(b'"exchange":"BACKPACK"') >= 5, timeout=15)
+        finally:
+            await handler.stop_async()
+    server.close()
+    await server.wait_closed()
+    first = received.decode().split('}}')[0] + '}}'
+    message = json.loads(first)
+    assert message['type'] == 'trades' and message['data']['symbol'] == 'SOL-USDC'
+
+
+async def test_shutdown_cancels_every_task_and_closes_every_session():
+    async with BackpackSimulator(markets=['SOL_USDC', 'ETH_USDC'], seed=28, rate=300) as sim:
+        collector = Collector()
+        before = set(asyncio.all_tasks())
+        async with running_feed(sim, ['SOL-USDC', 'ETH-USDC'], [TRADES, L2_BOOK], collector,
+                                streams_per_connection=2) as feed:
+            await wait_until(lambda: all(feed._books[s].synced for s in ('SOL-USDC', 'ETH-USDC')), timeout=15)
+            sim.inject({'fault': 'drop_connections'})
+            await wait_until(lambda: feed.metrics.reconnects >= 2, timeout=10)
+            rest = feed.rest
+        leftover = [t for t in asyncio.all_tasks() - before if not t.done()]
+        assert leftover == []
+        assert rest.session is None or rest.session.closed
+        assert all(not h.conn.is_open for h in feed.connection_handlers)
+
+
+async def test_symbols_and_info_from_the_simulator_and_unknown_symbols_left_out(caplog):
+    async with BackpackSimulator(markets=['SOL_USDC', 'BTC_USDC_PERP'], seed=29, rate=100) as sim:
+        config = sim_config(sim)
+        symbols = await asyncio.to_thread(BackpackFeed.symbols, True, config)
+        assert {'SOL-USDC', 'BTC-USDC-PERP'} <= set(symbols)
+        info = await asyncio.to_thread(BackpackFeed.info, config)
+        assert info['instrument_type']['BTC-USDC-PERP'] == 'perpetual'
+        assert 'l2_book' in info['channels']['websocket']
+        collector = Collector()
+        async with running_feed(sim, ['SOL-USDC', 'DOGE-USDC'], [TRADES], collector, config=config):
+            await wait_until(lambda: len(delivered_trade_ids(collector, 'SOL-USDC')) > 3, timeout=10)
+        assert any('DOGE-USDC is not listed' in r.getMessage() for r in caplog.records)

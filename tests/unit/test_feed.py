@@ -1,0 +1,113 @@
+"""BackpackFeed construction: pure wiring decisions, made without any network I/O."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+from cryptofeed.defines import CANDLES, FUNDING, INDEX, L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, TICKER, TRADES
+from cryptofeed.exceptions import UnsupportedSymbol
+from cryptofeed.symbols import Symbols
+
+from cryptofeed.exchanges.backpack import BACKPACK, BackpackConfigError, BackpackFeed
+from cryptofeed.exchanges.backpack.ws import BackpackWSConn
+
+# Nothing listens on port 1: any attempt to reach it would fail loudly.
+OFFLINE = {'rest_url': 'http://127.0.0.1:1', 'ws_url': 'ws://127.0.0.1:1'}
+
+
+def feed(**kwargs) -> BackpackFeed:
+    kwargs.setdefault('config', OFFLINE)
+    return BackpackFeed(**kwargs)
+
+
+def names(f: BackpackFeed) -> list:
+    return [s.name for s in f._streams]
+
+
+def test_construction_does_no_network_io_and_leaves_the_symbol_cache_alone():
+    Symbols.data.pop(BACKPACK, None)
+    f = feed(symbols=['SOL-USDC', 'BTC-USDC-PERP'], channels=[TRADES])
+    assert not Symbols.populated(BACKPACK)
+    assert f._rest is None  # the REST client is created lazily
+    assert f.std_symbol_to_exchange_symbol('BTC-USDC-PERP') == 'BTC_USDC_PERP'
+    assert f.exchange_symbol_to_std_symbol('SPCX.US_USDC') == 'SPCX.US-USDC'
+
+
+def test_streams_for_every_channel_with_perp_only_streams_skipped_for_spot(caplog):
+    with caplog.at_level(logging.WARNING, logger='feedhandler'):
+        f = feed(symbols=['SOL-USDC', 'BTC-USDC-PERP'],
+                 channels=[TRADES, L2_BOOK, TICKER, CANDLES, FUNDING, INDEX, OPEN_INTEREST, LIQUIDATIONS],
+                 candle_interval='1M')
+    assert sorted(names(f)) == sorted([
+        'trade.SOL_USDC', 'trade.BTC_USDC_PERP', 'depth.SOL_USDC', 'depth.BTC_USDC_PERP',
+        'bookTicker.SOL_USDC', 'bookTicker.BTC_USDC_PERP', 'kline.1month.SOL_USDC', 'kline.1month.BTC_USDC_PERP',
+        'markPrice.BTC_USDC_PERP', 'openInterest.BTC_USDC_PERP', 'liquidation',
+    ])
+    warned = ' '.join(r.getMessage() for r in caplog.records)
+    assert 'markPrice' in warned and 'openInterest' in warned and 'SOL-USDC is spot' in warned
+
+
+def test_funding_and_index_share_one_stream_and_emit_only_what_was_asked():
+    f = feed(subscription={FUNDING: ['BTC-USDC-PERP'], INDEX: ['ETH-USDC-PERP']})
+    assert sorted(names(f)) == ['markPrice.BTC_USDC_PERP', 'markPrice.ETH_USDC_PERP']
+    assert f._wanted[FUNDING] == {'BTC-USDC-PERP'} and f._wanted[INDEX] == {'ETH-USDC-PERP'}
+
+
+def test_aggregated_depth_stream_names_and_symbols_with_dots():
+    f = feed(symbols=['SPCX.US-USDC', 'kPEPE-USDC-PERP'], channels=[L2_BOOK], depth_interval='600ms')
+    assert sorted(names(f)) == ['depth.600ms.SPCX.US_USDC', 'depth.600ms.kPEPE_USDC_PERP']
+
+
+def test_streams_are_split_over_connections_past_the_per_connection_limit():
+    symbols = [f'C{i}-USDC' for i in range(7)]
+    f = feed(symbols=symbols, channels=[TRADES, L2_BOOK], streams_per_connection=5)
+    connections = f.connect()
+    assert [len(c[0].streams) for c in connections] == [5, 5, 4]
+    assert all(isinstance(c[0], BackpackWSConn) for c in connections)
+    assert sorted(s.name for c in connections for s in c[0].streams) == sorted(names(f))
+
+
+def test_ws_connections_take_proxy_tls_and_keepalive_from_the_config(tmp_path):
+    f = feed(symbols=['SOL-USDC'], channels=[TRADES], ping_interval=3, ping_timeout=4,
+             config={**OFFLINE, 'proxies': {'websocket': 'socks5://127.0.0.1:1080'}})
+    conn = f.connect()[0][0]
+    assert conn.ws_kwargs['proxy'] == 'socks5://127.0.0.1:1080'
+    assert (conn.ws_kwargs['ping_interval'], conn.ws_kwargs['ping_timeout']) == (3, 4)
+    assert 'ssl' not in conn.ws_kwargs  # ws:// on loopback
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    ({'depth_interval': '100ms'}, 'depth_interval'),
+    ({'snapshot_limit': 7}, 'snapshot_limit'),
+    ({'streams_per_connection': 0}, 'streams_per_connection'),
+    ({'candle_interval': '2m'}, 'Candle interval'),
+    ({'reconnect_backoff_base_s': 5, 'reconnect_backoff_max_s': 1}, 'cap'),
+])
+def test_invalid_options_fail_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        feed(symbols=['SOL-USDC'], channels=[TRADES], **kwargs)
+
+
+def test_symbols_outside_the_backpack_grammar_fail_at_construction():
+    with pytest.raises(UnsupportedSymbol, match='BASE-QUOTE'):
+        feed(symbols=['SOL/USDC'], channels=[TRADES])
+
+
+def test_bad_config_fails_at_construction_with_a_config_error():
+    with pytest.raises(BackpackConfigError, match='sandbox'):
+        feed(symbols=['SOL-USDC'], channels=[TRADES], config={'use_sandbox': True})
+    with pytest.raises(BackpackConfigError, match='ws_url'):
+        feed(symbols=['SOL-USDC'], channels=[TRADES], config={'ws_url': 'ws://example.com'})
+
+
+def test_ws_url_must_be_secure_off_loopback():
+    with pytest.raises(ValueError, match='wss://'):
+        BackpackWSConn('ws://example.com', 'BACKPACK', subscription={})
+
+
+def test_retries_default_to_unlimited_and_candle_intervals_cover_backpack():
+    f = feed(symbols=['SOL-USDC'], channels=[CANDLES])
+    assert f.retries == -1
+    assert f.candle_interval_map['1M'] == '1month'
+    assert set(f.valid_candle_intervals) == {'1s', '1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h',
+                                             '12h', '1d', '3d', '1w', '1M'}
