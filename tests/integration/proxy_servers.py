@@ -7,6 +7,8 @@
 * ``ProxyPyProcess`` -- the proxy.py HTTP proxy (``python -m proxy``) as a separate process,
   with its access log in a file; ``wait_for_log`` waits for a line such as
   ``CONNECT 127.0.0.1:PORT``. proxy.py writes an access line when a proxied connection closes.
+* ``Socks5Process`` -- ``Socks5Server`` in a separate process (``python -m
+  tests.integration.proxy_servers``), logging ``CONNECT <host> <port>`` per tunnel as it opens.
 
 (proxy.py's own SOCKS module is an unfinished SOCKS4 stub, hence the SOCKS5 relay here.)
 """
@@ -24,7 +26,7 @@ import time
 from pathlib import Path
 from typing import List, Optional, Sequence, Set, Tuple
 
-__all__ = ['Socks5Server', 'ProxyPyProcess']
+__all__ = ['Socks5Server', 'ProxyPyProcess', 'Socks5Process']
 
 LOG = logging.getLogger('tests.socks5')
 
@@ -172,19 +174,22 @@ class ProxyPyProcess:
     def url(self) -> str:
         return f'http://127.0.0.1:{self.port}'
 
+    def _command(self) -> List[str]:
+        return [sys.executable, '-m', 'proxy', '--hostname', '127.0.0.1', '--port', '0',
+                '--port-file', str(self.port_file), '--num-workers', '1', '--num-acceptors', '1',
+                '--log-file', str(self.log_file), '--log-level', 'INFO',
+                '--data-dir', str(self.workdir / 'data'), '--pid-file', str(self.workdir / 'proxy.pid'),
+                *self.extra_args]
+
     def start(self, ready_timeout_s: float = 15.0) -> 'ProxyPyProcess':
         self.workdir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, '-m', 'proxy', '--hostname', '127.0.0.1', '--port', '0',
-               '--port-file', str(self.port_file), '--num-workers', '1', '--num-acceptors', '1',
-               '--log-file', str(self.log_file), '--log-level', 'INFO',
-               '--data-dir', str(self.workdir / 'data'), '--pid-file', str(self.workdir / 'proxy.pid'),
-               *self.extra_args]
         env = {k: v for k, v in os.environ.items() if 'proxy' not in k.lower()}
-        self._process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        self._process = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         env=env, cwd=Path(__file__).resolve().parents[2])
         deadline = time.monotonic() + ready_timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f'proxy.py exited with code {self._process.returncode}: {self.log_text()[-2000:]}')
+                raise RuntimeError(f'{self._command()[2]} exited with code {self._process.returncode}: {self.log_text()[-2000:]}')
             if self.port is None and self.port_file.exists():
                 text = self.port_file.read_text().strip()
                 if text.isdigit():
@@ -226,3 +231,57 @@ class ProxyPyProcess:
                     return line
             await asyncio.sleep(0.05)
         raise AssertionError(f'proxy.py logged no line with {needle!r}; access log: {self.access_lines()}')
+
+
+class Socks5Process(ProxyPyProcess):
+    """``Socks5Server`` as its own process; ``connects`` reads the tunnels it logged."""
+
+    @property
+    def url(self) -> str:
+        return f'socks5://127.0.0.1:{self.port}'
+
+    def _command(self) -> List[str]:
+        return [sys.executable, '-m', 'tests.integration.proxy_servers', '--port-file', str(self.port_file),
+                '--log-file', str(self.log_file)]
+
+    @property
+    def connects(self) -> List[Tuple[str, int]]:
+        out = []
+        for line in self.log_text().splitlines():
+            word, host, port = line.split()
+            if word == 'CONNECT':
+                out.append((host, int(port)))
+        return out
+
+
+def _serve_forever(port_file: Path, log_file: Path) -> None:
+    import signal
+
+    class _LoggedConnects(list):
+        def append(self, item):
+            super().append(item)
+            with log_file.open('a') as log:
+                log.write(f'CONNECT {item[0]} {item[1]}\n')
+
+    async def run():
+        server = await Socks5Server().start()
+        server.connects = _LoggedConnects()
+        port_file.write_text(str(server.port))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await server.stop()
+
+    asyncio.run(run())
+
+
+if __name__ == '__main__':
+    import argparse
+
+    parser = argparse.ArgumentParser(description='SOCKS5 CONNECT relay on 127.0.0.1 for tests')
+    parser.add_argument('--port-file', type=Path, required=True)
+    parser.add_argument('--log-file', type=Path, required=True)
+    options = parser.parse_args()
+    _serve_forever(options.port_file, options.log_file)

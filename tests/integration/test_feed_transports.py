@@ -1,5 +1,5 @@
-"""BackpackFeed transports and integration points: TLS, HTTP CONNECT and SOCKS5 proxies for REST
-and WS (with a real proxy process), the environment fallback, cryptofeed's raw data collection,
+"""BackpackFeed transports and integration points: TLS, HTTP CONNECT (proxy.py) and SOCKS5 proxies
+for REST and WS, each a separate proxy process on loopback, the environment fallback, cryptofeed's raw data collection,
 every form of ``config=``, ``add_feed('BACKPACK')``, cryptofeed backends, and clean shutdown."""
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 from tests.integration.feed_harness import (
     FH_CONFIG, Collector, delivered_trade_ids, running_feed, sim_config, wait_book_converged, wait_until,
 )
-from tests.integration.proxy_servers import ProxyPyProcess, Socks5Server
+from tests.integration.proxy_servers import ProxyPyProcess, Socks5Process
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +35,13 @@ def no_proxy_env(monkeypatch):
 @pytest.fixture(scope='module')
 def proxy_py(tmp_path_factory):
     proc = ProxyPyProcess(tmp_path_factory.mktemp('proxy_py')).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def socks(tmp_path):
+    proc = Socks5Process(tmp_path / 'socks5').start()
     yield proc
     proc.stop()
 
@@ -57,16 +64,15 @@ async def test_tls_feed_through_an_http_connect_proxy_for_websocket_only(proxy_p
         await proxy_py.wait_for_log(f'CONNECT 127.0.0.1:{sim.port} ')
 
 
-async def test_tls_feed_through_socks5_for_rest_and_websocket():
-    async with BackpackSimulator(markets=['SOL_USDC'], seed=22, rate=200, tls=True) as sim, \
-            Socks5Server() as socks:
+async def test_tls_feed_through_socks5_for_rest_and_websocket(socks):
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=22, rate=200, tls=True) as sim:
         await _trades_and_book(sim, sim_config(sim, proxies={'url': socks.url}))
         # At least one REST connection (markets, depth) and one WebSocket went through the relay.
         assert socks.connects.count(('127.0.0.1', sim.port)) >= 2
 
 
-async def test_rest_through_socks5_while_websocket_goes_direct():
-    async with BackpackSimulator(markets=['SOL_USDC'], seed=23, rate=200) as sim, Socks5Server() as socks:
+async def test_rest_through_socks5_while_websocket_goes_direct(socks):
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=23, rate=200) as sim:
         collector = Collector()
         async with running_feed(sim, ['SOL-USDC'], [L2_BOOK], collector,
                                 config=sim_config(sim, proxies={'rest': socks.url})) as feed:
