@@ -55,7 +55,9 @@ def test_trade_buyer_taker_is_a_buy_and_dotted_symbols_pass_through():
 def test_trade_keeps_raw_only_when_given():
     msg = payload('ws_trade.json', 'documented')
     raw = ad.raw_payload(msg)
-    assert raw == load_fixture('ws_trade.json')['documented']['data']
+    expected = dict(load_fixture('ws_trade.json')['documented']['data'])
+    del expected['a'], expected['b']  # order ids are not decoded (messages.Trade)
+    assert raw == expected
     assert ad.parse_trade(msg, 'SOL-USDC', RECEIPT, raw=raw).raw is raw
 
 

@@ -41,6 +41,7 @@ from cryptofeed.feed import Feed
 from cryptofeed.symbols import Symbol, Symbols
 
 from cryptofeed.exchanges.backpack import adapters
+from cryptofeed.exchanges.backpack.adapters import parse_trade, raw_payload
 from cryptofeed.exchanges.backpack.backoff import backoff_delays
 from cryptofeed.exchanges.backpack.book import BookSync
 from cryptofeed.exchanges.backpack.config import DEFAULT_REST_URL, DEFAULT_WS_URL, BackpackConfig
@@ -91,6 +92,18 @@ class _RuleSymbols(dict):
             return value
 
 
+class _Done:
+    """An awaitable that is already finished (``await _DONE`` returns None at once)."""
+
+    __slots__ = ()
+
+    def __await__(self):
+        return iter(())
+
+
+_DONE = _Done()
+
+
 def _run_blocking(coro):
     """Run ``coro`` to completion from synchronous code, even when a loop is already running."""
     try:
@@ -118,7 +131,8 @@ class BackpackFeed(Feed):
     ``streams_per_connection``
         subscriptions beyond this are spread over more WebSocket connections.
     ``keep_raw``
-        attach the venue payload (a dict) as ``raw`` on every emitted object.
+        attach the venue payload as ``raw`` on every emitted object: a dict of the decoded
+        fields with the venue's keys (trade frames' order ids ``a``/``b`` are not decoded).
     ``rest_client``
         an injected ``BackpackRestClient`` (otherwise built lazily from the config).
     ``ping_interval`` / ``ping_timeout``
@@ -180,6 +194,10 @@ class BackpackFeed(Feed):
         self.reconnect_backoff_max_s = reconnect_backoff_max_s
 
         self.metrics = FeedMetrics()
+        # Per-channel frame counts, incremented in place on the hot path (read by the metrics).
+        self._messages = self.metrics.messages
+        self._messages.update(dict.fromkeys((TRADES, L2_BOOK, TICKER, CANDLES, 'markPrice', OPEN_INTEREST,
+                                             LIQUIDATIONS), 0))
         self._rest = rest_client
         self._owns_rest = rest_client is None
         self._symbol_service: Optional[BackpackSymbolService] = None
@@ -203,8 +221,8 @@ class BackpackFeed(Feed):
             'trade': self._on_trade, 'depth': self._on_depth, 'bookTicker': self._on_book_ticker,
             'kline': self._on_kline, 'markPrice': self._on_mark_price, 'openInterest': self._on_open_interest,
             'liquidation': self._on_liquidation,
-        }, symbol_map, on_error=self._on_server_error, on_drop=self._on_drop)
-        self._route = self._router.route
+        }, symbol_map, on_error=self._on_server_error, on_drop=self._on_drop, dropped=_DONE)
+        self.message_handler = self._router.handle
 
     # ------------------------------------------------------------------ symbols
 
@@ -403,50 +421,80 @@ class BackpackFeed(Feed):
         for start in range(0, len(names), _SUBSCRIBE_BATCH):
             await conn.write(json.dumps({'method': 'SUBSCRIBE', 'params': names[start:start + _SUBSCRIBE_BATCH]}))
 
-    async def message_handler(self, msg, conn, timestamp: float):
-        pending = self._route(msg, timestamp)
-        if pending is not None:
-            await pending
+    def message_handler(self, msg, conn, timestamp: float):
+        """Route one frame; returns the awaitable cryptofeed's ConnectionHandler awaits.
+
+        ``__init__`` replaces this method on the instance by ``Router.handle`` itself (same
+        signature, same result): no frame of ours between cryptofeed and the router.
+        """
+        return self._router.handle(msg, conn, timestamp)
 
     # ------------------------------------------------------------------ channel handlers
 
     def _raw(self, msg) -> Optional[dict]:
         return adapters.raw_payload(msg) if self.keep_raw else None
 
-    async def _on_trade(self, msg, symbol: str, _interval, receipt_ts: float):
-        self.metrics.on_message(TRADES, receipt_ts)
+    # The two hot handlers are plain functions: they return the awaitable to run (the user's
+    # callback coroutine itself when there is one callback, ``_DONE`` when nothing is emitted),
+    # so the common frame costs no coroutine of ours. The router hands it to cryptofeed.
+
+    def _on_trade(self, msg, symbol: str, interval, receipt_ts: float):
         if self._trade_busy:
             busy = self._trade_busy.get(symbol)
-            if busy is not None:
-                await busy.wait()
-        trade = adapters.parse_trade(msg, symbol, receipt_ts, adapters.raw_payload(msg) if self.keep_raw else None)
-        ready, gap = self._trades[symbol].on_live(msg.t, trade)
+            if busy is not None:  # a backfill of this symbol is being delivered: queue behind it
+                return self._after(busy, self._on_trade, msg, symbol, interval, receipt_ts)
+        self._messages[TRADES] += 1
+        trade = parse_trade(msg, symbol, receipt_ts, raw_payload(msg) if self.keep_raw else None)
+        if self._trades[symbol].accept_next(msg.t):
+            return self._deliver(TRADES, trade, receipt_ts)
+        return self._trade_out_of_order(msg.t, trade, symbol, receipt_ts)
+
+    async def _trade_out_of_order(self, trade_id: int, trade, symbol: str, receipt_ts: float):
+        ready, gap = self._trades[symbol].on_live(trade_id, trade)
         for item in ready:
             await self.callback(TRADES, item, receipt_ts)
         if gap is not None:
             self._on_trade_gap(symbol, gap)
 
-    async def _on_depth(self, msg, symbol: str, _interval, receipt_ts: float):
-        self.metrics.on_message(L2_BOOK, receipt_ts)
+    def _on_depth(self, msg, symbol: str, interval, receipt_ts: float):
         if self._book_busy:
             busy = self._book_busy.get(symbol)
-            if busy is not None:
-                await busy.wait()
+            if busy is not None:  # a snapshot of this symbol is being delivered: queue behind it
+                return self._after(busy, self._on_depth, msg, symbol, interval, receipt_ts)
+        self._messages[L2_BOOK] += 1
         sync = self._books[symbol]
         emission = sync.on_depth(msg.U, msg.u, msg.b, msg.a, msg.T / 1_000_000)
         if emission is not None:
-            await self.book_callback(L2_BOOK, emission.book, receipt_ts, timestamp=emission.timestamp,
-                                     sequence_number=emission.sequence_number, delta=emission.delta,
-                                     raw=adapters.raw_payload(msg) if self.keep_raw else None)
-        elif sync.needs_snapshot:
+            # What Feed.book_callback does, without its two coroutine layers.
+            book = emission.book
+            book.timestamp = emission.timestamp
+            book.sequence_number = emission.sequence_number
+            book.delta = emission.delta
+            book.raw = raw_payload(msg) if self.keep_raw else None
+            if self.cross_check:
+                self.check_bid_ask_overlapping(book)
+            return self._deliver(L2_BOOK, book, receipt_ts)
+        if sync.needs_snapshot:
             self._request_snapshot(symbol, sync)
+        return _DONE
+
+    def _deliver(self, channel: str, obj, receipt_ts: float):
+        callbacks = self.callbacks[channel]
+        if len(callbacks) == 1:
+            return callbacks[0](obj, receipt_ts)
+        return self.callback(channel, obj, receipt_ts)
+
+    @staticmethod
+    async def _after(busy: asyncio.Event, handler, *args):
+        await busy.wait()
+        await handler(*args)
 
     async def _on_book_ticker(self, msg, symbol: str, _interval, receipt_ts: float):
-        self.metrics.on_message(TICKER, receipt_ts)
+        self._messages[TICKER] += 1
         await self.callback(TICKER, adapters.parse_book_ticker(msg, symbol, receipt_ts, self._raw(msg)), receipt_ts)
 
     async def _on_kline(self, msg, symbol: str, interval: str, receipt_ts: float):
-        self.metrics.on_message(CANDLES, receipt_ts)
+        self._messages[CANDLES] += 1
         if self.candle_closed_only and not msg.X:
             return
         candle = adapters.parse_kline(msg, symbol, self.normalize_candle_interval.get(interval, interval),
@@ -455,7 +503,7 @@ class BackpackFeed(Feed):
             await self.callback(CANDLES, candle, receipt_ts)
 
     async def _on_mark_price(self, msg, symbol: str, _interval, receipt_ts: float):
-        self.metrics.on_message('markPrice', receipt_ts)
+        self._messages['markPrice'] += 1
         raw = self._raw(msg)
         if symbol in self._wanted.get(FUNDING, ()):
             await self.callback(FUNDING, adapters.parse_funding(msg, symbol, receipt_ts, raw), receipt_ts)
@@ -465,12 +513,12 @@ class BackpackFeed(Feed):
                 await self.callback(INDEX, index, receipt_ts)
 
     async def _on_open_interest(self, msg, symbol: str, _interval, receipt_ts: float):
-        self.metrics.on_message(OPEN_INTEREST, receipt_ts)
+        self._messages[OPEN_INTEREST] += 1
         await self.callback(OPEN_INTEREST, adapters.parse_open_interest(msg, symbol, receipt_ts, self._raw(msg)),
                             receipt_ts)
 
     async def _on_liquidation(self, msg, symbol: str, _interval, receipt_ts: float):
-        self.metrics.on_message(LIQUIDATIONS, receipt_ts)
+        self._messages[LIQUIDATIONS] += 1
         if symbol in self._wanted.get(LIQUIDATIONS, ()):
             await self.callback(LIQUIDATIONS, adapters.parse_liquidation(msg, symbol, receipt_ts, self._raw(msg)),
                                 receipt_ts)
@@ -600,8 +648,15 @@ class BackpackFeed(Feed):
 
     # ------------------------------------------------------------------ observability
 
+    def _note_last_message(self) -> None:
+        """cryptofeed stamps every received frame on its connection; take the newest stamp."""
+        stamps = [h.conn.last_message for h in self.connection_handlers if h.conn.last_message]
+        if stamps:
+            self.metrics.last_message_time = max(stamps)
+
     def metrics_snapshot(self) -> Dict[str, Any]:
         """Counters, ages and per-symbol book/trade state, JSON-serialisable."""
+        self._note_last_message()
         snap = self.metrics.snapshot()
         snap['books'] = {symbol: {'state': sync.state, 'last_update_id': sync.last_update_id, **sync.counters()}
                          for symbol, sync in self._books.items()}
@@ -615,4 +670,5 @@ class BackpackFeed(Feed):
 
     def health(self, **thresholds) -> BackpackHealthReport:
         """``healthy`` / ``degraded`` / ``unhealthy`` with reasons, judged over a recent window."""
+        self._note_last_message()
         return evaluate_health(self.metrics, now=time.time(), **thresholds)

@@ -63,8 +63,9 @@ class Trade(msgspec.Struct, frozen=True, gc=False, tag_field='e', tag='trade'):
     """``trade.<symbol>``: one public trade (liquidation fills included).
 
     ``p``/``q`` price and quantity; ``t`` trade id, sequential per symbol; ``m`` true when the
-    buyer was the maker, i.e. the taker sold; ``b``/``a`` buyer / seller order ids; ``E`` emit
-    time and ``T`` engine time in microseconds.
+    buyer was the maker, i.e. the taker sold; ``E`` emit time and ``T`` engine time in
+    microseconds. The buyer and seller order ids (``b``/``a``) are not decoded: nothing uses
+    them, and skipping two strings is measurable on the hottest stream.
     """
 
     s: str
@@ -74,8 +75,6 @@ class Trade(msgspec.Struct, frozen=True, gc=False, tag_field='e', tag='trade'):
     m: bool
     E: int
     T: int
-    b: Union[str, int, None] = None
-    a: Union[str, int, None] = None
 
 
 class Depth(msgspec.Struct, frozen=True, gc=False, tag_field='e', tag='depth'):

@@ -175,15 +175,17 @@ class Router:
     symbols to normalized ones (a feed passes its ``exchange_symbol_mapping``); it is read, not
     copied, so later additions are seen. ``on_error`` receives server error frames; ``on_drop``
     (if given) is called with the reason of every dropped frame, for time-stamped metrics.
+    ``dropped`` is what ``route``/``handle`` return for a dropped frame (a feed passes an
+    already finished awaitable, so that every frame yields something to await).
     ``clock`` (monotonic seconds) and ``log_interval`` drive the warning rate limit.
     """
 
-    __slots__ = ('_handlers', '_symbols', '_on_error', '_on_drop', '_clock', '_log_interval', '_log',
+    __slots__ = ('_handlers', '_symbols', '_on_error', '_on_drop', '_dropped', '_clock', '_log_interval', '_log',
                  '_routes', '_decode', '_lenient', '_counts', '_last_logged', '_suppressed')
 
     def __init__(self, handlers: Mapping[str, Handler], symbols: Mapping[str, str], *,
                  on_error: Optional[ErrorHandler] = None, on_drop: Optional[Callable[[str], Any]] = None,
-                 clock: Callable[[], float] = time.monotonic,
+                 dropped: Any = None, clock: Callable[[], float] = time.monotonic,
                  log_interval: float = _DEFAULT_LOG_INTERVAL_S, logger: logging.Logger = LOG):
         unknown = sorted(set(handlers) - set(bp.STREAM_PAYLOADS))
         if unknown:
@@ -193,6 +195,7 @@ class Router:
         self._symbols = symbols
         self._on_error = on_error
         self._on_drop = on_drop
+        self._dropped = dropped
         self._clock = clock
         self._log_interval = log_interval
         self._log = logger
@@ -222,9 +225,9 @@ class Router:
 
     # -- hot path --------------------------------------------------------------------------
 
-    def route(self, frame: Any, receipt_ts: float) -> Any:
-        """Decode ``frame`` (``str`` or bytes-like) and call its handler; return the handler's
-        result, or ``None`` when the frame was dropped. Never raises for any frame."""
+    def handle(self, frame: Any, conn: Any, receipt_ts: float) -> Any:
+        """``route`` with the signature of a cryptofeed message handler (``conn`` is unused), so a
+        feed can hand the router itself to cryptofeed's ConnectionHandler."""
         try:
             env = self._decode(frame)
         except (msgspec.DecodeError, TypeError):
@@ -233,7 +236,7 @@ class Router:
         if route is None:
             route = self._resolve(env.stream)
             if route is None:
-                return None
+                return self._dropped
         data = env.data
         if data.__class__ not in route.types:
             return self._wrong_payload(route, data)
@@ -244,6 +247,11 @@ class Router:
                 return self._drop(UNKNOWN_SYMBOL, route.stream, data.s, 'symbol not in the symbol map')
         return route.handler(data, symbol, route.interval, receipt_ts)
 
+    def route(self, frame: Any, receipt_ts: float) -> Any:
+        """Decode ``frame`` (``str`` or bytes-like) and call its handler; return the handler's
+        result, or ``dropped`` when the frame was dropped. Never raises for any frame."""
+        return self.handle(frame, None, receipt_ts)
+
     # -- slow paths ------------------------------------------------------------------------
 
     def _resolve(self, stream: str) -> Optional[_Route]:
@@ -251,23 +259,28 @@ class Router:
         kind, interval, exchange_symbol = split_stream(stream)
         handler = self._handlers.get(kind)
         if handler is None:
-            return self._drop(UNKNOWN_STREAM, stream, exchange_symbol, f'no handler for stream kind {kind!r}')
+            self._drop(UNKNOWN_STREAM, stream, exchange_symbol, f'no handler for stream kind {kind!r}')
+            return None
         source = _SYMBOL_SOURCE[kind]
         if kind in _NEEDS_INTERVAL and interval is None:
-            return self._drop(UNKNOWN_STREAM, stream, exchange_symbol, f'{kind} stream without an interval')
+            self._drop(UNKNOWN_STREAM, stream, exchange_symbol, f'{kind} stream without an interval')
+            return None
         symbol = None
         symbol_from_data = False
         if exchange_symbol is None:
             if source == _NAME:
-                return self._drop(UNKNOWN_STREAM, stream, None, f'{kind} stream without a symbol')
+                self._drop(UNKNOWN_STREAM, stream, None, f'{kind} stream without a symbol')
+                return None
             symbol_from_data = source == _NAME_OR_DATA
         else:
             if source == _NONE:
-                return self._drop(UNKNOWN_STREAM, stream, exchange_symbol, f'{kind} streams take no symbol')
+                self._drop(UNKNOWN_STREAM, stream, exchange_symbol, f'{kind} streams take no symbol')
+                return None
             symbol = self._symbols.get(exchange_symbol)
             if symbol is None:
                 # Not cached: the symbol map may still learn it.
-                return self._drop(UNKNOWN_SYMBOL, stream, exchange_symbol, 'symbol not in the symbol map')
+                self._drop(UNKNOWN_SYMBOL, stream, exchange_symbol, 'symbol not in the symbol map')
+                return None
         route = _Route(stream, kind, handler, bp.PAYLOAD_TYPES[kind], symbol, exchange_symbol, interval,
                        symbol_from_data)
         if len(self._routes) >= _MAX_KEYS:
@@ -283,7 +296,7 @@ class Router:
     def _dispatch(self, stream: str, data: Any, receipt_ts: float) -> Any:
         route = self._routes.get(stream) or self._resolve(stream)
         if route is None:
-            return None
+            return self._dropped
         if data.__class__ not in route.types:
             return self._wrong_payload(route, data)
         symbol = route.symbol
@@ -320,7 +333,7 @@ class Router:
         stream = probe.stream
         route = self._routes.get(stream) or self._resolve(stream)
         if route is None:
-            return None
+            return self._dropped
         try:
             data = bp.PAYLOAD_DECODERS[route.kind].decode(probe.data)
         except msgspec.DecodeError as exc:
@@ -334,9 +347,8 @@ class Router:
             error = bp.ErrorFrame(error=bp.ErrorBody(message=_excerpt(probe.error)))
         code, message = error.error.code, error.error.message
         self._drop(ERROR_FRAME, '?', None, f'server error {code}: {message}', key_part=f"error {code}")
-        if self._on_error is None:
-            return None
-        return self._on_error(error, receipt_ts)
+        result = None if self._on_error is None else self._on_error(error, receipt_ts)
+        return self._dropped if result is None else result
 
     def _drop(self, reason: str, stream: str, symbol: Optional[str], detail: str,
               key_part: Optional[str] = None) -> None:
@@ -350,7 +362,7 @@ class Router:
         last = self._last_logged.get(key)
         if last is not None and now - last < self._log_interval:
             self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            return None
+            return self._dropped
         if last is None and len(self._last_logged) >= _MAX_KEYS:
             self._last_logged.clear()
             self._suppressed.clear()
@@ -359,4 +371,4 @@ class Router:
         more = f' ({suppressed} more since the last report)' if suppressed else ''
         self._log.warning('Backpack frame dropped (%s): stream=%s symbol=%s: %s%s', reason, stream, symbol,
                           detail, more)
-        return None
+        return self._dropped

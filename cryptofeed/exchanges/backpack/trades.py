@@ -50,6 +50,14 @@ class TradeSequencer(Generic[T]):
         self.unrecovered = 0
         self.gaps = 0
 
+    def accept_next(self, trade_id: int) -> bool:
+        """The common case, without allocations: True (and recorded) when ``trade_id`` directly
+        follows the last delivered id and nothing is held back; otherwise call ``on_live``."""
+        if self.backfilling or self.last_id is None or trade_id != self.last_id + 1:
+            return False
+        self.last_id = trade_id
+        return True
+
     def on_live(self, trade_id: int, item: T) -> Tuple[List[T], Optional[TradeGap]]:
         """A trade from the stream: returns (items to deliver now, gap to fetch or None)."""
         last = self.last_id
