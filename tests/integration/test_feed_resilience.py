@@ -139,3 +139,40 @@ async def test_malformed_frames_are_counted_and_survived_without_reconnecting():
             assert snapshot['reconnects'] == 0
             assert feed.health().status in ('healthy', 'degraded')
             await _settle_book(feed, collector, sim)
+
+
+async def test_snapshot_requests_for_many_symbols_are_staggered():
+    markets = ['SOL_USDC', 'ETH_USDC', 'BTC_USDC', 'USDT_USDC', 'SOL_USDC_PERP', 'BTC_USDC_PERP']
+    symbols = [m.replace('_', '-') for m in markets]
+    async with BackpackSimulator(markets=markets, seed=17, rate=600) as sim:
+        collector = Collector()
+        async with running_feed(sim, symbols, [L2_BOOK], collector, snapshot_workers=2,
+                                snapshot_spacing_s=0.1) as feed:
+            starts = []
+            depth = feed.rest.depth
+
+            async def recording_depth(symbol, limit=1000):
+                starts.append(asyncio.get_running_loop().time())
+                return await depth(symbol, limit)
+
+            feed.rest.depth = recording_depth
+            await wait_until(lambda: all(feed._books[s].synced for s in symbols), timeout=15)
+        starts.sort()
+        assert len(starts) >= len(symbols)
+        # Two workers, each pausing 0.1 s after a request: never three requests within 0.1 s.
+        assert all(later - earlier >= 0.09 for earlier, later in zip(starts, starts[2:]))
+
+
+async def test_a_trade_gap_too_large_to_backfill_is_reported_in_a_warning_and_a_metric(caplog):
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=18, rate=800) as sim:
+        collector = Collector()
+        with caplog.at_level(logging.WARNING, logger='feedhandler'):
+            async with running_feed(sim, ['SOL-USDC'], [TRADES], collector, trade_backfill_limit=2,
+                                    reconnect_backoff_base_s=0.5, reconnect_backoff_max_s=0.6) as feed:
+                await wait_until(lambda: delivered_trade_ids(collector, 'SOL-USDC'), timeout=10)
+                sim.inject({'fault': 'drop_connections'})
+                await wait_until(lambda: feed.metrics_snapshot()['trade_gaps_unrecovered'] >= 1, timeout=15)
+                ids = delivered_trade_ids(collector, 'SOL-USDC')
+        assert ids == sorted(set(ids))  # still in order and never twice, only with a hole
+        assert any('could not be recovered' in r.getMessage() or 'not fetched' in r.getMessage()
+                   for r in caplog.records)
