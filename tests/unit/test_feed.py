@@ -111,3 +111,32 @@ def test_retries_default_to_unlimited_and_candle_intervals_cover_backpack():
     assert f.candle_interval_map['1M'] == '1month'
     assert set(f.valid_candle_intervals) == {'1s', '1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h',
                                              '12h', '1d', '3d', '1w', '1M'}
+
+
+def _frame(stream: str, data: dict) -> str:
+    import json
+    return json.dumps({'stream': stream, 'data': data})
+
+
+def test_frames_of_streams_or_symbols_not_subscribed_are_dropped_not_raised():
+    import asyncio
+    got = []
+
+    async def on_trade(trade, receipt_ts):
+        got.append(trade)
+
+    f = feed(symbols=['SOL-USDC'], channels=[TRADES, LIQUIDATIONS], callbacks={TRADES: on_trade,
+                                                                               LIQUIDATIONS: on_trade})
+    trade = {'e': 'trade', 'E': 1, 'T': 2, 's': 'SOL_USDC', 'p': '1.5', 'q': '2', 't': 7, 'm': False}
+    depth = {'e': 'depth', 'E': 1, 'T': 2, 's': 'SOL_USDC', 'U': 5, 'u': 5, 'a': [], 'b': [['1', '1']]}
+    liquidation = {'e': 'liquidation', 'E': 1, 'T': 2, 's': 'BTC_USDC_PERP', 'p': '1', 'q': '1', 'S': 'Bid'}
+
+    async def run():
+        await f.message_handler(_frame('trade.SOL_USDC', trade), None, 1.0)
+        await f.message_handler(_frame('depth.SOL_USDC', depth), None, 1.0)           # not subscribed
+        await f.message_handler(_frame('trade.ETH_USDC', {**trade, 's': 'ETH_USDC'}), None, 1.0)
+        await f.message_handler(_frame('liquidation', liquidation), None, 1.0)         # another market
+
+    asyncio.run(run())
+    assert [t.symbol for t in got] == ['SOL-USDC']
+    assert f.metrics_snapshot()['dropped'] == 2

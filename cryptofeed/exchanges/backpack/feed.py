@@ -213,15 +213,17 @@ class BackpackFeed(Feed):
         self._snapshot_failures: Dict[str, int] = defaultdict(int)
         self._gaps_seen: Dict[str, int] = defaultdict(int)
         self._unknown_symbols: set = set()
+        self._unexpected_seen: set = set()
         self._snapshot_queue: Optional[asyncio.Queue] = None
         self._tasks: set = set()
         self.metrics.expect_books(self._books)
-        symbol_map = _RuleSymbols({normalized_to_exchange(s): s for s in self.normalized_symbols})
+        subscribed = {normalized_to_exchange(s): str(s) for s in self.normalized_symbols}
         self._router = Router({
             'trade': self._on_trade, 'depth': self._on_depth, 'bookTicker': self._on_book_ticker,
             'kline': self._on_kline, 'markPrice': self._on_mark_price, 'openInterest': self._on_open_interest,
             'liquidation': self._on_liquidation,
-        }, symbol_map, on_error=self._on_server_error, on_drop=self._on_drop, dropped=_DONE)
+        }, subscribed, data_symbols=_RuleSymbols(subscribed), on_error=self._on_server_error,
+            on_drop=self._on_drop, dropped=_DONE)
         self.message_handler = self._router.handle
 
     # ------------------------------------------------------------------ symbols
@@ -444,8 +446,11 @@ class BackpackFeed(Feed):
             if busy is not None:  # a backfill of this symbol is being delivered: queue behind it
                 return self._after(busy, self._on_trade, msg, symbol, interval, receipt_ts)
         self._messages[TRADES] += 1
+        sequencer = self._trades.get(symbol)
+        if sequencer is None:
+            return self._unexpected('trade', symbol)
         trade = parse_trade(msg, symbol, receipt_ts, raw_payload(msg) if self.keep_raw else None)
-        if self._trades[symbol].accept_next(msg.t):
+        if sequencer.accept_next(msg.t):
             return self._deliver(TRADES, trade, receipt_ts)
         return self._trade_out_of_order(msg.t, trade, symbol, receipt_ts)
 
@@ -462,7 +467,9 @@ class BackpackFeed(Feed):
             if busy is not None:  # a snapshot of this symbol is being delivered: queue behind it
                 return self._after(busy, self._on_depth, msg, symbol, interval, receipt_ts)
         self._messages[L2_BOOK] += 1
-        sync = self._books[symbol]
+        sync = self._books.get(symbol)
+        if sync is None:
+            return self._unexpected('depth', symbol)
         emission = sync.on_depth(msg.U, msg.u, msg.b, msg.a, msg.T / 1_000_000)
         if emission is not None:
             # What Feed.book_callback does, without its two coroutine layers.
@@ -476,6 +483,14 @@ class BackpackFeed(Feed):
             return self._deliver(L2_BOOK, book, receipt_ts)
         if sync.needs_snapshot:
             self._request_snapshot(symbol, sync)
+        return _DONE
+
+    def _unexpected(self, kind: str, symbol: str):
+        """A frame of a stream this feed did not subscribe to: counted, warned about once."""
+        self.metrics.on_dropped()
+        if (kind, symbol) not in self._unexpected_seen:
+            self._unexpected_seen.add((kind, symbol))
+            LOG.warning('%s: dropping %s frames for %s: not subscribed on this feed', self.id, kind, symbol)
         return _DONE
 
     def _deliver(self, channel: str, obj, receipt_ts: float):

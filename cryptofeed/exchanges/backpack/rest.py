@@ -68,7 +68,7 @@ import python_socks
 from cryptofeed.connection import Connection
 from cryptofeed.exchanges.backpack.auth import render_value
 from cryptofeed.exchanges.backpack.backoff import backoff_delays, parse_retry_after
-from cryptofeed.exchanges.backpack.config import NO_PROXY_ENV_VARS, PROXY_ENV_VARS, no_proxy_matches
+from cryptofeed.exchanges.backpack.config import DEFAULT_REST_URL, NO_PROXY_ENV_VARS, PROXY_ENV_VARS, no_proxy_matches
 from cryptofeed.exchanges.backpack.errors import (
     BackpackAuthError, BackpackConfigError, BackpackError, BackpackMaintenanceError, BackpackProtocolError,
     BackpackRateLimitedError, BackpackRegionRestrictedError, BackpackRequestError, is_retryable,
@@ -81,7 +81,6 @@ __all__ = [
 
 LOG = logging.getLogger('feedhandler')
 
-DEFAULT_REST_URL = 'https://api.backpack.exchange'
 #: Longest single wait between two attempts, whatever Retry-After says.
 MAX_RETRY_AFTER_S = 60.0
 JSON_CONTENT_TYPE = 'application/json; charset=utf-8'

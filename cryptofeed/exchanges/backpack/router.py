@@ -173,17 +173,19 @@ class Router:
     ``'account.orderUpdate'``, ...; the keys of ``messages.STREAM_PAYLOADS``) to the callable
     for its payloads; kinds left out count as ``unknown_stream``. ``symbols`` maps exchange
     symbols to normalized ones (a feed passes its ``exchange_symbol_mapping``); it is read, not
-    copied, so later additions are seen. ``on_error`` receives server error frames; ``on_drop``
+    copied, so later additions are seen. ``data_symbols`` (default: ``symbols``) resolves the
+    ``data.s`` of streams whose name carries no symbol (``liquidation``). ``on_error`` receives server error frames; ``on_drop``
     (if given) is called with the reason of every dropped frame, for time-stamped metrics.
     ``dropped`` is what ``route``/``handle`` return for a dropped frame (a feed passes an
     already finished awaitable, so that every frame yields something to await).
     ``clock`` (monotonic seconds) and ``log_interval`` drive the warning rate limit.
     """
 
-    __slots__ = ('_handlers', '_symbols', '_on_error', '_on_drop', '_dropped', '_clock', '_log_interval', '_log',
+    __slots__ = ('_handlers', '_symbols', '_data_symbols', '_on_error', '_on_drop', '_dropped', '_clock', '_log_interval', '_log',
                  '_routes', '_decode', '_lenient', '_counts', '_last_logged', '_suppressed')
 
     def __init__(self, handlers: Mapping[str, Handler], symbols: Mapping[str, str], *,
+                 data_symbols: Optional[Mapping[str, str]] = None,
                  on_error: Optional[ErrorHandler] = None, on_drop: Optional[Callable[[str], Any]] = None,
                  dropped: Any = None, clock: Callable[[], float] = time.monotonic,
                  log_interval: float = _DEFAULT_LOG_INTERVAL_S, logger: logging.Logger = LOG):
@@ -193,6 +195,7 @@ class Router:
                              f'{sorted(bp.STREAM_PAYLOADS)}')
         self._handlers: Dict[str, Handler] = dict(handlers)
         self._symbols = symbols
+        self._data_symbols = symbols if data_symbols is None else data_symbols
         self._on_error = on_error
         self._on_drop = on_drop
         self._dropped = dropped
@@ -242,7 +245,7 @@ class Router:
             return self._wrong_payload(route, data)
         symbol = route.symbol
         if symbol is None and route.symbol_from_data:
-            symbol = self._symbols.get(data.s)
+            symbol = self._data_symbols.get(data.s)
             if symbol is None:
                 return self._drop(UNKNOWN_SYMBOL, route.stream, data.s, 'symbol not in the symbol map')
         return route.handler(data, symbol, route.interval, receipt_ts)
@@ -294,6 +297,8 @@ class Router:
                           f'a {event!r} payload does not belong on this stream')
 
     def _dispatch(self, stream: str, data: Any, receipt_ts: float) -> Any:
+        # The tail of ``handle`` for frames decoded by the slow path; ``handle`` inlines it
+        # because a call per frame is measurable there.
         route = self._routes.get(stream) or self._resolve(stream)
         if route is None:
             return self._dropped
@@ -301,7 +306,7 @@ class Router:
             return self._wrong_payload(route, data)
         symbol = route.symbol
         if symbol is None and route.symbol_from_data:
-            symbol = self._symbols.get(data.s)
+            symbol = self._data_symbols.get(data.s)
             if symbol is None:
                 return self._drop(UNKNOWN_SYMBOL, route.stream, data.s, 'symbol not in the symbol map')
         return route.handler(data, symbol, route.interval, receipt_ts)
