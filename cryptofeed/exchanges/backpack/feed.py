@@ -343,6 +343,7 @@ class BackpackFeed(Feed):
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, loop: asyncio.AbstractEventLoop):
+        self.metrics.mark_started()
         for conn, subscribe, handler, authenticate in self.connect():
             handler = BackpackConnectionHandler(
                 conn, subscribe, handler, authenticate, self.retries, timeout=self.timeout,
