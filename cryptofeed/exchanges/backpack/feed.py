@@ -232,13 +232,13 @@ class BackpackFeed(Feed):
     def _no_symbol_download(self) -> Iterator[None]:
         """cryptofeed's ``Exchange.__init__`` downloads the markets when none are cached; we
         convert symbols by spelling rules instead, so hand it an empty table for the duration."""
-        placeholder = not Symbols.populated(self.id)
-        if placeholder:
+        lent_empty_table = not Symbols.populated(self.id)
+        if lent_empty_table:
             Symbols.set(self.id, {}, {})
         try:
             yield
         finally:
-            if placeholder and Symbols.data.get(self.id) == {'normalized': {}, 'info': {}}:
+            if lent_empty_table and Symbols.data.get(self.id) == {'normalized': {}, 'info': {}}:
                 Symbols.data.pop(self.id, None)
 
     def std_symbol_to_exchange_symbol(self, symbol) -> str:
