@@ -17,9 +17,9 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from cryptofeed.exchanges.backpack.auth import BackpackSigner
 from cryptofeed.exchanges.backpack.config import (
     DEFAULT_REST_URL, DEFAULT_WS_URL, BackpackAuth, BackpackConfig, BackpackProxies, ProxyURL,
-    is_loopback_host, mask_url,
 )
 from cryptofeed.exchanges.backpack.errors import BackpackConfigError, BackpackError
+from cryptofeed.exchanges.backpack.net import is_loopback_host, mask_url
 
 # backpack-api.md section 4 test vector: seed = 32 x 0x01.
 KEY_B64 = 'AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE='

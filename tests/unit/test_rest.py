@@ -1,4 +1,4 @@
-"""rest.py, the parts that need no server: proxy resolution, the circuit breaker, construction."""
+"""rest.py, the parts that need no server: the circuit breaker, construction."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -7,7 +7,7 @@ import pytest
 
 from cryptofeed.exchanges.backpack.auth import BackpackSigner
 from cryptofeed.exchanges.backpack.errors import BackpackConfigError
-from cryptofeed.exchanges.backpack.rest import BackpackRestClient, CircuitBreaker, resolve_proxy
+from cryptofeed.exchanges.backpack.rest import BackpackRestClient, CircuitBreaker
 
 API = 'https://api.backpack.exchange'
 
@@ -25,52 +25,6 @@ class FakeClock:
 
     def __call__(self):
         return self.now
-
-
-# -- resolve_proxy ---------------------------------------------------------------------------
-
-def test_explicit_proxy_wins_over_the_environment():
-    env = {'HTTPS_PROXY': 'http://env:1'}
-    assert resolve_proxy('socks5://explicit:1080', API, env) == 'socks5://explicit:1080'
-
-
-def test_no_proxy_configured_means_direct():
-    assert resolve_proxy(None, API, {}) is None
-
-
-@pytest.mark.parametrize('env, url, expected', [
-    ({'HTTPS_PROXY': 'http://p:3128'}, API, 'http://p:3128'),
-    ({'https_proxy': 'http://lower:1'}, API, 'http://lower:1'),
-    ({'HTTPS_PROXY': 'http://upper:1', 'https_proxy': 'http://lower:1'}, API, 'http://upper:1'),
-    ({'ALL_PROXY': 'socks5://p:1080'}, API, 'socks5://p:1080'),
-    ({'all_proxy': 'socks5h://p:1080'}, 'wss://ws.backpack.exchange', 'socks5h://p:1080'),
-    ({'HTTPS_PROXY': 'http://s:1', 'ALL_PROXY': 'socks5://a:1'}, API, 'http://s:1'),
-    ({'HTTPS_PROXY': 'http://s:1'}, 'http://127.0.0.1:8080', 'http://s:1'),   # D7: one setting for all targets
-    ({'HTTP_PROXY': 'http://plain:1'}, API, None),                            # not a variable we read
-    ({'HTTPS_PROXY': '  ', 'ALL_PROXY': 'socks5://a:1'}, API, 'socks5://a:1'),
-])
-def test_environment_fallback(env, url, expected):
-    assert resolve_proxy(None, url, env) == expected
-
-
-@pytest.mark.parametrize('no_proxy, url, bypassed', [
-    ('*', API, True),
-    ('api.backpack.exchange', API, True),
-    ('.backpack.exchange', API, True),
-    ('backpack.exchange', API, True),
-    ('*.backpack.exchange', API, True),
-    ('api.backpack.exchange:443', API, True),
-    ('localhost, 127.0.0.1', API, False),
-    ('exchange.example', API, False),
-    ('notbackpack.exchange', API, False),
-    ('127.0.0.1', 'http://127.0.0.1:8080', True),
-    ('127.0.0.0/8', 'http://127.0.0.1:8080', True),
-    ('10.0.0.0/8', 'http://127.0.0.1:8080', False),
-    ('::1', 'http://[::1]:8080', True),
-])
-def test_no_proxy(no_proxy, url, bypassed):
-    env = {'HTTPS_PROXY': 'http://p:1', 'no_proxy': no_proxy}
-    assert (resolve_proxy(None, url, env) is None) is bypassed
 
 
 # -- circuit breaker -------------------------------------------------------------------------
@@ -151,7 +105,7 @@ def test_unsupported_proxy_is_a_config_error(proxy):
 
 
 def test_malformed_proxy_port_is_a_config_error_that_hides_the_password():
-    with pytest.raises(BackpackConfigError, match='not a valid URL') as info:
+    with pytest.raises(BackpackConfigError, match='not a valid proxy URL') as info:
         BackpackRestClient(API, proxy='http://user:pa/ss@proxy:notaport')
     assert 'pa/ss' not in str(info.value)
 
@@ -214,21 +168,6 @@ def test_from_config_does_not_second_guess_the_configs_proxy_decision(monkeypatc
         rest_proxy=None, ssl_context=lambda: None, signer=lambda: None)   # e.g. NO_PROXY matched in the config
     assert BackpackRestClient.from_config(cfg).proxy is None
     assert BackpackRestClient(API).proxy == 'http://127.0.0.1:3128'
-
-
-@pytest.mark.parametrize('env', [
-    {}, {'HTTPS_PROXY': 'http://p:1'}, {'https_proxy': 'http://l:1', 'ALL_PROXY': 'socks5://a:1'},
-    {'all_proxy': 'socks5h://a:1'}, {'HTTPS_PROXY': 'http://p:1', 'NO_PROXY': '.backpack.exchange'},
-    {'HTTPS_PROXY': 'http://p:1', 'no_proxy': 'api.backpack.exchange:443'},
-    {'HTTPS_PROXY': 'http://p:1', 'NO_PROXY': '*'},
-    {'HTTPS_PROXY': ' ', 'ALL_PROXY': 'socks5://a:1'}, {'HTTPS_PROXY': 'http://p:1', 'NO_PROXY': '127.0.0.0/8'},
-])
-@pytest.mark.parametrize('url', [API, 'http://127.0.0.1:9000'])
-def test_resolve_proxy_agrees_with_backpack_config(env, url):
-    from cryptofeed.exchanges.backpack.config import BackpackConfig
-    cfg = BackpackConfig(rest_url=url, ws_url='ws://127.0.0.1:9000' if url.startswith('http:') else
-                         'wss://ws.backpack.exchange')
-    assert resolve_proxy(None, url, env) == cfg.proxy_for('rest', environ=env)
 
 
 def test_from_config_with_a_real_backpack_config(monkeypatch):

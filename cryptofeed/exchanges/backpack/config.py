@@ -16,7 +16,8 @@ lists ``(location, message)`` pairs). Secrets (the private key,
 the passphrase, proxy passwords) are never part of ``repr``, ``str``, ``model_dump()``, error
 messages or log lines; call ``get_secret_value()`` where the real value is needed.
 
-Proxy precedence, for REST and WebSocket separately:
+Proxy precedence, for REST and WebSocket separately (``rest_proxy`` / ``ws_proxy``, resolved
+by ``net.resolve_proxy`` when read):
 
 1. ``proxies.rest`` / ``proxies.websocket``;
 2. ``proxies.url`` (both transports);
@@ -28,31 +29,27 @@ Proxy precedence, for REST and WebSocket separately:
 from __future__ import annotations
 
 import base64
-import ipaddress
-import json
 import logging
 import os
 import ssl
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type, Union, get_args
-from urllib.parse import urlsplit
+from typing import Any, Callable, Dict, Mapping, Optional
 
 import yaml
-from pydantic import (
-    BaseModel, ConfigDict, Field, Secret, SecretStr, ValidationError, ValidationInfo, field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 
+from cryptofeed.exchanges.backpack._models import (
+    _REDACTED, ProxyURL, _FrozenModel, _InvalidConfig, _problems, _secret_input,
+)
 from cryptofeed.exchanges.backpack.auth import (
     DEFAULT_WINDOW_MS, BackpackSigner, parse_private_key, parse_public_key, public_key_from_seed,
 )
 from cryptofeed.exchanges.backpack.errors import BackpackConfigError
+from cryptofeed.exchanges.backpack.net import resolve_proxy, validate_proxy_url, validate_service_url
 
-__all__ = [
-    'DEFAULT_REST_URL', 'DEFAULT_WS_URL', 'ENV_VARS', 'PROXY_ENV_VARS', 'NO_PROXY_ENV_VARS', 'no_proxy_matches', 'PROXY_SCHEMES', 'ProxyURL',
-    'BackpackAuth', 'BackpackProxies', 'BackpackConfig', 'mask_url', 'is_loopback_host',
-]
+__all__ = ['DEFAULT_REST_URL', 'DEFAULT_WS_URL', 'ENV_VARS', 'ProxyURL', 'BackpackAuth', 'BackpackProxies',
+           'BackpackConfig']
 
 LOG = logging.getLogger('feedhandler')
 
@@ -60,9 +57,6 @@ DEFAULT_REST_URL = 'https://api.backpack.exchange'
 DEFAULT_WS_URL = 'wss://ws.backpack.exchange'
 MAX_WINDOW_MS = 10000
 MAX_CLOCK_OFFSET_MS = 60000
-PROXY_SCHEMES = ('http', 'https', 'socks5', 'socks5h')
-PROXY_ENV_VARS = ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy')
-NO_PROXY_ENV_VARS = ('NO_PROXY', 'no_proxy')
 
 # Environment variable -> option path, read by ``BackpackConfig.from_env``.
 ENV_VARS: Dict[str, str] = {
@@ -80,262 +74,6 @@ _CRYPTOFEED_KEY_NAMES = {'key_id': 'api_key', 'key_secret': 'private_key', 'key_
 # Keys of the ``backpack:`` section that belong to other readers (cryptofeed's Exchange, the feed
 # registry) and are not configuration options of ours.
 _SECTION_KEYS_READ_ELSEWHERE = frozenset({'account_name', 'native_enabled'})
-
-
-# --------------------------------------------------------------------------------------------
-# URL helpers
-# --------------------------------------------------------------------------------------------
-
-def is_loopback_host(host: Optional[str]) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ``::1`` (brackets allowed)."""
-    if not host:
-        return False
-    host = host.strip().strip('[]').rstrip('.').lower()
-    if host == 'localhost':
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``; safe to log and to put in messages.
-
-    A URL that cannot be parsed reliably is not echoed at all.
-    """
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a malformed port, which often means a mangled password
-    except ValueError:
-        return '<unparseable URL>'
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition('@')[2]
-    user = parts.username or ''
-    return parts._replace(netloc=f'{user}:***@{host}').geturl()
-
-
-def _validate_service_url(value: str, field: str, secure: str, plain: str) -> str:
-    """Check a REST/WS endpoint and return it without a trailing slash."""
-    text = value.strip()
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError:
-        raise ValueError(f'{field} is not a valid URL; expected {secure}://host[:port][/path]') from None
-    scheme = parts.scheme.lower()
-    if scheme not in (secure, plain):
-        raise ValueError(
-            f'{field} must start with {secure}:// (or {plain}:// for a loopback host), '
-            f'got scheme {parts.scheme + "://" if parts.scheme else "none"}')
-    if not parts.hostname:
-        raise ValueError(f'{field} has no host; expected {secure}://host[:port][/path]')
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(f'{field} must not contain a user name or password')
-    if parts.query or parts.fragment:
-        raise ValueError(f'{field} must not contain a query string or fragment: {mask_url(text)}')
-    if scheme == plain and not is_loopback_host(parts.hostname):
-        raise ValueError(
-            f'{field} uses {plain}:// for {parts.hostname}, but unencrypted connections are only allowed '
-            f'to loopback hosts (127.0.0.0/8, ::1, localhost), e.g. the local simulator; use {secure}://')
-    if port == 0:
-        raise ValueError(f'{field} has port 0; give the port the server listens on')
-    return f'{scheme}://{parts.netloc}{parts.path.rstrip("/")}'
-
-
-def _validate_proxy_url(url: str, where: str) -> str:
-    """Check a proxy URL; messages never show its password. Returns ``scheme://netloc``, scheme lower-cased."""
-    text = url.strip()
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018
-    except ValueError:
-        raise ValueError(
-            f'{where} is not a valid proxy URL; expected scheme://[user:password@]host:port '
-            f'(percent-encode special characters in the password)') from None
-    scheme = parts.scheme.lower()
-    if scheme not in PROXY_SCHEMES:
-        raise ValueError(
-            f'{where} has unsupported scheme {parts.scheme + "://" if parts.scheme else "(none)"}; '
-            f'use http:// or https:// (HTTP CONNECT), socks5:// or socks5h:// (SOCKS5)')
-    if not parts.hostname:
-        raise ValueError(f'{where} has no host: {mask_url(text)}')
-    if parts.path not in ('', '/') or parts.query or parts.fragment:
-        raise ValueError(
-            f'{where} must be scheme://[user:password@]host:port with nothing after the port '
-            f'(percent-encode "/", "?", "#" and "@" inside a password)')
-    return f'{scheme}://{parts.netloc}'
-
-
-class ProxyURL(Secret[str]):
-    """A proxy URL whose password is a secret: ``repr``/``str``/JSON show it as ``***``.
-
-    ``get_secret_value()`` returns the full URL for the transport.
-    """
-
-    def _display(self) -> str:
-        return mask_url(self.get_secret_value())
-
-    @property
-    def scheme(self) -> str:
-        return urlsplit(self.get_secret_value()).scheme.lower()
-
-
-class _Redacted:
-    """Stands in for a value pydantic would otherwise copy into an error (unknown options)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return '<redacted>'
-
-
-_REDACTED = _Redacted()
-
-
-# --------------------------------------------------------------------------------------------
-# Error reporting
-# --------------------------------------------------------------------------------------------
-
-Problem = Tuple[Tuple[Any, ...], str]
-
-
-class _InvalidConfig(BackpackConfigError):
-    """Raised by the models: one message for all problems, and ``problems`` as (location, text)."""
-
-    def __init__(self, problems: List[Problem], source: Optional[str] = None,
-                 labels: Optional[Mapping[str, str]] = None):
-        self.problems = problems
-        lines = []
-        for loc, text in problems:
-            path = '.'.join(str(part) for part in loc)
-            label = f'{path} (from {labels[path]})' if labels and path in labels else path
-            if not label:
-                lines.append(text)
-                continue
-            # Messages that already start with the option's name read better without a prefix.
-            for name in (path, str(loc[-1])):
-                if text.startswith(name + ' '):
-                    lines.append(label + text[len(name):])
-                    break
-            else:
-                lines.append(f'{label}: {text}')
-        where = f' from {source}' if source else ''
-        if len(lines) == 1:
-            message = f'invalid Backpack configuration{where}: {lines[0]}'
-        else:
-            message = f'invalid Backpack configuration{where}:\n' + '\n'.join(f'  - {line}' for line in lines)
-        super().__init__(message)
-
-
-def _problems(exc: ValidationError, model: Type[BaseModel]) -> List[Problem]:
-    """(location, text) for every error of ``exc``, without any input value."""
-    problems: List[Problem] = []
-    for err in exc.errors(include_url=False, include_context=False, include_input=False):
-        loc = tuple(err['loc'])
-        owner = _owner_model(model, loc)
-        field = str(loc[-1]) if loc else ''
-        info = owner.model_fields.get(field)
-        description = info.description if info is not None else None
-        kind, text = err['type'], err['msg']
-        if kind == 'value_error':
-            text = text.removeprefix('Value error, ')
-        elif kind == 'missing':
-            text = 'is required' + (f' ({description})' if description else '')
-        elif kind == 'extra_forbidden':
-            text = f'is not a known option; valid options here: {", ".join(owner.model_fields)}'
-        elif description:
-            text = f'{text} ({description})'
-        problems.append((loc, text))
-    return problems
-
-
-def _owner_model(model: Type[BaseModel], loc: Tuple[Any, ...]) -> Type[BaseModel]:
-    """The model class declaring the last element of ``loc`` (walking nested model fields)."""
-    owner = model
-    for part in loc[:-1]:
-        info = owner.model_fields.get(str(part))
-        if info is None:
-            break
-        nested = [arg for arg in (info.annotation, *get_args(info.annotation))
-                  if isinstance(arg, type) and issubclass(arg, BaseModel)]
-        if not nested:
-            break
-        owner = nested[0]
-    return owner
-
-
-class _ConfigModelMeta(type(BaseModel)):  # type: ignore[misc]
-    """Turns the ValidationError of a direct ``Model(...)`` call into a ``BackpackConfigError``.
-
-    Done in the metaclass rather than in ``__init__`` so that pydantic still validates nested
-    models field by field (an ``__init__`` override would make it call ``__init__`` for them and
-    report their errors against the whole, unmasked input).
-    """
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().__call__(*args, **kwargs)
-        except ValidationError as exc:
-            raise _InvalidConfig(_problems(exc, cls)) from None
-
-
-class _FrozenModel(BaseModel, metaclass=_ConfigModelMeta):
-    """Frozen, strict about unknown options, and never echoing input values in errors.
-
-    Secrets are wrapped (``SecretStr``, ``ProxyURL``) and unknown options replaced by a
-    placeholder before validation, so even ``ValidationError.errors()`` cannot carry them.
-    """
-
-    model_config = ConfigDict(frozen=True, extra='forbid', hide_input_in_errors=True)
-
-    @classmethod
-    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any):  # type: ignore[override]
-        try:
-            return super().model_validate(obj, *args, **kwargs)
-        except ValidationError as exc:
-            raise _InvalidConfig(_problems(exc, cls)) from None
-
-    @classmethod
-    def model_validate_json(cls, json_data: Any, *args: Any, **kwargs: Any):  # type: ignore[override]
-        """Parse the JSON first and validate in Python mode, where secrets are wrapped early."""
-        try:
-            data = json.loads(json_data)
-        except ValueError as exc:
-            position = getattr(exc, 'pos', None)
-            raise BackpackConfigError(f'{cls.__name__}: not valid JSON (at position {position})') from None
-        return cls.model_validate(data, *args, **kwargs)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise BackpackConfigError(
-            f'{type(self).__name__} is frozen: cannot set {name!r}; build a new one, e.g. with .replace()')
-
-    def __delattr__(self, name: str) -> None:
-        raise BackpackConfigError(f'{type(self).__name__} is frozen: cannot delete {name!r}')
-
-    @classmethod
-    def _redact_unknown(cls, data: Mapping[str, Any]) -> Dict[str, Any]:
-        return {key: (value if key in cls.model_fields else _REDACTED) for key, value in data.items()}
-
-    def replace(self, **changes: Any):
-        """A validated copy with ``changes`` applied (secrets carry over as they are)."""
-        current = {name: getattr(self, name) for name in type(self).model_fields}
-        current.update(changes)
-        return type(self)(**current)
-
-
-def _secret_input(value: Any) -> Any:
-    """Wrap a raw secret before validation so that no error can carry it in clear."""
-    if isinstance(value, str):
-        return SecretStr(value)
-    if isinstance(value, (bytes, bytearray)):
-        # A raw seed (or seed + public key) given as bytes: base64 is the canonical text form.
-        return SecretStr(base64.b64encode(bytes(value)).decode())
-    if value is None or isinstance(value, SecretStr):
-        return value
-    # Anything else fails the string check; YAML turns an unquoted all-digit hex key into a number.
-    return _REDACTED
 
 
 # --------------------------------------------------------------------------------------------
@@ -460,7 +198,7 @@ class BackpackProxies(_FrozenModel):
     def _check_proxy(cls, value: Optional[ProxyURL], info: ValidationInfo) -> Optional[ProxyURL]:
         if value is None:
             return None
-        return ProxyURL(_validate_proxy_url(value.get_secret_value(), f'proxies.{info.field_name}'))
+        return ProxyURL(validate_proxy_url(value.get_secret_value(), f'proxies.{info.field_name}'))
 
     @model_validator(mode='after')
     def _not_empty(self) -> 'BackpackProxies':
@@ -528,12 +266,12 @@ class BackpackConfig(_FrozenModel):
     @field_validator('rest_url')
     @classmethod
     def _check_rest_url(cls, value: str) -> str:
-        return _validate_service_url(value, 'rest_url', 'https', 'http')
+        return validate_service_url(value, 'rest_url', 'https', 'http')
 
     @field_validator('ws_url')
     @classmethod
     def _check_ws_url(cls, value: str) -> str:
-        return _validate_service_url(value, 'ws_url', 'wss', 'ws')
+        return validate_service_url(value, 'ws_url', 'wss', 'ws')
 
     @field_validator('ca_file')
     @classmethod
@@ -603,25 +341,12 @@ class BackpackConfig(_FrozenModel):
         if self.proxies is not None:
             chosen = self.proxies.for_rest() if transport == 'rest' else self.proxies.for_websocket()
             if chosen is not None:
-                return chosen.get_secret_value()
-        env = os.environ if environ is None else environ
+                return chosen.get_secret_value()  # validated when the config was built
         target = self.rest_url if transport == 'rest' else self.ws_url
-        host = urlsplit(target).hostname or ''
-        if no_proxy_matches(host, ','.join(env.get(name, '') for name in NO_PROXY_ENV_VARS)):
-            return None
-        for name in PROXY_ENV_VARS:
-            value = (env.get(name) or '').strip()
-            if not value:
-                continue
-            if '://' not in value:
-                value = 'http://' + value
-            try:
-                url = _validate_proxy_url(value, f'environment variable {name}')
-            except ValueError as exc:
-                raise BackpackConfigError(str(exc)) from None
-            LOG.debug('Backpack %s proxy from %s: %s', transport, name, mask_url(url))
-            return url
-        return None
+        try:
+            return resolve_proxy(None, target, environ)
+        except ValueError as exc:
+            raise BackpackConfigError(str(exc)) from None
 
     # ---------------------------------------------------------------- loaders
 
@@ -771,48 +496,3 @@ def _load_yaml_file(path: Path) -> Any:
         mark = getattr(exc, 'problem_mark', None)
         where = f' near line {mark.line + 1}' if mark is not None else ''
         raise BackpackConfigError(f'configuration file {path} is not valid YAML{where}') from None
-
-
-def no_proxy_matches(host: str, no_proxy: str) -> bool:
-    """True when ``host`` is excluded from proxying by a NO_PROXY-style list.
-
-    Entries: ``*``; host names (``example.com`` and ``.example.com`` both match the domain and its
-    subdomains); IP addresses; CIDR blocks (``127.0.0.0/8``). A ``:port`` suffix is ignored.
-    """
-    host = host.strip('[]').rstrip('.').lower()
-    if not host:
-        return False
-    try:
-        host_ip: Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]] = ipaddress.ip_address(host)
-    except ValueError:
-        host_ip = None
-    for raw in no_proxy.replace(' ', ',').split(','):
-        entry = raw.strip().lower()
-        if not entry:
-            continue
-        if entry == '*':
-            return True
-        if '/' in entry:
-            try:
-                if host_ip is not None and host_ip in ipaddress.ip_network(entry, strict=False):
-                    return True
-            except ValueError:
-                pass
-            continue
-        if entry.startswith('['):
-            entry = entry[1:].partition(']')[0]
-        elif entry.count(':') == 1:
-            entry = entry.partition(':')[0]
-        try:
-            entry_ip = ipaddress.ip_address(entry)
-        except ValueError:
-            entry_ip = None
-        if entry_ip is not None:
-            if entry_ip == host_ip:
-                return True
-            continue
-        domain = entry.lstrip('*').lstrip('.').rstrip('.')
-        if domain and (host == domain or host.endswith('.' + domain)):
-            return True
-    return False
-

@@ -34,8 +34,8 @@ Behaviour worth knowing:
   failure; later calls get ``BackpackCircuitOpenError`` without touching the network.
 * **Proxies**: ``proxy=`` takes ``http://``/``https://`` (HTTP CONNECT for https targets) or
   ``socks5://``/``socks5h://`` (``h``: the proxy resolves host names). Without one,
-  ``resolve_proxy`` applies ``HTTPS_PROXY``/``ALL_PROXY`` and ``NO_PROXY`` (read once, in the
-  constructor; ``from_config`` leaves that to ``BackpackConfig.rest_proxy``). An injected
+  ``net.resolve_proxy`` applies ``HTTPS_PROXY``/``ALL_PROXY`` and ``NO_PROXY`` (read once, in the
+  constructor; ``from_config`` passes the URL ``BackpackConfig.rest_proxy`` resolved). An injected
   session keeps its own connector, so an explicit SOCKS proxy together with an injected session
   is refused as a configuration error. A proxy rejecting our credentials (407) raises
   ``BackpackConfigError``; proxy passwords never appear in messages or logs.
@@ -51,32 +51,30 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import random
-import re
 import ssl as _ssl
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import aiohttp_socks
-import python_socks
 
 from cryptofeed.connection import Connection
 from cryptofeed.exchanges.backpack.auth import render_value
 from cryptofeed.exchanges.backpack.backoff import backoff_delays, parse_retry_after
-from cryptofeed.exchanges.backpack.config import DEFAULT_REST_URL, NO_PROXY_ENV_VARS, PROXY_ENV_VARS, no_proxy_matches
+from cryptofeed.exchanges.backpack.config import DEFAULT_REST_URL
 from cryptofeed.exchanges.backpack.errors import (
     BackpackAuthError, BackpackConfigError, BackpackError, BackpackMaintenanceError, BackpackProtocolError,
     BackpackRateLimitedError, BackpackRegionRestrictedError, BackpackRequestError, is_retryable,
 )
+from cryptofeed.exchanges.backpack.net import is_socks, resolve_proxy, scrub_urls, socks_connector
 
 __all__ = [
     'DEFAULT_REST_URL', 'MAX_RETRY_AFTER_S', 'JSON_CONTENT_TYPE', 'BackpackCircuitOpenError', 'CircuitBreaker',
-    'RestStats', 'BackpackRestClient', 'PROXY_ENV_VARS', 'NO_PROXY_ENV_VARS', 'resolve_proxy',
+    'RestStats', 'BackpackRestClient',
 ]
 
 LOG = logging.getLogger('feedhandler')
@@ -85,8 +83,6 @@ LOG = logging.getLogger('feedhandler')
 MAX_RETRY_AFTER_S = 60.0
 JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
 
-_PROXY_SCHEMES = ('http', 'https', 'socks5', 'socks5h')
-_SOCKS_SCHEMES = ('socks5', 'socks5h')
 _REGION_MESSAGE = ('Backpack refuses requests from this location (HTTP 451). Retrying cannot help; '
                    'route the traffic through a proxy in an allowed region with BackpackConfig.proxies')
 
@@ -100,72 +96,6 @@ class BackpackCircuitOpenError(BackpackRequestError):
     def __init__(self, message: str, *, retry_in: float, **kwargs):
         self.retry_in = retry_in
         super().__init__(message, **kwargs)
-
-
-# -- proxies -----------------------------------------------------------------------------
-
-def resolve_proxy(explicit: Optional[str], url: str, environ: Mapping[str, str] = os.environ) -> Optional[str]:
-    """The proxy URL to use for ``url``, or None for a direct connection.
-
-    An explicit proxy always wins. Otherwise the first non-blank of ``HTTPS_PROXY``,
-    ``https_proxy``, ``ALL_PROXY``, ``all_proxy`` applies, whatever the URL's scheme (DESIGN D7),
-    unless ``NO_PROXY``/``no_proxy`` matches the host: ``*``, host names (``example.com`` and
-    ``.example.com`` cover subdomains too), IP addresses and CIDR blocks; ``:port`` suffixes are
-    ignored. This is the precedence ``BackpackConfig.proxy_for`` uses.
-    """
-    if explicit:
-        return explicit
-    for name in PROXY_ENV_VARS:
-        value = (environ.get(name) or '').strip()
-        if value:
-            break
-    else:
-        return None
-    host = urlsplit(url).hostname or ''
-    no_proxy = ','.join(environ.get(name) or '' for name in NO_PROXY_ENV_VARS)
-    if no_proxy_matches(host, no_proxy):
-        return None
-    return value
-
-
-def _validate_proxy(proxy: str) -> str:
-    if '://' not in proxy:  # "host:port", as some environments set it: HTTP, like curl assumes
-        proxy = 'http://' + proxy
-    parts = urlsplit(proxy)
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        raise BackpackConfigError(
-            f'proxy {_redact(proxy)!r} is not a valid URL; expected scheme://[user:password@]host:port '
-            f'(percent-encode special characters in the password)') from None
-    if parts.scheme.lower() not in _PROXY_SCHEMES or not parts.hostname:
-        raise BackpackConfigError(
-            f'unsupported proxy {_redact(proxy)!r}: use http://host:port, https://host:port, '
-            f'socks5://host:port or socks5h://host:port')
-    return proxy
-
-
-def _redact(url: str) -> str:
-    """``url`` without its user:password part, for messages."""
-    scheme, sep, rest = url.partition('://')
-    if not sep or '@' not in rest:
-        return url
-    # Everything up to the last '@' is user info, even when a password holds '/', '?' or '#'.
-    return f'{scheme}://***@{rest.rpartition("@")[2]}'
-
-
-def _is_socks(proxy: str) -> bool:
-    return urlsplit(proxy).scheme.lower() in _SOCKS_SCHEMES
-
-
-def _socks_connector(proxy: str, ssl_context: Optional[_ssl.SSLContext]) -> aiohttp.TCPConnector:
-    parts = urlsplit(proxy)
-    scheme = parts.scheme.lower()
-    return aiohttp_socks.ProxyConnector(
-        proxy_type=python_socks.ProxyType.SOCKS5, host=parts.hostname, port=parts.port or 1080,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-        rdns=scheme == 'socks5h', ssl=ssl_context if ssl_context is not None else True)
 
 
 # -- circuit breaker ---------------------------------------------------------------------
@@ -347,9 +277,11 @@ class BackpackRestClient:
         self.max_retries = int(max_retries)
         self.backoff_base_s = float(backoff_base_s)
         self.backoff_max_s = float(backoff_max_s)
-        resolved = resolve_proxy(proxy, self.base_url) if trust_env else proxy
-        self.proxy = _validate_proxy(resolved) if resolved else None
-        if self.proxy and session is not None and _is_socks(self.proxy):
+        try:
+            self.proxy = resolve_proxy(proxy, self.base_url, None if trust_env else {})
+        except ValueError as exc:
+            raise BackpackConfigError(f'unsupported proxy: {exc}') from None
+        if self.proxy and session is not None and is_socks(self.proxy):
             # A SOCKS proxy lives in the connector, which an injected session already has.
             if proxy:
                 raise BackpackConfigError(
@@ -358,7 +290,7 @@ class BackpackRestClient:
             LOG.warning('%s: ignoring the SOCKS proxy from the environment: the injected session decides '
                         'its own connector', conn_id)
             self.proxy = None
-        self._http_proxy = self.proxy if self.proxy and not _is_socks(self.proxy) else None
+        self._http_proxy = self.proxy if self.proxy and not is_socks(self.proxy) else None
         self.ssl = ssl
         self.conn_id = conn_id
         self.breaker = breaker if breaker is not None else CircuitBreaker()
@@ -387,7 +319,7 @@ class BackpackRestClient:
         return cls(cfg.rest_url, **kwargs)
 
     def __repr__(self) -> str:
-        proxy = _redact(self.proxy) if self.proxy else None
+        proxy = scrub_urls(self.proxy) if self.proxy else None
         return (f'{type(self).__name__}({self.base_url!r}, proxy={proxy!r}, signed={self.signer is not None}, '
                 f'breaker={self.breaker.state!r})')
 
@@ -401,8 +333,8 @@ class BackpackRestClient:
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None or (self._owns_session and self._session.closed):
             connector = None
-            if self.proxy and _is_socks(self.proxy):
-                connector = _socks_connector(self.proxy, self.ssl)
+            if is_socks(self.proxy):
+                connector = socks_connector(self.proxy, self.ssl)
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
             self._owns_session = True
         return self._session
@@ -628,9 +560,9 @@ class BackpackRestClient:
             # The proxy refused the CONNECT / request: nothing reached Backpack.
             if exc.status == 407:
                 raise BackpackConfigError(
-                    f'the HTTP proxy {_redact(self.proxy or "")} rejected our credentials (407); check the '
+                    f'the HTTP proxy {scrub_urls(self.proxy or "")} rejected our credentials (407); check the '
                     f'user:password in the proxy URL') from None
-            raise BackpackRequestError(f'{method} refused by the proxy: HTTP {exc.status} {_scrub(exc.message)}',
+            raise BackpackRequestError(f'{method} refused by the proxy: HTTP {exc.status} {scrub_urls(exc.message)}',
                                        path=path) from None
         except (aiohttp.ClientConnectorError, aiohttp_socks.ProxyConnectionError, aiohttp_socks.ProxyError,
                 aiohttp_socks.ProxyTimeoutError) as exc:
@@ -653,17 +585,9 @@ class BackpackRestClient:
         raise _error_for(status, text, path, retry_after_header)
 
 
-_USERINFO = re.compile(r'(?<=//)[^\s\'"]*@')
-
-
-def _scrub(text: str) -> str:
-    """``text`` with the user:password part of any URL in it replaced by ``***``."""
-    return _USERINFO.sub('***@', str(text))
-
-
 def _describe(exc: BaseException) -> str:
     """Exception class and message, safe for logs: aiohttp puts proxy URLs (with passwords) in some."""
-    return f'{type(exc).__name__}: {_scrub(str(exc))}'
+    return f'{type(exc).__name__}: {scrub_urls(str(exc))}'
 
 
 def _raise_if_certificate_error(exc: BaseException, url: str) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from ipaddress import ip_address
 from typing import Any, Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
@@ -26,20 +25,11 @@ from cryptofeed.connection_handler import ConnectionHandler
 from cryptofeed.exceptions import ExhaustedRetries
 
 from cryptofeed.exchanges.backpack.backoff import backoff_delays
+from cryptofeed.exchanges.backpack.net import is_loopback_host
 
-__all__ = ['BackpackWSConn', 'BackpackConnectionHandler', 'is_loopback_url']
+__all__ = ['BackpackWSConn', 'BackpackConnectionHandler']
 
 LOG = logging.getLogger('feedhandler')
-
-
-def is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ''
-    if host == 'localhost':
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class BackpackWSConn(WSAsyncConn):
@@ -48,7 +38,7 @@ class BackpackWSConn(WSAsyncConn):
     def __init__(self, address: str, conn_id: str, *, subscription: dict, ssl=None, proxy: Optional[str] = None,
                  ping_interval: float = 10.0, ping_timeout: float = 10.0, open_timeout: float = 10.0):
         self.conn = None  # read by the base class's __del__, even when validation below fails
-        if not (address.startswith('wss://') or (address.startswith('ws://') and is_loopback_url(address))):
+        if not (address.startswith('wss://') or (address.startswith('ws://') and is_loopback_host(urlsplit(address).hostname))):
             raise ValueError(f'Backpack WebSocket address must be wss:// (ws:// only on loopback), got {address!r}')
         options: dict[str, Any] = {
             'ping_interval': ping_interval, 'ping_timeout': ping_timeout, 'open_timeout': open_timeout,
