@@ -280,7 +280,7 @@ async def books_vs_truth(info: dict, feed: BackpackFeed, markets: List[str]) -> 
         for market in markets:
             async with session.get(info['rest_url'] + '/_sim/book', params={'symbol': market}) as resp:
                 truth = await resp.json()
-            sync = feed._books[exchange_to_normalized(market)]
+            sync = feed._book.books[exchange_to_normalized(market)]
             try:
                 await wait_for(lambda s=sync, n=truth['sequence']: s.synced and s.last_update_id == n, 15.0,
                                f'{market} to reach sequence {truth["sequence"]}')
@@ -309,7 +309,7 @@ async def feed_run(info: dict, markets: List[str], frames: int, warmup: int, war
     handler.run(start_loop=False, install_signal_handlers=False)
     result: dict = {'loop': type(asyncio.get_running_loop()).__module__}
     try:
-        await wait_for(lambda: all(s.synced for s in feed._books.values()), 30.0, 'every book to sync')
+        await wait_for(lambda: all(s.synced for s in feed._book.books.values()), 30.0, 'every book to sync')
         synced_at = time.monotonic()
         await wait_for(lambda: counter.before >= warmup and time.monotonic() - synced_at >= warmup_s, 60.0 + warmup_s,
                        f'{warmup} warm-up callbacks and {warmup_s} s')

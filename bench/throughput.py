@@ -261,10 +261,10 @@ class FeedPath:
         self.calls = 0
         self.deltas = 0
         self.sequences.clear()
-        for sequencer in self.feed._trades.values():
+        for sequencer in self.feed._trade.sequencers.values():
             sequencer.reset()
         for symbol, (last, bids, asks) in stream.snapshots.items():
-            sync = self.feed._books.get(NORMALIZED[symbol])
+            sync = self.feed._book.books.get(NORMALIZED[symbol])
             if sync is not None:
                 sync.reset()
                 sync.apply_snapshot(last, bids, asks, None)
@@ -281,11 +281,11 @@ class FeedPath:
         assert snap['parse_errors'] == 0 and sum(snap['drops'].values()) == 0, snap['drops']
         if stream.kind == 'trade':
             for symbol, last_id in stream.last_trade_ids.items():
-                sequencer = self.feed._trades[NORMALIZED[symbol]]
+                sequencer = self.feed._trade.sequencers[NORMALIZED[symbol]]
                 assert sequencer.last_id == last_id and sequencer.gaps == 0, (symbol, sequencer.last_id, last_id)
             return
         for symbol, (bids, asks) in stream.final_books.items():
-            sync = self.feed._books[NORMALIZED[symbol]]
+            sync = self.feed._book.books[NORMALIZED[symbol]]
             assert sync.synced and sync.gaps == 0 and sync.crossed == 0, sync.counters()
             if self.feed.max_depth == 0:
                 book = sync.book.book

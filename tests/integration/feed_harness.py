@@ -68,7 +68,7 @@ def truth_levels(truth: dict, depth: int = 0):
 
 
 def feed_levels(feed: BackpackFeed, symbol: str, depth: int = 0):
-    book = feed._books[symbol].book.book
+    book = feed._book.books[symbol].book.book
     bids = list(book.bids.to_dict().items())
     asks = list(book.asks.to_dict().items())
     return (bids[:depth], asks[:depth]) if depth else (bids, asks)
@@ -106,7 +106,7 @@ async def running_feed(sim, symbols, channels, collector: Collector, *, config=N
 
 async def book_matches_truth(feed, collector, sim, symbol: str, exchange_symbol: str, depth: int = 0) -> bool:
     truth = sim.book(exchange_symbol)
-    sync = feed._books[symbol]
+    sync = feed._book.books[symbol]
     if not sync.synced or sync.last_update_id != truth['sequence']:
         return False
     return (feed_levels(feed, symbol, depth) == truth_levels(truth, depth)
@@ -118,7 +118,7 @@ async def wait_book_converged(feed, collector, sim, symbol, exchange_symbol, dep
     while not await book_matches_truth(feed, collector, sim, symbol, exchange_symbol, depth):
         if time.monotonic() > deadline:
             truth = sim.book(exchange_symbol)
-            sync = feed._books[symbol]
+            sync = feed._book.books[symbol]
             raise AssertionError(f'{symbol}: book did not converge: feed state={sync.state} '
                                  f'last={sync.last_update_id} truth sequence={truth["sequence"]}')
         await asyncio.sleep(0.02)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 from cryptofeed.defines import L2_BOOK, TRADES
 
@@ -35,11 +36,12 @@ async def _settle(feed, collector, sim, symbols=SYMBOLS):
         _assert_trades_exact(collector, sim, symbol)
 
 
-async def test_sequence_gaps_duplicates_and_reorders_resync_only_the_affected_book():
+async def test_sequence_gaps_duplicates_and_reorders_resync_only_the_affected_book(caplog):
+    caplog.set_level(logging.WARNING, logger='feedhandler')
     async with BackpackSimulator(markets=['SOL_USDC', 'ETH_USDC'], seed=11, rate=400) as sim:
         collector = Collector()
         async with running_feed(sim, SYMBOLS, [L2_BOOK, TRADES], collector) as feed:
-            await wait_until(lambda: all(feed._books[s].synced for s in SYMBOLS), timeout=10)
+            await wait_until(lambda: all(feed._book.books[s].synced for s in SYMBOLS), timeout=10)
             eth_before = len(collector.sequences['ETH-USDC'])
             sim.inject({'fault': 'skip_sequence', 'symbol': 'SOL_USDC', 'count': 3})
             await wait_until(lambda: collector.full_books['SOL-USDC'] >= 2, timeout=10)
@@ -49,14 +51,18 @@ async def test_sequence_gaps_duplicates_and_reorders_resync_only_the_affected_bo
             await _settle(feed, collector, sim)
             # Only SOL-USDC lost sync on the gap; ETH-USDC kept flowing with one full book, unless
             # the reorder itself (a real gap on the wire) forced a resync of ETH-USDC too.
-            assert feed._books['SOL-USDC'].gaps >= 1
+            assert feed._book.books['SOL-USDC'].gaps >= 1
             assert len(collector.sequences['ETH-USDC']) > eth_before
-            assert feed._books['SOL-USDC'].stale_dropped >= 1
+            assert feed._book.books['SOL-USDC'].stale_dropped >= 1
             for symbol in SYMBOLS:
                 seqs = collector.sequences[symbol]
                 assert seqs == sorted(seqs), f'{symbol}: sequence numbers went backwards'
             snapshot = feed.metrics_snapshot()
             assert snapshot['gaps'] >= 1 and snapshot['resyncs'] >= 1
+            # The log names the ids that broke the sequence: the last one applied and the frame's U/u.
+            broken = [r.getMessage() for r in caplog.records if 'SOL-USDC depth sequence broken' in r.getMessage()]
+            assert broken and 'None' not in broken[0]
+            assert re.search(r'after update (\d+) the next frame must have U <= \d+, got U=\d+ u=\d+', broken[0])
 
 
 async def test_dropped_connections_resubscribe_resync_and_backfill_every_missed_trade():
@@ -93,7 +99,7 @@ async def test_rest_429_and_503_are_retried_and_the_book_still_syncs():
         sim.inject({'fault': 'http_status', 'status': 429, 'count': 1, 'path': '/api/v1/depth', 'retry_after': 1})
         collector = Collector()
         async with running_feed(sim, ['SOL-USDC'], [L2_BOOK], collector) as feed:
-            await wait_until(lambda: feed._books['SOL-USDC'].synced, timeout=15)
+            await wait_until(lambda: feed._book.books['SOL-USDC'].synced, timeout=15)
             assert feed.rest.stats.as_dict()['retries'] >= 1
             sim.inject({'fault': 'http_status', 'status': 503, 'count': 2, 'path': '/api/v1/depth'})
             sim.inject({'fault': 'skip_sequence', 'symbol': 'SOL_USDC', 'count': 1})
@@ -116,7 +122,7 @@ async def test_451_is_reported_once_and_not_retried_in_a_loop(caplog):
                 await wait_until(lambda: len(delivered_trade_ids(collector, 'SOL-USDC')) > 20, timeout=10)
                 await asyncio.sleep(1.0)
                 depth_requests = feed.rest.stats.as_dict()
-                assert not feed._books['SOL-USDC'].synced
+                assert not feed._book.books['SOL-USDC'].synced
                 assert not collector.sequences['SOL-USDC']
         region_errors = [r for r in caplog.records if 'location' in r.getMessage().lower()
                          or '451' in r.getMessage()]
@@ -128,7 +134,7 @@ async def test_malformed_frames_are_counted_and_survived_without_reconnecting():
     async with BackpackSimulator(markets=['SOL_USDC'], seed=16, rate=200) as sim:
         collector = Collector()
         async with running_feed(sim, ['SOL-USDC'], [TRADES, L2_BOOK], collector) as feed:
-            await wait_until(lambda: feed._books['SOL-USDC'].synced, timeout=10)
+            await wait_until(lambda: feed._book.books['SOL-USDC'].synced, timeout=10)
             for kind in ('truncated_json', 'unknown_stream', 'wrong_types'):
                 sim.inject({'fault': 'malformed', 'kind': kind, 'symbol': 'SOL_USDC'})
             await wait_until(lambda: feed.metrics_snapshot()['dropped'] >= 3, timeout=5)
@@ -156,7 +162,7 @@ async def test_snapshot_requests_for_many_symbols_are_staggered():
                 return await depth(symbol, limit)
 
             feed.rest.depth = recording_depth
-            await wait_until(lambda: all(feed._books[s].synced for s in symbols), timeout=15)
+            await wait_until(lambda: all(feed._book.books[s].synced for s in symbols), timeout=15)
         starts.sort()
         assert len(starts) >= len(symbols)
         # Two workers, each pausing 0.1 s after a request: never three requests within 0.1 s.

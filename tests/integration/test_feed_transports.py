@@ -49,7 +49,7 @@ def socks(tmp_path):
 async def _trades_and_book(sim, config, symbol='SOL-USDC'):
     collector = Collector()
     async with running_feed(sim, [symbol], [TRADES, L2_BOOK], collector, config=config) as feed:
-        await wait_until(lambda: len(delivered_trade_ids(collector, symbol)) > 5 and feed._books[symbol].synced,
+        await wait_until(lambda: len(delivered_trade_ids(collector, symbol)) > 5 and feed._book.books[symbol].synced,
                          timeout=15)
         sim.pause()
         await wait_book_converged(feed, collector, sim, symbol, symbol.replace('-', '_'))
@@ -76,7 +76,7 @@ async def test_rest_through_socks5_while_websocket_goes_direct(socks):
         collector = Collector()
         async with running_feed(sim, ['SOL-USDC'], [L2_BOOK], collector,
                                 config=sim_config(sim, proxies={'rest': socks.url})) as feed:
-            await wait_until(lambda: feed._books['SOL-USDC'].synced, timeout=15)
+            await wait_until(lambda: feed._book.books['SOL-USDC'].synced, timeout=15)
             relayed = len(socks.connects)
             assert relayed >= 1 and set(socks.connects) == {('127.0.0.1', sim.port)}
             # A WebSocket reconnect (and the resync it causes, over the pooled REST connection)
@@ -104,7 +104,7 @@ async def test_raw_data_collection_records_backpack_rest_and_websocket_traffic(t
         try:
             async with running_feed(sim, ['SOL-USDC'], [TRADES, L2_BOOK], collector,
                                     fh_kwargs={'raw_data_collection': recorder}) as feed:
-                await wait_until(lambda: feed._books['SOL-USDC'].synced and delivered_trade_ids(collector, 'SOL-USDC'),
+                await wait_until(lambda: feed._book.books['SOL-USDC'].synced and delivered_trade_ids(collector, 'SOL-USDC'),
                                  timeout=15)
                 await asyncio.sleep(0.2)
         finally:
@@ -170,7 +170,7 @@ async def test_shutdown_cancels_every_task_and_closes_every_session():
         before = set(asyncio.all_tasks())
         async with running_feed(sim, ['SOL-USDC', 'ETH-USDC'], [TRADES, L2_BOOK], collector,
                                 streams_per_connection=2) as feed:
-            await wait_until(lambda: all(feed._books[s].synced for s in ('SOL-USDC', 'ETH-USDC')), timeout=15)
+            await wait_until(lambda: all(feed._book.books[s].synced for s in ('SOL-USDC', 'ETH-USDC')), timeout=15)
             sim.inject({'fault': 'drop_connections'})
             await wait_until(lambda: feed.metrics.reconnects >= 2, timeout=10)
             rest = feed.rest

@@ -28,7 +28,7 @@ def test_construction_does_no_network_io_and_leaves_the_symbol_cache_alone():
     Symbols.data.pop(BACKPACK, None)
     f = feed(symbols=['SOL-USDC', 'BTC-USDC-PERP'], channels=[TRADES])
     assert not Symbols.populated(BACKPACK)
-    assert f._rest is None  # the REST client is created lazily
+    assert f._ctx.rest_created is None  # the REST client is created lazily
     assert f.std_symbol_to_exchange_symbol('BTC-USDC-PERP') == 'BTC_USDC_PERP'
     assert f.exchange_symbol_to_std_symbol('SPCX.US_USDC') == 'SPCX.US-USDC'
 

@@ -55,15 +55,10 @@ Decisions worth knowing:
 * Ids are integers (the snapshot's ``lastUpdateId`` may be a string). A frame with ``U > u``
   needs no special case: it is either stale or a gap.
 
-Typical use in a feed (``sync`` is per symbol; ``reset()`` it when the connection restarts)::
-
-    emission = sync.on_depth(msg.U, msg.u, msg.b, msg.a, msg.T / 1_000_000)
-    if sync.needs_snapshot:
-        sync.snapshot_requested()
-        ...  # fetch /api/v1/depth in a task; then sync.apply_snapshot(...) or snapshot_failed()
-    if emission is not None:
-        await self.book_callback(L2_BOOK, emission.book, receipt_ts, timestamp=emission.timestamp,
-                                 sequence_number=emission.sequence_number, delta=emission.delta)
+``channels/book.py`` is the caller in this package: it feeds every frame to ``on_depth``, emits
+what comes back, and when ``needs_snapshot`` turns true it calls ``snapshot_requested()``,
+fetches ``/api/v1/depth`` in a worker task and answers with ``apply_snapshot`` (or
+``snapshot_failed``); a (re)subscribe calls ``reset()``.
 
 Leave cryptofeed's ``cross_check`` off for this feed: it reads ``SortedDict.index(0)``, which
 re-sorts the whole side after every change; ``check_crossed`` does the same check in O(1).
@@ -127,7 +122,7 @@ class BookSync:
         '_state', '_last', '_last_ts', '_buffer', '_requested', '_wanted',
         '_book', '_bids', '_asks', '_bid_px', '_ask_px', 'snapshot_timestamp',
         'applied', 'stale_dropped', 'gaps', 'resyncs', 'snapshots_too_old', 'buffer_overflows',
-        'crossed', 'snapshots_ignored',
+        'crossed', 'snapshots_ignored', 'last_break',
     )
 
     def __init__(self, symbol: str, max_depth: int = 0, buffer_limit: int = 10000, *,
@@ -150,6 +145,7 @@ class BookSync:
         self.buffer_overflows = 0
         self.crossed = 0
         self.snapshots_ignored = 0
+        self.last_break: Optional[Tuple[Optional[int], Optional[int], Optional[int]]] = None
         self.reset()
 
     # ------------------------------------------------------------------ state and queries
@@ -327,7 +323,12 @@ class BookSync:
         self._wanted = True
 
     def _lose_sync(self, frame: Optional[_Frame]) -> None:
-        """Discard the book; buffer ``frame`` (if any) and want a new snapshot."""
+        """Discard the book; buffer ``frame`` (if any) and want a new snapshot.
+
+        ``last_break`` keeps (last id applied, ``U``, ``u`` of the frame that did not follow it);
+        ``U`` and ``u`` are None when the book crossed instead.
+        """
+        self.last_break = (self._last, None, None) if frame is None else (self._last, frame[0], frame[1])
         if self._state is SYNCED:
             self.resyncs += 1
         self._state = BUFFERING

@@ -1,9 +1,9 @@
 """``BackpackFeed``: Backpack public market data through cryptofeed's ``FeedHandler``.
 
 This module wires the pieces; it parses nothing itself. Frames go ``router`` (decode once,
-exact stream split) -> an adapter of ``adapters.py`` -> cryptofeed's callbacks. Depth frames go
-through a ``book.BookSync`` per symbol, trades through a ``trades.TradeSequencer`` per symbol.
-REST (depth snapshots, trade backfill, markets) goes through ``rest.BackpackRestClient``.
+exact stream split) -> the handler of a channel family in ``channels/`` (market data, the L2
+book, trades), which parses with ``adapters.py`` and emits through a ``ChannelContext`` to
+cryptofeed's callbacks. REST goes through one lazily created ``rest.BackpackRestClient``.
 
 Channels (backpack-api.md section 8.1)::
 
@@ -40,13 +40,11 @@ from cryptofeed.exceptions import UnsupportedSymbol
 from cryptofeed.feed import Feed
 from cryptofeed.symbols import Symbol, Symbols
 
-from cryptofeed.exchanges.backpack import adapters
-from cryptofeed.exchanges.backpack.adapters import parse_trade, raw_payload
 from cryptofeed.exchanges.backpack.backoff import backoff_delays
-from cryptofeed.exchanges.backpack.book import BookSync
+from cryptofeed.exchanges.backpack.channels import DONE, BookChannel, ChannelContext, MarketChannels, TradeChannel
 from cryptofeed.exchanges.backpack.config import DEFAULT_REST_URL, DEFAULT_WS_URL, BackpackConfig
 from cryptofeed.exchanges.backpack.defines import BACKPACK
-from cryptofeed.exchanges.backpack.errors import BackpackError, BackpackRegionRestrictedError
+from cryptofeed.exchanges.backpack.errors import BackpackError
 from cryptofeed.exchanges.backpack.health import BackpackHealthReport, evaluate_health
 from cryptofeed.exchanges.backpack.metrics import FeedMetrics
 from cryptofeed.exchanges.backpack.rest import BackpackRestClient
@@ -54,7 +52,6 @@ from cryptofeed.exchanges.backpack.router import INVALID, MALFORMED, UNKNOWN_STR
 from cryptofeed.exchanges.backpack.symbols import (
     BackpackSymbolService, exchange_to_normalized, normalized_to_exchange, parse_symbol_data,
 )
-from cryptofeed.exchanges.backpack.trades import TradeGap, TradeSequencer, fetch_trade_range
 from cryptofeed.exchanges.backpack.ws import BackpackConnectionHandler, BackpackWSConn
 
 __all__ = ['BackpackFeed', 'DEPTH_WINDOWS']
@@ -90,18 +87,6 @@ class _RuleSymbols(dict):
             if len(self) < 10_000:
                 self[key] = value
             return value
-
-
-class _Done:
-    """An awaitable that is already finished (``await _DONE`` returns None at once)."""
-
-    __slots__ = ()
-
-    def __await__(self):
-        return iter(())
-
-
-_DONE = _Done()
 
 
 def _run_blocking(coro):
@@ -187,43 +172,36 @@ class BackpackFeed(Feed):
         self.keep_raw = keep_raw
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
-        self.trade_backfill_limit = trade_backfill_limit
-        self.snapshot_workers = max(1, snapshot_workers)
-        self.snapshot_spacing_s = snapshot_spacing_s
         self.reconnect_backoff_base_s = reconnect_backoff_base_s
         self.reconnect_backoff_max_s = reconnect_backoff_max_s
 
         self.metrics = FeedMetrics()
-        # Per-channel frame counts, incremented in place on the hot path (read by the metrics).
-        self._messages = self.metrics.messages
-        self._messages.update(dict.fromkeys((TRADES, L2_BOOK, TICKER, CANDLES, 'markPrice', OPEN_INTEREST,
-                                             LIQUIDATIONS), 0))
-        self._rest = rest_client
-        self._owns_rest = rest_client is None
         self._symbol_service: Optional[BackpackSymbolService] = None
+        self._unknown_symbols: set = set()
         self._wanted = self._wanted_symbols(kwargs.get('subscription'), kwargs.get('symbols'), kwargs.get('channels'))
         self._streams = self._plan_streams()
-        self._books: Dict[str, BookSync] = {s.symbol: BookSync(s.symbol, self.max_depth, exchange=self.id)
-                                            for s in self._streams if s.kind == 'depth'}
-        self._trades: Dict[str, TradeSequencer] = {s.symbol: TradeSequencer(max_gap=trade_backfill_limit)
-                                                   for s in self._streams if s.kind == 'trade'}
-        self._book_busy: Dict[str, asyncio.Event] = {}
-        self._trade_busy: Dict[str, asyncio.Event] = {}
-        self._snapshot_retry_at: Dict[str, float] = {}
-        self._snapshot_failures: Dict[str, int] = defaultdict(int)
-        self._gaps_seen: Dict[str, int] = defaultdict(int)
-        self._unknown_symbols: set = set()
-        self._unexpected_seen: set = set()
-        self._snapshot_queue: Optional[asyncio.Queue] = None
-        self._tasks: set = set()
-        self.metrics.expect_books(self._books)
+        cfg = self.backpack_config
+        if cfg.enable_private_channels:
+            LOG.warning('%s: enable_private_channels=True has no effect: this version of the feed has no account '
+                        'channels', self.id)
+        self._ctx = ChannelContext(
+            self.id, self.callbacks, self.metrics, keep_raw=keep_raw,
+            cross_check=self.check_bid_ask_overlapping if self.cross_check else None, rest_client=rest_client,
+            rest_factory=lambda: BackpackRestClient.from_config(cfg, conn_id=f'{self.id}.rest'))
+        symbols_of = {kind: [s.symbol for s in self._streams if s.kind == kind] for kind in ('depth', 'trade')}
+        self._book = BookChannel(self._ctx, symbols_of['depth'], max_depth=self.max_depth,
+                                 snapshot_limit=snapshot_limit, snapshot_workers=snapshot_workers,
+                                 snapshot_spacing_s=snapshot_spacing_s, retry_base_s=reconnect_backoff_base_s,
+                                 retry_max_s=reconnect_backoff_max_s)
+        self._trade = TradeChannel(self._ctx, symbols_of['trade'], backfill_limit=trade_backfill_limit)
+        self._market = MarketChannels(self._ctx, self._wanted, candle_closed_only=self.candle_closed_only,
+                                      candle_intervals=self.normalize_candle_interval)
+        # What (re)subscribing a stream resets, by stream kind.
+        self._on_subscribe = {'depth': self._book.on_subscribe, 'trade': self._trade.on_subscribe}
         subscribed = {normalized_to_exchange(s): str(s) for s in self.normalized_symbols}
-        self._router = Router({
-            'trade': self._on_trade, 'depth': self._on_depth, 'bookTicker': self._on_book_ticker,
-            'kline': self._on_kline, 'markPrice': self._on_mark_price, 'openInterest': self._on_open_interest,
-            'liquidation': self._on_liquidation,
-        }, subscribed, data_symbols=_RuleSymbols(subscribed), on_error=self._on_server_error,
-            on_drop=self._on_drop, dropped=_DONE)
+        self._router = Router({**self._market.handlers(), **self._book.handlers(), **self._trade.handlers()},
+                              subscribed, data_symbols=_RuleSymbols(subscribed), on_error=self._on_server_error,
+                              on_drop=self._on_drop, dropped=DONE)
         self.message_handler = self._router.handle
 
     # ------------------------------------------------------------------ symbols
@@ -301,7 +279,7 @@ class BackpackFeed(Feed):
 
     def _plan_streams(self) -> List[_Stream]:
         """Every stream this feed subscribes to, in a stable order."""
-        interval = self.candle_interval_map[self.candle_interval]
+        kline_interval = self.candle_interval_map[self.candle_interval]
         depth = 'depth' if self.depth_interval is None else f'depth.{self.depth_interval}'
         streams: List[_Stream] = []
         seen = set()
@@ -309,7 +287,7 @@ class BackpackFeed(Feed):
             if kind == 'liquidation':
                 streams.append(_Stream('liquidation', kind, None))
                 continue
-            prefix = {'depth': depth, 'kline': f'kline.{interval}'}.get(kind, kind)
+            prefix = {'depth': depth, 'kline': f'kline.{kline_interval}'}.get(kind, kind)
             for exchange_symbol in sorted(exchange_symbols):
                 symbol = self.exchange_symbol_to_std_symbol(exchange_symbol)
                 if kind in _PERP_ONLY_KINDS and not symbol.endswith('-PERP'):
@@ -353,20 +331,12 @@ class BackpackFeed(Feed):
                 on_reconnect=self.metrics.on_reconnect)
             self.connection_handlers.append(handler)
             handler.start(loop)
-        self._snapshot_queue = asyncio.Queue()
-        for _ in range(self.snapshot_workers):
-            self._spawn(self._snapshot_worker(), loop)
+        self._book.start(loop)
         for callbacks in self.callbacks.values():
             for callback in callbacks:
                 if hasattr(callback, 'start'):
                     LOG.info('%s: starting backend task %s', self.id, self.backend_name(callback))
                     callback.start(loop, multiprocess=self.config.backend_multiprocessing)
-
-    def _spawn(self, coro, loop: Optional[asyncio.AbstractEventLoop] = None) -> asyncio.Task:
-        task = (loop or asyncio.get_running_loop()).create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     async def shutdown(self):
         """Stop every connection, cancel every task this feed started, close our sessions, then
@@ -374,20 +344,13 @@ class BackpackFeed(Feed):
         for handler in self.connection_handlers:
             if isinstance(handler, BackpackConnectionHandler):
                 await handler.stop()
-        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._rest is not None and self._owns_rest:
-            await self._rest.close()
+        await self._ctx.close()
         await super().shutdown()
 
     @property
     def rest(self) -> BackpackRestClient:
         """The REST client (created on first use from the config)."""
-        if self._rest is None:
-            self._rest = BackpackRestClient.from_config(self.backpack_config, conn_id=f'{self.id}.rest')
-        return self._rest
+        return self._ctx.rest
 
     async def _known_symbols(self) -> Optional[set]:
         if self._symbol_service is None:
@@ -413,13 +376,9 @@ class BackpackFeed(Feed):
                     LOG.error('%s: %s is not listed by Backpack (/api/v1/markets); its streams are not subscribed',
                               self.id, stream.symbol)
                 continue
-            if stream.kind == 'depth':
-                self._books[stream.symbol].reset()
-                self._snapshot_retry_at.pop(stream.symbol, None)
-            elif stream.kind == 'trade':
-                gap = self._trades[stream.symbol].on_reconnect()
-                if gap is not None:
-                    self._spawn(self._backfill(stream.symbol, gap))
+            reset = self._on_subscribe.get(stream.kind)
+            if reset is not None:
+                reset(stream.symbol)
             names.append(stream.name)
         for start in range(0, len(names), _SUBSCRIBE_BATCH):
             await conn.write(json.dumps({'method': 'SUBSCRIBE', 'params': names[start:start + _SUBSCRIBE_BATCH]}))
@@ -432,112 +391,7 @@ class BackpackFeed(Feed):
         """
         return self._router.handle(msg, conn, timestamp)
 
-    # ------------------------------------------------------------------ channel handlers
-
-    def _raw(self, msg) -> Optional[dict]:
-        return adapters.raw_payload(msg) if self.keep_raw else None
-
-    # The two hot handlers are plain functions: they return the awaitable to run (the user's
-    # callback coroutine itself when there is one callback, ``_DONE`` when nothing is emitted),
-    # so the common frame costs no coroutine of ours. The router hands it to cryptofeed.
-
-    def _on_trade(self, msg, symbol: str, interval, receipt_ts: float):
-        if self._trade_busy:
-            busy = self._trade_busy.get(symbol)
-            if busy is not None:  # a backfill of this symbol is being delivered: queue behind it
-                return self._after(busy, self._on_trade, msg, symbol, interval, receipt_ts)
-        self._messages[TRADES] += 1
-        sequencer = self._trades.get(symbol)
-        if sequencer is None:
-            return self._unexpected('trade', symbol)
-        trade = parse_trade(msg, symbol, receipt_ts, raw_payload(msg) if self.keep_raw else None)
-        if sequencer.accept_next(msg.t):
-            return self._deliver(TRADES, trade, receipt_ts)
-        return self._trade_out_of_order(msg.t, trade, symbol, receipt_ts)
-
-    async def _trade_out_of_order(self, trade_id: int, trade, symbol: str, receipt_ts: float):
-        ready, gap = self._trades[symbol].on_live(trade_id, trade)
-        for item in ready:
-            await self.callback(TRADES, item, receipt_ts)
-        if gap is not None:
-            self._on_trade_gap(symbol, gap)
-
-    def _on_depth(self, msg, symbol: str, interval, receipt_ts: float):
-        if self._book_busy:
-            busy = self._book_busy.get(symbol)
-            if busy is not None:  # a snapshot of this symbol is being delivered: queue behind it
-                return self._after(busy, self._on_depth, msg, symbol, interval, receipt_ts)
-        self._messages[L2_BOOK] += 1
-        sync = self._books.get(symbol)
-        if sync is None:
-            return self._unexpected('depth', symbol)
-        emission = sync.on_depth(msg.U, msg.u, msg.b, msg.a, msg.T / 1_000_000)
-        if emission is not None:
-            # What Feed.book_callback does, without its two coroutine layers.
-            book = emission.book
-            book.timestamp = emission.timestamp
-            book.sequence_number = emission.sequence_number
-            book.delta = emission.delta
-            book.raw = raw_payload(msg) if self.keep_raw else None
-            if self.cross_check:
-                self.check_bid_ask_overlapping(book)
-            return self._deliver(L2_BOOK, book, receipt_ts)
-        if sync.needs_snapshot:
-            self._request_snapshot(symbol, sync)
-        return _DONE
-
-    def _unexpected(self, kind: str, symbol: str):
-        """A frame of a stream this feed did not subscribe to: counted, warned about once."""
-        self.metrics.on_dropped()
-        if (kind, symbol) not in self._unexpected_seen:
-            self._unexpected_seen.add((kind, symbol))
-            LOG.warning('%s: dropping %s frames for %s: not subscribed on this feed', self.id, kind, symbol)
-        return _DONE
-
-    def _deliver(self, channel: str, obj, receipt_ts: float):
-        callbacks = self.callbacks[channel]
-        if len(callbacks) == 1:
-            return callbacks[0](obj, receipt_ts)
-        return self.callback(channel, obj, receipt_ts)
-
-    @staticmethod
-    async def _after(busy: asyncio.Event, handler, *args):
-        await busy.wait()
-        await handler(*args)
-
-    async def _on_book_ticker(self, msg, symbol: str, _interval, receipt_ts: float):
-        self._messages[TICKER] += 1
-        await self.callback(TICKER, adapters.parse_book_ticker(msg, symbol, receipt_ts, self._raw(msg)), receipt_ts)
-
-    async def _on_kline(self, msg, symbol: str, interval: str, receipt_ts: float):
-        self._messages[CANDLES] += 1
-        if self.candle_closed_only and not msg.X:
-            return
-        candle = adapters.parse_kline(msg, symbol, self.normalize_candle_interval.get(interval, interval),
-                                      receipt_ts, self._raw(msg))
-        if candle is not None:
-            await self.callback(CANDLES, candle, receipt_ts)
-
-    async def _on_mark_price(self, msg, symbol: str, _interval, receipt_ts: float):
-        self._messages['markPrice'] += 1
-        raw = self._raw(msg)
-        if symbol in self._wanted.get(FUNDING, ()):
-            await self.callback(FUNDING, adapters.parse_funding(msg, symbol, receipt_ts, raw), receipt_ts)
-        if symbol in self._wanted.get(INDEX, ()):
-            index = adapters.parse_index(msg, symbol, receipt_ts, raw)
-            if index is not None:
-                await self.callback(INDEX, index, receipt_ts)
-
-    async def _on_open_interest(self, msg, symbol: str, _interval, receipt_ts: float):
-        self._messages[OPEN_INTEREST] += 1
-        await self.callback(OPEN_INTEREST, adapters.parse_open_interest(msg, symbol, receipt_ts, self._raw(msg)),
-                            receipt_ts)
-
-    async def _on_liquidation(self, msg, symbol: str, _interval, receipt_ts: float):
-        self._messages[LIQUIDATIONS] += 1
-        if symbol in self._wanted.get(LIQUIDATIONS, ()):
-            await self.callback(LIQUIDATIONS, adapters.parse_liquidation(msg, symbol, receipt_ts, self._raw(msg)),
-                                receipt_ts)
+    # ------------------------------------------------------------------ router callbacks
 
     def _on_server_error(self, error, receipt_ts: float) -> None:
         self.metrics.on_server_error()
@@ -548,119 +402,6 @@ class BackpackFeed(Feed):
             self.metrics.on_parse_error()
         elif reason == UNKNOWN_STREAM:
             self.metrics.on_unknown_stream()
-
-    # ------------------------------------------------------------------ book snapshots
-
-    def _request_snapshot(self, symbol: str, sync: BookSync) -> None:
-        if sync.gaps + sync.crossed > self._gaps_seen[symbol]:
-            self._gaps_seen[symbol] = sync.gaps + sync.crossed
-            self.metrics.on_gap()
-            self.metrics.on_resync(symbol)
-            LOG.warning('%s: %s depth sequence broken at %s; resynchronising this book from a snapshot',
-                        self.id, symbol, sync.last_update_id)
-        retry_at = self._snapshot_retry_at.get(symbol)
-        if retry_at is not None and time.monotonic() < retry_at:
-            return
-        if self._snapshot_queue is None:
-            return
-        sync.snapshot_requested()
-        self._snapshot_queue.put_nowait(symbol)
-
-    async def _snapshot_worker(self):
-        """Fetch queued depth snapshots, at most ``snapshot_workers`` at a time, spaced out."""
-        while True:
-            symbol = await self._snapshot_queue.get()
-            try:
-                await self._snapshot(symbol)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                LOG.exception('%s: unexpected error while resynchronising %s', self.id, symbol)
-                self._books[symbol].snapshot_failed()
-            await asyncio.sleep(self.snapshot_spacing_s)
-
-    async def _snapshot(self, symbol: str) -> None:
-        sync = self._books[symbol]
-        try:
-            data = await self.rest.depth(normalized_to_exchange(symbol), self.snapshot_limit)
-            snapshot = adapters.parse_depth_snapshot(data)
-        except BackpackRegionRestrictedError:
-            # The REST client has said so once, loudly; it now fails fast without a request.
-            self._snapshot_failed(symbol, sync, 60.0)
-            return
-        except (BackpackError, KeyError, TypeError, ValueError) as exc:
-            self.metrics.on_rest_failure()
-            self._snapshot_failures[symbol] += 1
-            delay = min(self.reconnect_backoff_max_s,
-                        self.reconnect_backoff_base_s * 2 ** min(self._snapshot_failures[symbol], 8))
-            LOG.warning('%s: depth snapshot for %s failed (%s); retrying in %.2f s', self.id, symbol, exc, delay)
-            self._snapshot_failed(symbol, sync, delay)
-            return
-        self._snapshot_failures.pop(symbol, None)
-        busy = self._book_busy[symbol] = asyncio.Event()
-        try:
-            emission = sync.apply_snapshot(snapshot.last_update_id, snapshot.bids, snapshot.asks, snapshot.timestamp)
-            self.metrics.on_snapshot(symbol)
-            if emission is not None:
-                await self.book_callback(L2_BOOK, emission.book, time.time(), timestamp=emission.timestamp,
-                                         sequence_number=emission.sequence_number, delta=None,
-                                         raw=data if self.keep_raw else None)
-            elif sync.needs_snapshot:
-                # Too old for the frames already buffered: ask again after a short pause.
-                self._snapshot_retry_at[symbol] = time.monotonic() + self.snapshot_spacing_s
-        finally:
-            busy.set()
-            del self._book_busy[symbol]
-
-    def _snapshot_failed(self, symbol: str, sync: BookSync, delay: float) -> None:
-        self._snapshot_retry_at[symbol] = time.monotonic() + delay
-        sync.snapshot_failed()
-
-    # ------------------------------------------------------------------ trade backfill
-
-    def _on_trade_gap(self, symbol: str, gap: TradeGap) -> None:
-        sequencer = self._trades[symbol]
-        if sequencer.backfilling:
-            LOG.info('%s: %s trade ids %s..%s missing; fetching them from REST', self.id, symbol, gap.first, gap.last)
-            self._spawn(self._backfill(symbol, gap))
-        else:
-            self.metrics.on_trade_gap_unrecovered()
-            LOG.warning('%s: %s lost %d trades (ids %d..%d): more than trade_backfill_limit=%d, not fetched',
-                        self.id, symbol, gap.size, gap.first, gap.last, self.trade_backfill_limit)
-
-    async def _backfill(self, symbol: str, gap: TradeGap) -> None:
-        sequencer = self._trades[symbol]
-        exchange_symbol = normalized_to_exchange(symbol)
-        lost_before = sequencer.unrecovered
-        try:
-            rows = await fetch_trade_range(
-                lambda limit: self.rest.trades(exchange_symbol, limit),
-                lambda limit, offset: self.rest.trades_history(exchange_symbol, limit, offset),
-                gap.first, gap.last, self.trade_backfill_limit)
-            receipt = time.time()
-            fetched = [(int(row['id']), adapters.parse_rest_trade(row, symbol, receipt, row if self.keep_raw else None))
-                       for row in rows]
-        except asyncio.CancelledError:
-            raise
-        except (BackpackError, KeyError, TypeError, ValueError) as exc:
-            LOG.warning('%s: trade backfill for %s failed (%s); releasing held trades', self.id, symbol, exc)
-            self.metrics.on_rest_failure()
-            fetched = None
-        busy = self._trade_busy[symbol] = asyncio.Event()
-        try:
-            before = sequencer.backfilled
-            ready = sequencer.abandon_backfill() if fetched is None else sequencer.on_backfill(fetched)
-            self.metrics.on_backfilled_trades(sequencer.backfilled - before)
-            if sequencer.unrecovered > lost_before:
-                self.metrics.on_trade_gap_unrecovered()
-                LOG.warning('%s: %s: %d trades could not be recovered', self.id, symbol,
-                            sequencer.unrecovered - lost_before)
-            receipt = time.time()
-            for trade in ready:
-                await self.callback(TRADES, trade, receipt)
-        finally:
-            busy.set()
-            del self._trade_busy[symbol]
 
     # ------------------------------------------------------------------ observability
 
@@ -674,14 +415,12 @@ class BackpackFeed(Feed):
         """Counters, ages and per-symbol book/trade state, JSON-serialisable."""
         self._note_last_message()
         snap = self.metrics.snapshot()
-        snap['books'] = {symbol: {'state': sync.state, 'last_update_id': sync.last_update_id, **sync.counters()}
-                         for symbol, sync in self._books.items()}
-        snap['trades'] = {symbol: {'last_id': seq.last_id, 'duplicates': seq.duplicates, 'gaps': seq.gaps,
-                                   'backfilled': seq.backfilled, 'unrecovered': seq.unrecovered}
-                          for symbol, seq in self._trades.items()}
+        snap['books'] = self._book.state()
+        snap['trades'] = self._trade.state()
         snap['drops'] = self._router.drops
-        if self._rest is not None:
-            snap['rest'] = self._rest.stats.as_dict()
+        rest = self._ctx.rest_created
+        if rest is not None:
+            snap['rest'] = rest.stats.as_dict()
         return snap
 
     def health(self, **thresholds) -> BackpackHealthReport:

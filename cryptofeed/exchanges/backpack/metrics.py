@@ -1,7 +1,8 @@
 """Counters the Backpack feed keeps about itself, and the snapshot its ``metrics_snapshot()`` returns.
 
-Use one ``FeedMetrics`` per feed. Hot-path calls (``on_message``) are a dict increment and an
-assignment: no locks (everything runs on one event loop), no allocation per message. Rarer
+Use one ``FeedMetrics`` per feed. The feed's hot handlers count frames by incrementing
+``messages[channel]`` in place (no call, no lock: everything runs on one event loop); the time
+of the newest frame comes from cryptofeed's connections (``last_message_time``). Rarer
 events (reconnects, sequence gaps, resyncs, parse and server errors, REST failures, trade gaps
 left unrecovered) are also stamped into small bounded per-kind logs, so that ``health.py`` can
 judge "how many in the last N seconds" instead of "how many ever": one hiccup an hour ago
@@ -35,7 +36,7 @@ class FeedMetrics:
 
     __slots__ = ('clock', 'started_at', 'messages', 'dropped', 'parse_errors', 'server_errors',
                  'unknown_streams', 'reconnects', 'gaps', 'resyncs', 'backfilled_trades',
-                 'trade_gaps_unrecovered', 'rest_retries', 'rest_failures', 'last_message_time',
+                 'trade_gaps_unrecovered', 'rest_failures', 'last_message_time',
                  '_book_symbols', '_snapshot_times', '_events')
 
     def __init__(self, *, clock: Callable[[], float] = time.time,
@@ -54,7 +55,6 @@ class FeedMetrics:
         self.resyncs = 0
         self.backfilled_trades = 0
         self.trade_gaps_unrecovered = 0
-        self.rest_retries = 0
         self.rest_failures = 0
         self.last_message_time: Optional[float] = None
         self._book_symbols: set[str] = set()
@@ -68,7 +68,7 @@ class FeedMetrics:
         self.started_at = self.clock() if when is None else when
 
     def on_message(self, channel: str, when: Optional[float] = None) -> None:
-        """One frame handled on ``channel``; pass the receipt time if you already have it."""
+        """One frame handled on ``channel`` (for callers off the hot path); ``when`` = receipt time."""
         self.messages[channel] = self.messages.get(channel, 0) + 1
         self.last_message_time = self.clock() if when is None else when
 
@@ -110,9 +110,6 @@ class FeedMetrics:
         self.trade_gaps_unrecovered += 1
         self._stamp('trade_gap_unrecovered')
 
-    def on_rest_retry(self) -> None:
-        self.rest_retries += 1
-
     def on_rest_failure(self) -> None:
         self.rest_failures += 1
         self._stamp('rest_failure')
@@ -120,11 +117,6 @@ class FeedMetrics:
     def expect_books(self, symbols: Iterable[str]) -> None:
         """Declare the symbols whose books should be in sync (those subscribed to L2_BOOK)."""
         self._book_symbols.update(symbols)
-
-    def forget_book(self, symbol: str) -> None:
-        """``symbol`` is no longer subscribed: stop reporting on its book."""
-        self._book_symbols.discard(symbol)
-        self._snapshot_times.pop(symbol, None)
 
     def on_snapshot(self, symbol: str, when: Optional[float] = None) -> None:
         """A book snapshot was applied: ``symbol`` is in sync from now on."""
@@ -183,7 +175,6 @@ class FeedMetrics:
             'resyncs': self.resyncs,
             'backfilled_trades': self.backfilled_trades,
             'trade_gaps_unrecovered': self.trade_gaps_unrecovered,
-            'rest_retries': self.rest_retries,
             'rest_failures': self.rest_failures,
             'snapshot_age_s': {
                 symbol: (max(0.0, now - self._snapshot_times[symbol]) if symbol in self._snapshot_times else None)

@@ -4,19 +4,15 @@ Use ``Router`` inside the feed's ``message_handler``: it decodes each WebSocket 
 (``messages.ENVELOPE_DECODER``), splits the stream name exactly (``split_stream``), looks the
 handler up in a table built once, resolves the cryptofeed symbol, and calls::
 
-    handler(payload, symbol, interval, receipt_ts)
+    handler(payload, symbol, variant, receipt_ts)
 
 ``payload`` is the typed struct of ``messages.py``; ``symbol`` the normalized cryptofeed symbol
-(``None`` for ``account.balanceUpdate``); ``interval`` the kline interval or the depth
-aggregation window (``'200ms'``) from the stream name, else ``None``. ``route`` returns what
-the handler returned, so with ``async def`` handlers the feed does::
-
-    async def message_handler(self, msg, conn, timestamp):
-        pending = self._router.route(msg, timestamp)
-        if pending is not None:
-            await pending
-
-``route`` is a plain function, not a coroutine: the common frame costs one decode, two dict
+(``None`` for ``account.balanceUpdate``); ``variant`` the middle part of the stream name when
+it has one: the kline interval (``'1m'``) or the depth aggregation window (``'200ms'``), else
+``None``. ``handle(msg, conn, receipt_ts)`` has the signature of cryptofeed's message handlers,
+so the feed installs it as its ``message_handler`` directly; it returns what the handler
+returned, an awaitable that cryptofeed's connection handler awaits (``dropped`` for a dropped
+frame). It is a plain function, not a coroutine: the common frame costs one decode, two dict
 lookups and the handler call, and no extra coroutine object is created per frame.
 
 What is dropped, never raised (backpack-api.md section 7; STYLE item 4). Each drop adds one to
@@ -94,7 +90,7 @@ _SYMBOL_SOURCE: Dict[str, str] = {
     'account.positionUpdate': _NAME_OR_DATA,
     'account.balanceUpdate': _NONE,
 }
-_NEEDS_INTERVAL = frozenset({'kline'})
+_NEEDS_VARIANT = frozenset({'kline'})
 
 
 def _is_window(part: str) -> bool:
@@ -103,7 +99,7 @@ def _is_window(part: str) -> bool:
 
 
 def split_stream(name: str) -> Tuple[str, Optional[str], Optional[str]]:
-    """Split a stream name into ``(kind, interval, exchange_symbol)``, exactly.
+    """Split a stream name into ``(kind, variant, exchange_symbol)``, exactly.
 
     Symbols may contain ``.`` (``SPCX.US_USDC``), so only the known leading parts are split
     off and the rest is the symbol, unchanged::
@@ -125,8 +121,8 @@ def split_stream(name: str) -> Tuple[str, Optional[str], Optional[str]]:
         sub, _, symbol = rest.partition('.')
         return 'account.' + sub, None, symbol or None
     if kind == 'kline':
-        interval, _, symbol = rest.partition('.')
-        return kind, interval or None, symbol or None
+        variant, _, symbol = rest.partition('.')
+        return kind, variant or None, symbol or None
     if kind == 'depth':
         head, sep, tail = rest.partition('.')
         if sep and _is_window(head):
@@ -137,11 +133,11 @@ def split_stream(name: str) -> Tuple[str, Optional[str], Optional[str]]:
 class _Route:
     """Everything ``route`` needs for one stream name, resolved once and cached."""
 
-    __slots__ = ('stream', 'kind', 'handler', 'types', 'symbol', 'exchange_symbol', 'interval',
+    __slots__ = ('stream', 'kind', 'handler', 'types', 'symbol', 'exchange_symbol', 'variant',
                  'symbol_from_data')
 
     def __init__(self, stream: str, kind: str, handler: Handler, types: Tuple[type, ...],
-                 symbol: Optional[str], exchange_symbol: Optional[str], interval: Optional[str],
+                 symbol: Optional[str], exchange_symbol: Optional[str], variant: Optional[str],
                  symbol_from_data: bool):
         self.stream = stream
         self.kind = kind
@@ -149,7 +145,7 @@ class _Route:
         self.types = types
         self.symbol = symbol
         self.exchange_symbol = exchange_symbol
-        self.interval = interval
+        self.variant = variant
         self.symbol_from_data = symbol_from_data
 
 
@@ -248,7 +244,7 @@ class Router:
             symbol = self._data_symbols.get(data.s)
             if symbol is None:
                 return self._drop(UNKNOWN_SYMBOL, route.stream, data.s, 'symbol not in the symbol map')
-        return route.handler(data, symbol, route.interval, receipt_ts)
+        return route.handler(data, symbol, route.variant, receipt_ts)
 
     def route(self, frame: Any, receipt_ts: float) -> Any:
         """Decode ``frame`` (``str`` or bytes-like) and call its handler; return the handler's
@@ -259,13 +255,13 @@ class Router:
 
     def _resolve(self, stream: str) -> Optional[_Route]:
         """Build (and cache) the route of a stream name, or count why there is none."""
-        kind, interval, exchange_symbol = split_stream(stream)
+        kind, variant, exchange_symbol = split_stream(stream)
         handler = self._handlers.get(kind)
         if handler is None:
             self._drop(UNKNOWN_STREAM, stream, exchange_symbol, f'no handler for stream kind {kind!r}')
             return None
         source = _SYMBOL_SOURCE[kind]
-        if kind in _NEEDS_INTERVAL and interval is None:
+        if kind in _NEEDS_VARIANT and variant is None:
             self._drop(UNKNOWN_STREAM, stream, exchange_symbol, f'{kind} stream without an interval')
             return None
         symbol = None
@@ -284,7 +280,7 @@ class Router:
                 # Not cached: the symbol map may still learn it.
                 self._drop(UNKNOWN_SYMBOL, stream, exchange_symbol, 'symbol not in the symbol map')
                 return None
-        route = _Route(stream, kind, handler, bp.PAYLOAD_TYPES[kind], symbol, exchange_symbol, interval,
+        route = _Route(stream, kind, handler, bp.PAYLOAD_TYPES[kind], symbol, exchange_symbol, variant,
                        symbol_from_data)
         if len(self._routes) >= _MAX_KEYS:
             self._routes.clear()
@@ -309,7 +305,7 @@ class Router:
             symbol = self._data_symbols.get(data.s)
             if symbol is None:
                 return self._drop(UNKNOWN_SYMBOL, route.stream, data.s, 'symbol not in the symbol map')
-        return route.handler(data, symbol, route.interval, receipt_ts)
+        return route.handler(data, symbol, route.variant, receipt_ts)
 
     def _recover(self, frame: Any, receipt_ts: float) -> Any:
         """The strict envelope decoder refused ``frame``: try the lax one, then classify."""
@@ -357,7 +353,7 @@ class Router:
 
     def _drop(self, reason: str, stream: str, symbol: Optional[str], detail: str,
               key_part: Optional[str] = None) -> None:
-        """Count a dropped frame and warn, at most once per (reason, stream) per interval
+        """Count a dropped frame and warn, at most once per (reason, stream) per log interval
         (error frames carry no stream: their code takes its place in the rate-limit key)."""
         self._counts[reason] += 1
         if self._on_drop is not None:

@@ -1,0 +1,142 @@
+"""What the feed hands every channel family: emitting, owned tasks, the per-symbol gate, metrics
+and the lazily created REST client.
+
+A channel needs these and nothing else of the feed, so it never imports ``feed.py``:
+
+* ``emit(channel, obj, receipt_ts, **book_fields)`` delivers one object to the user's callbacks
+  and returns the awaitable to run. With a single callback that awaitable is the callback's own
+  coroutine (no coroutine of ours per message: the hot path). ``book_fields`` (``timestamp``,
+  ``sequence_number``, ``delta``, ``raw``) are set on an ``OrderBook`` first, as cryptofeed's
+  ``Feed.book_callback`` does, with cryptofeed's ``cross_check`` when the feed enabled it.
+* ``spawn(coro)`` starts a task the context owns; ``close()`` cancels them all.
+* ``SymbolGate``: while a symbol's catch-up (a book snapshot, a trade backfill) is delivered,
+  live frames of that symbol wait behind it, so callbacks see them in order.
+* ``rest``: the REST client, built on first use unless one was injected.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import contextmanager
+from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional
+
+from cryptofeed.exchanges.backpack import adapters
+from cryptofeed.exchanges.backpack.metrics import FeedMetrics
+
+__all__ = ['DONE', 'ChannelContext', 'SymbolGate']
+
+LOG = logging.getLogger('feedhandler')
+
+
+class _Finished:
+    """An awaitable that is already finished: what a handler returns when it emits nothing."""
+
+    __slots__ = ()
+
+    def __await__(self):
+        return iter(())
+
+
+DONE = _Finished()
+
+
+class SymbolGate(dict):
+    """symbol -> ``asyncio.Event`` while that symbol's catch-up is being delivered.
+
+    A dict, so the hot path's "is anything held at all?" is a plain truth test.
+    """
+
+    @contextmanager
+    def hold(self, symbol: str) -> Iterator[None]:
+        """Hold ``symbol`` for the duration of the block; waiting frames run afterwards, in order."""
+        released = self[symbol] = asyncio.Event()
+        try:
+            yield
+        finally:
+            released.set()
+            del self[symbol]
+
+    @staticmethod
+    async def behind(released: asyncio.Event, handler: Callable[..., Awaitable], *args) -> None:
+        """Run ``handler(*args)`` once ``released`` is set."""
+        await released.wait()
+        await handler(*args)
+
+
+class ChannelContext:
+    """The feed's services for its channel families (see the module docstring)."""
+
+    def __init__(self, exchange_id: str, callbacks: Dict[str, List[Callable]], metrics: FeedMetrics, *,
+                 keep_raw: bool = False, cross_check: Optional[Callable[[Any], None]] = None,
+                 rest_factory: Optional[Callable[[], Any]] = None, rest_client: Any = None):
+        self.exchange_id = exchange_id
+        self.callbacks = callbacks
+        self.metrics = metrics
+        self.keep_raw = keep_raw
+        self.cross_check = cross_check
+        self._rest_factory = rest_factory
+        self._rest = rest_client
+        self._owns_rest = rest_client is None
+        self.tasks: set = set()
+        self._unexpected_seen: set = set()
+
+    # ---------------------------------------------------------------- emitting
+
+    def emit(self, channel: str, obj, receipt_ts: float, **book_fields):
+        """Deliver ``obj`` on ``channel``; returns the awaitable to run (see the module docstring)."""
+        if book_fields:
+            for name, value in book_fields.items():
+                setattr(obj, name, value)
+            if self.cross_check is not None:
+                self.cross_check(obj)
+        callbacks = self.callbacks[channel]
+        if len(callbacks) == 1:
+            return callbacks[0](obj, receipt_ts)
+        return self._fan_out(callbacks, obj, receipt_ts)
+
+    @staticmethod
+    async def _fan_out(callbacks, obj, receipt_ts: float) -> None:
+        for callback in callbacks:
+            await callback(obj, receipt_ts)
+
+    def unexpected(self, kind: str, symbol: str):
+        """A frame of a stream this feed did not subscribe to: counted, warned about once."""
+        self.metrics.on_dropped()
+        if (kind, symbol) not in self._unexpected_seen:
+            self._unexpected_seen.add((kind, symbol))
+            LOG.warning('%s: dropping %s frames for %s: not subscribed on this feed', self.exchange_id, kind, symbol)
+        return DONE
+
+    def raw(self, msg) -> Optional[dict]:
+        """The venue payload to attach as ``raw``, when the feed keeps it."""
+        return adapters.raw_payload(msg) if self.keep_raw else None
+
+    # ---------------------------------------------------------------- tasks and REST
+
+    def spawn(self, coro, loop: Optional[asyncio.AbstractEventLoop] = None) -> asyncio.Task:
+        """Start ``coro`` as a task owned by the context (cancelled by ``close``)."""
+        task = (loop or asyncio.get_running_loop()).create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    @property
+    def rest(self):
+        """The REST client (created on first use)."""
+        if self._rest is None:
+            self._rest = self._rest_factory()
+        return self._rest
+
+    @property
+    def rest_created(self):
+        """The REST client if one exists yet, else None (never creates one)."""
+        return self._rest
+
+    async def close(self) -> None:
+        """Cancel every owned task and close the REST client if the context created it."""
+        tasks = [t for t in self.tasks if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._rest is not None and self._owns_rest:
+            await self._rest.close()
