@@ -115,6 +115,7 @@ async def test_failed_snapshots_are_retried_on_a_capped_growing_schedule(monkeyp
     ctx = context({L2_BOOK: []}, rest_client=FailingRest())
     channel = BookChannel(ctx, ['SOL-USDC'], max_depth=0, snapshot_limit=1000, retry_base_s=0.5, retry_max_s=4.0)
     sync = channel.books['SOL-USDC']
+    sync.on_depth(1, 1, [], [], 0.0)                          # a frame arrived: the book wants a snapshot
     waits = []
     with caplog.at_level(logging.WARNING, logger='feedhandler'):
         for _ in range(8):
