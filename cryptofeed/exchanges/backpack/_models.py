@@ -12,7 +12,7 @@ import json
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Secret, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Secret, SecretStr, ValidationError, ValidationInfo, model_validator
 
 from cryptofeed.exchanges.backpack.errors import BackpackConfigError
 from cryptofeed.exchanges.backpack.net import mask_url
@@ -164,9 +164,20 @@ class _FrozenModel(BaseModel, metaclass=_ConfigModelMeta):
     def __delattr__(self, name: str) -> None:
         raise BackpackConfigError(f'{type(self).__name__} is frozen: cannot delete {name!r}')
 
+    @model_validator(mode='before')
     @classmethod
-    def _redact_unknown(cls, data: Mapping[str, Any]) -> Dict[str, Any]:
-        return {key: (value if key in cls.model_fields else _REDACTED) for key, value in data.items()}
+    def _protect_inputs(cls, data: Any, info: ValidationInfo) -> Any:
+        """Unknown options become a placeholder and secrets are wrapped, before anything can fail."""
+        if not isinstance(data, Mapping):
+            return data
+        out = {key: (value if key in cls.model_fields else _REDACTED) for key, value in data.items()}
+        if info.mode != 'json':  # JSON input holds plain strings only; see model_validate_json
+            cls._wrap_secrets(out)
+        return out
+
+    @classmethod
+    def _wrap_secrets(cls, out: Dict[str, Any]) -> None:
+        """Wrap this model's secret inputs in ``out`` in place (none by default)."""
 
     def replace(self, **changes: Any):
         """A validated copy with ``changes`` applied (secrets carry over as they are)."""

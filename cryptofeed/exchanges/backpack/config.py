@@ -104,18 +104,11 @@ class BackpackAuth(_FrozenModel):
         description='ED25519 public key as base64 or hex; derived when omitted')
     passphrase: Optional[SecretStr] = Field(default=None, description='ignored: Backpack has no passphrase')
 
-    @model_validator(mode='before')
     @classmethod
-    def _protect_inputs(cls, data: Any, info: ValidationInfo) -> Any:
-        if not isinstance(data, Mapping):
-            return data
-        out = cls._redact_unknown(data)
-        if info.mode == 'json':
-            return out  # JSON input holds plain strings only; see _FrozenModel.model_validate_json
+    def _wrap_secrets(cls, out: Dict[str, Any]) -> None:
         for name in ('private_key', 'passphrase'):
             if name in out:
                 out[name] = _secret_input(out[name])
-        return out
 
     @field_validator('private_key')
     @classmethod
@@ -177,21 +170,14 @@ class BackpackProxies(_FrozenModel):
     rest: Optional[ProxyURL] = Field(default=None, description='proxy for REST only')
     websocket: Optional[ProxyURL] = Field(default=None, description='proxy for WebSocket only')
 
-    @model_validator(mode='before')
     @classmethod
-    def _protect_inputs(cls, data: Any, info: ValidationInfo) -> Any:
-        if not isinstance(data, Mapping):
-            return data
-        out = cls._redact_unknown(data)
-        if info.mode == 'json':
-            return out  # JSON input holds plain strings only; see _FrozenModel.model_validate_json
+    def _wrap_secrets(cls, out: Dict[str, Any]) -> None:
         for name in ('url', 'rest', 'websocket'):
             value = out.get(name)
             if isinstance(value, str):
                 out[name] = ProxyURL(value)
             elif value is not None and not isinstance(value, ProxyURL):
                 out[name] = _REDACTED
-        return out
 
     @field_validator('url', 'rest', 'websocket')
     @classmethod
@@ -238,12 +224,8 @@ class BackpackConfig(_FrozenModel):
     clock_offset_ms: int = Field(default=0, ge=-MAX_CLOCK_OFFSET_MS, le=MAX_CLOCK_OFFSET_MS,
                                  description=f'server minus local clock in ms, |x| <= {MAX_CLOCK_OFFSET_MS}')
 
-    @model_validator(mode='before')
     @classmethod
-    def _protect_inputs(cls, data: Any) -> Any:
-        if not isinstance(data, Mapping):
-            return data
-        out = cls._redact_unknown(data)
+    def _wrap_secrets(cls, out: Dict[str, Any]) -> None:
         auth = out.get('auth')
         if auth is not None and not isinstance(auth, (Mapping, BackpackAuth)):
             out['auth'] = _REDACTED  # e.g. a key string given as auth=...
@@ -252,7 +234,6 @@ class BackpackConfig(_FrozenModel):
             out['proxies'] = {'url': proxies}
         elif proxies is not None and not isinstance(proxies, (Mapping, BackpackProxies)):
             out['proxies'] = _REDACTED
-        return out
 
     @field_validator('use_sandbox')
     @classmethod
