@@ -1,24 +1,14 @@
 """``backpack-auth-check``: verify Backpack API credentials without ever printing the secret.
 
-Run it before configuring a feed, or when a private stream is rejected::
+    backpack-auth-check --key-file ~/.config/backpack.yaml --server https://api.backpack.exchange
+    BACKPACK_PRIVATE_KEY=... python -m tools.backpack_auth_check --api-key <base64 public key> --json
 
-    backpack-auth-check --key-file ~/.config/backpack.yaml
-    BACKPACK_PRIVATE_KEY=... backpack-auth-check --api-key <base64 public key> --json
-    python -m tools.backpack_auth_check --key-file keys.yaml --server https://api.backpack.exchange
-
-It reports the key formats, the public key derived from the private key, whether the API / public
-key match it, and the signing string and signature of one instruction. With ``--server`` a
-``BackpackRestClient`` measures the clock drift (``/api/v1/time``) and makes one signed read-only
-request (``balanceQuery``) to learn whether the exchange accepts the key; its proxy comes from the
-environment, resolved by ``BackpackConfig`` as for a feed.
-
-Keys, per key, highest precedence first: the flags; ``--key-file`` (read by config.py's loader:
-``api_key`` / ``public_key`` / ``private_key``, or a cryptofeed ``backpack:`` section); the
-environment (the ``auth.*`` names of ``ENV_VARS``). Flags end up in shell history.
-
-Exit status: 0 valid, 1 invalid credentials (malformed key, mismatch, rejected by the server),
-2 usage error (bad arguments, no private key, unreadable key file, bad server URL),
-3 the server check could not be completed (unreachable, unexpected answer).
+It reports the key formats, the public key derived from the private key, whether the API / public key
+match it, and the signing string and signature of one instruction. With ``--server`` a
+``BackpackRestClient`` (TLS and proxy as ``BackpackConfig`` resolves them) measures the clock drift and
+makes one signed, read-only ``balanceQuery``. Keys, per key: the flags, else ``--key-file`` (read by
+config.py's loader), else the environment (``ENV_VARS``). Exit status: 0 valid, 1 invalid credentials
+(malformed, mismatched or rejected by the server), 2 usage error, 3 server check not completed.
 """
 from __future__ import annotations
 
@@ -86,24 +76,22 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, allow_abbrev=False,
         description='Check Backpack API credentials (ED25519) and preview a request signature. '
                     'The private key is never printed.',
-        epilog='Key sources, highest precedence first: flags, --key-file, environment '
-               '(BACKPACK_API_KEY, BACKPACK_PUBLIC_KEY, BACKPACK_PRIVATE_KEY). Exit status: 0 valid, '
-               '1 invalid credentials, 2 usage error, 3 server check not completed.')
-    keys = parser.add_argument_group('keys')
+        epilog='Key sources, highest precedence first: flags, --key-file, environment (BACKPACK_API_KEY, '
+               'BACKPACK_PUBLIC_KEY, BACKPACK_PRIVATE_KEY). Exit status: 0 valid, 1 invalid credentials, '
+               '2 usage error, 3 server check not completed.')
+    keys, sign, server = map(parser.add_argument_group, ('keys', 'signature preview', 'server check'))
     keys.add_argument('--api-key', help='Backpack API key (the base64 ED25519 public key)')
     keys.add_argument('--public-key', help='ED25519 public key, hex or base64 (optional cross-check)')
     keys.add_argument('--private-key', help='ED25519 private key (32-byte seed), hex or base64; '
                                             'prefer BACKPACK_PRIVATE_KEY or --key-file')
     keys.add_argument('--key-file', type=Path, metavar='PATH',
                       help='YAML/JSON file with api_key/private_key, or backpack: {key_id, key_secret}')
-    sign = parser.add_argument_group('signature preview')
     sign.add_argument('--instruction', default='balanceQuery', help='instruction name (default: balanceQuery)')
     sign.add_argument('--param', type=_param, action='append', default=[], metavar='KEY=VALUE',
                       help='request parameter to sign (repeatable)')
-    sign.add_argument('--window', type=_ms('an integer number of ms', MAX_EXCHANGE_WINDOW_MS),
-                      default=DEFAULT_WINDOW_MS, metavar='MS', help=f'signature window in ms (default {DEFAULT_WINDOW_MS})')
+    sign.add_argument('--window', type=_ms('an integer number of ms', MAX_EXCHANGE_WINDOW_MS), metavar='MS',
+                      default=DEFAULT_WINDOW_MS, help=f'signature window in ms (default {DEFAULT_WINDOW_MS})')
     sign.add_argument('--timestamp', type=_ms('Unix time in ms'), metavar='MS', help='Unix time in ms (default: now)')
-    server = parser.add_argument_group('server check')
     server.add_argument('--server', metavar='URL',
                         help='REST base URL to test against, e.g. https://api.backpack.exchange or the simulator')
     server.add_argument('--ca-file', type=Path, metavar='PATH', help='extra CA bundle (PEM) to trust for --server')
@@ -191,9 +179,8 @@ def _server_message(body: Optional[str]) -> str:
         data = json.loads(body or '')
     except ValueError:
         data = None
-    if isinstance(data, Mapping):
-        return ' '.join(str(data[k]) for k in ('code', 'message') if data.get(k))[:200]
-    return (body or '').strip()[:200]
+    words = [str(data[k]) for k in ('code', 'message') if data.get(k)] if isinstance(data, dict) else [body or '']
+    return ' '.join(words).strip()[:200]
 
 
 async def _check_server(client: BackpackRestClient, signer: BackpackSigner) -> Dict[str, Any]:
@@ -224,23 +211,21 @@ async def _check_server(client: BackpackRestClient, signer: BackpackSigner) -> D
 
 
 def _render_text(report: Mapping[str, Any]) -> str:
-    private = report['private_key']
-    lines = ['Backpack credential check',
-             f'  private key       {private["format"] or "unreadable"}, from {private["source"]} (never shown)']
+    private, signing, server = report['private_key'], report.get('signing'), report['server']
+    rows = [('private key', f'{private["format"] or "unreadable"}, from {private["source"]} (never shown)')]
     if 'derived_public_key' in report:
-        lines.append(f'  derived public    {report["derived_public_key"]}  (= the Backpack API key)')
-        for name, title in (('api_key', 'api key'), ('public_key', 'public key')):
+        rows.append(('derived public', f'{report["derived_public_key"]}  (= the Backpack API key)'))
+        for name in ('api_key', 'public_key'):
             entry = report[name]
-            lines.append(f'  {title:<17} not given' if entry is None else
-                         f'  {title:<17} {entry["format"] or "unreadable"}, from {entry["source"]}: '
-                         f'{"matches" if entry["matches"] else "DOES NOT MATCH"}')
-    signing = report.get('signing')
+            rows.append((name.replace('_', ' '), 'not given' if entry is None else
+                         f'{entry["format"] or "unreadable"}, from {entry["source"]}: '
+                         f'{"matches" if entry["matches"] else "DOES NOT MATCH"}'))
     if signing is not None:
         params = ' '.join(f'{k}={v}' for k, v in sorted(signing['params'].items())) or '(none)'
-        lines += [f'  instruction       {signing["instruction"]}', f'  params            {params}',
-                  f'  timestamp         {signing["timestamp"]} ms', f'  window            {signing["window"]} ms',
-                  f'  signing string    {signing["string"]}', f'  signature         {signing["signature"]}']
-    server = report['server']
+        rows += [('instruction', signing['instruction']), ('params', params),
+                 ('timestamp', f'{signing["timestamp"]} ms'), ('window', f'{signing["window"]} ms'),
+                 ('signing string', signing['string']), ('signature', signing['signature'])]
+    lines = ['Backpack credential check'] + [f'  {title:<17} {text}' for title, text in rows]
     if server is not None:
         lines.append(f'server {server["url"]}')
         drift = server['clock_drift_ms']
