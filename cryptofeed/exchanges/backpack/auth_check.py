@@ -37,7 +37,6 @@ _VERDICTS = {EXIT_OK: 'VALID', EXIT_INVALID: 'INVALID CREDENTIALS', EXIT_SERVER:
 PROG = 'backpack-auth-check'
 _KEYS = ('api_key', 'public_key', 'private_key')
 _ENV = {path[len('auth.'):]: name for name, path in ENV_VARS.items() if path.startswith('auth.')}
-_SERVER_OPTIONS = (('rest_url', '--server'), ('ca_file', '--ca-file'), ('request_timeout_s', '--timeout'))
 
 
 class _UsageError(Exception):
@@ -134,18 +133,18 @@ def _collect_keys(args: argparse.Namespace, environ: Mapping[str, str]) -> Dict[
 def _server_client(args: argparse.Namespace) -> BackpackRestClient:
     """The client of ``--server``: one attempt per request; TLS and proxy as ``BackpackConfig`` resolves them."""
     try:
-        config = BackpackConfig(rest_url=args.server, ca_file=args.ca_file, request_timeout_s=args.timeout,
-                                max_retries=0)
-        return BackpackRestClient.from_config(config)
+        return BackpackRestClient.from_config(BackpackConfig(
+            rest_url=args.server, ca_file=args.ca_file, request_timeout_s=args.timeout, max_retries=0))
     except BackpackConfigError as exc:
         message = str(exc)
-        for option, flag in _SERVER_OPTIONS:
+        for option, flag in (('rest_url', '--server'), ('ca_file', '--ca-file'), ('request_timeout_s', '--timeout')):
             message = message.replace(option, flag)
         raise _UsageError(message) from None
 
 
 def _check_offline(keys: Dict[str, Tuple[str, str]], args: argparse.Namespace,
                    now_ms: int) -> Tuple[Dict[str, Any], Optional[BackpackSigner]]:
+    """The report of the keys and the signature preview, and the signer (None for an unreadable key)."""
     value, source = keys['private_key']
     private: Dict[str, Any] = {'source': source, 'format': None, 'valid': False}
     report: Dict[str, Any] = {'ok': False, 'problems': [], 'private_key': private}
@@ -211,6 +210,7 @@ async def _check_server(client: BackpackRestClient, signer: BackpackSigner) -> D
 
 
 def _render_text(report: Mapping[str, Any]) -> str:
+    """The report as the aligned text the CLI prints without ``--json``."""
     private, signing, server = report['private_key'], report.get('signing'), report['server']
     rows = [('private key', f'{private["format"] or "unreadable"}, from {private["source"]} (never shown)')]
     if 'derived_public_key' in report:
