@@ -9,7 +9,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from cryptofeed.exchanges.backpack.auth import (
-    BackpackSigner, parse_private_key, parse_public_key, public_key_from_seed, signing_string,
+    BackpackSigner, match_public_key, parse_private_key, parse_public_key, public_key_from_seed, signing_string,
 )
 from cryptofeed.exchanges.backpack.errors import BackpackConfigError
 
@@ -116,6 +116,24 @@ def test_public_key_parsing_accepts_hex_and_base64():
     assert parse_public_key(VECTOR_API_KEY)[1] == 'base64'
     with pytest.raises(BackpackConfigError, match='public key is 32 bytes'):
         parse_public_key(base64.b64encode(bytes(31)).decode())
+
+
+def test_match_public_key_reports_format_and_what_is_wrong():
+    seed = base64.b64decode(VECTOR_SECRET)
+    public_hex = base64.b64decode(VECTOR_API_KEY).hex()
+    assert match_public_key(VECTOR_API_KEY, seed) == ('base64', None)
+    assert match_public_key(public_hex.upper(), seed) == ('hex', None)
+    other = BackpackSigner(bytes(range(32))).public_key
+    fmt, problem = match_public_key(other, seed, 'api_key', 'the private key')
+    assert fmt == 'base64'
+    assert problem.startswith(f'api_key does not match the public key derived from the private key ({VECTOR_API_KEY})')
+    # The secret given where the public key belongs, and its public key as the private key.
+    fmt, problem = match_public_key(VECTOR_SECRET, base64.b64decode(VECTOR_API_KEY), 'api_key')
+    assert fmt == 'base64' and 'api_key and private_key look swapped' in problem
+    assert VECTOR_SECRET not in problem
+    fmt, problem = match_public_key('not-a-key', seed, 'api_key')
+    assert fmt is None and problem.startswith('api_key is neither hex nor standard base64')
+    assert 'API key is the base64 public key' in problem
 
 
 def test_signer_repr_never_contains_the_secret():

@@ -502,3 +502,85 @@ async def test_simulator_rejects_an_unregistered_key():
     assert 'GET /api/v1/capital  status 401: credentials REJECTED (UNAUTHORIZED' in result.stdout
     assert 'result: INVALID CREDENTIALS' in result.stdout
     assert_no_secret(result)
+
+
+# ------------------------------------------------------------------------------ more server answers
+# The --server check runs on BackpackRestClient: each of its error kinds maps onto a report field and
+# an exit status. The simulator's fault injection supplies the odd answers.
+
+async def test_a_failed_time_request_leaves_the_drift_unknown_but_still_checks_the_key():
+    from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
+
+    async with BackpackSimulator(markets=['SOL_USDC'], rate=0) as sim:
+        sim.inject({'fault': 'http_status', 'status': 503, 'count': 1, 'path': '/api/v1/time'})
+        result = await run_async('--server', sim.rest_url, env={'BACKPACK_PRIVATE_KEY': KEY_B64})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'note              /api/v1/time answered status 503; clock drift unknown' in result.stdout
+    assert 'clock drift  ' not in result.stdout
+    assert 'GET /api/v1/capital  status 200: credentials accepted' in result.stdout
+
+
+async def test_403_is_a_rejection_with_the_server_message():
+    async with FakeBackpack(capital_status=403) as server:
+        result = await run_async('--server', server.url, '--json', env={'BACKPACK_PRIVATE_KEY': KEY_B64})
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report['server']['status'] == 403 and report['server']['accepted'] is False
+    assert report['server']['message'] == 'SERVER_ERROR boom'
+    assert 'the server rejected the credentials (status 403)' in report['problems']
+
+
+async def test_a_region_block_is_an_unexpected_answer_not_a_rejection():
+    from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
+
+    async with BackpackSimulator(markets=['SOL_USDC'], rate=0) as sim:
+        sim.inject({'fault': 'http_status', 'status': 451, 'count': 1, 'path': '/api/v1/capital'})
+        result = await run_async('--server', sim.rest_url, env={'BACKPACK_PRIVATE_KEY': KEY_B64})
+    assert result.returncode == 3
+    assert 'GET /api/v1/capital  status 451: unexpected answer (FORBIDDEN Unavailable' in result.stdout
+    assert 'result: SERVER CHECK NOT COMPLETED' in result.stdout
+
+
+async def test_a_slow_server_times_out_once_without_retrying():
+    from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
+
+    async with BackpackSimulator(markets=['SOL_USDC'], rate=0) as sim:
+        sim.inject({'fault': 'slow_rest', 'delay': 3.0, 'count': 5})
+        result = await run_async('--server', sim.rest_url, '--timeout', '0.5', '--json',
+                                 env={'BACKPACK_PRIVATE_KEY': KEY_B64})
+        delayed = 5 - sum(entry[1] for entry in sim._faults._slow)
+    assert result.returncode == 3
+    server = json.loads(result.stdout)['server']
+    assert server['status'] is None and 'request failed' in server['error'] and 'timed out' in server['error']
+    assert delayed <= 2  # at most one attempt each for /api/v1/time and /api/v1/capital: no retries
+
+
+@pytest.mark.parametrize('value', ['0', '-1', 'nan'])
+def test_a_bad_timeout_is_a_usage_error_naming_the_flag(value):
+    result = run('--private-key', KEY_B64, '--server', 'https://127.0.0.1:1', '--timeout', value)
+    assert result.returncode == 2
+    assert '--timeout' in result.stderr and 'request_timeout_s' not in result.stderr
+
+
+@pytest.mark.parametrize('content, expected', [
+    ('backpack: [a, b]\n', 'must hold a mapping'),
+    (f'backpack:\n  key_secret: "{KEY_B64}"\n  auth:\n    private_key: "{KEY_B64}"\n', 'not both'),
+    (f'backpack:\n  key_secret: "{KEY_B64}"\n  key_id: 12345\n', 'api_key must be text'),
+])
+def test_more_bad_key_files(tmp_path, content, expected):
+    path = tmp_path / 'keys.yaml'
+    path.write_text(content)
+    result = run('--key-file', str(path))
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert_no_secret(result)
+
+
+def test_key_file_entries_that_are_empty_fall_back_to_the_environment(tmp_path):
+    path = tmp_path / 'keys.yaml'
+    path.write_text('backpack:\n  key_id: ""\n  key_secret:\n')
+    result = run('--key-file', str(path), '--json', env={'BACKPACK_PRIVATE_KEY': KEY_B64, 'BACKPACK_API_KEY': PUB_B64})
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report['private_key']['source'] == 'BACKPACK_PRIVATE_KEY'
+    assert report['api_key']['source'] == 'BACKPACK_API_KEY'

@@ -19,7 +19,8 @@ from cryptofeed.exchanges.backpack.errors import BackpackConfigError
 
 __all__ = [
     'SEED_BYTES', 'DEFAULT_WINDOW_MS', 'MAX_EXCHANGE_WINDOW_MS', 'KeyFormat', 'parse_private_key',
-    'parse_public_key', 'public_key_from_seed', 'render_value', 'signing_string', 'BackpackSigner',
+    'parse_public_key', 'match_public_key', 'public_key_from_seed', 'render_value', 'signing_string',
+    'BackpackSigner',
 ]
 
 SEED_BYTES = 32
@@ -85,6 +86,29 @@ def parse_public_key(value: str, what: str = 'public_key') -> tuple[bytes, str]:
         raise BackpackConfigError(
             f'{what} decodes to {len(raw)} bytes; an ED25519 public key is {SEED_BYTES} bytes')
     return raw, fmt
+
+
+def match_public_key(value: str, seed: bytes, what: str = 'public_key',
+                     private: str = 'private_key') -> tuple[Optional[str], Optional[str]]:
+    """``(format, problem)`` of an API / public key given beside the private key ``seed``.
+
+    ``format`` is the key's format, None when it cannot be read. ``problem`` is None when ``value``
+    is the public key of ``seed``, else what is wrong: unreadable, swapped with the private key,
+    or from another key pair. ``what`` and ``private`` name the two keys in the messages.
+    """
+    try:
+        given, fmt = parse_public_key(value, what)
+    except BackpackConfigError as exc:
+        return None, f'{exc}. On Backpack the API key is the base64 public key of the private key'
+    derived = public_key_from_seed(seed)
+    if given == derived:
+        return fmt, None
+    if public_key_from_seed(given) == seed:
+        return fmt, (f'{what} and {private} look swapped: the value given as {what} is a private key and the one '
+                     f'given as {private} is its public key; put the secret in {private}')
+    return fmt, (f'{what} does not match the public key derived from {private} '
+                 f'({base64.b64encode(derived).decode()}). On Backpack the API key is the base64 public key '
+                 f'of the private key; check that both come from the same key pair')
 
 
 def render_value(value: Any) -> str:

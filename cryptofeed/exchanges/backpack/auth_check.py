@@ -1,25 +1,14 @@
 """``backpack-auth-check``: verify Backpack API credentials without ever printing the secret.
 
-Run it before configuring a feed, or when a private stream is rejected::
+    backpack-auth-check --key-file ~/.config/backpack.yaml --server https://api.backpack.exchange
+    BACKPACK_PRIVATE_KEY=... python -m tools.backpack_auth_check --api-key <base64 public key> --json
 
-    backpack-auth-check --key-file ~/.config/backpack.yaml
-    BACKPACK_PRIVATE_KEY=... backpack-auth-check --api-key <base64 public key> --json
-    python -m tools.backpack_auth_check --key-file keys.yaml --server https://api.backpack.exchange
-
-It reports the detected key formats (hex / base64), the public key derived from the private key,
-whether the given API key / public key match it, and the signing string and signature of one
-instruction (``--instruction``, ``--param``, ``--window``, ``--timestamp``). With ``--server`` it
-also measures the clock drift against ``/api/v1/time`` and makes one signed read-only request
-(``GET /api/v1/capital``) to learn whether the exchange accepts the key.
-
-Keys come from, in this order of precedence: the flags, ``--key-file`` (YAML or JSON with
-``api_key`` / ``public_key`` / ``private_key``, or a cryptofeed ``backpack:`` section with
-``key_id`` / ``key_secret``), the environment (``BACKPACK_API_KEY``, ``BACKPACK_PUBLIC_KEY``,
-``BACKPACK_PRIVATE_KEY``). Prefer the last two for the private key: flags end up in shell history.
-
-Exit status: 0 valid, 1 invalid credentials (malformed key, mismatch, rejected by the server),
-2 usage error (bad arguments, no private key, unreadable key file, bad server URL),
-3 the server check could not be completed (unreachable, unexpected answer).
+It reports the key formats, the public key derived from the private key, whether the API / public key
+match it, and the signing string and signature of one instruction. With ``--server`` a
+``BackpackRestClient`` (TLS and proxy as ``BackpackConfig`` resolves them) measures the clock drift and
+makes one signed, read-only ``balanceQuery``. Keys, per key: the flags, else ``--key-file`` (read by
+config.py's loader), else the environment (``ENV_VARS``). Exit status: 0 valid, 1 invalid credentials
+(malformed, mismatched or rejected by the server), 2 usage error, 3 server check not completed.
 """
 from __future__ import annotations
 
@@ -31,29 +20,23 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
-from urllib.parse import unquote, urlsplit
-
-import yaml
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 from cryptofeed.exchanges.backpack.auth import (
-    DEFAULT_WINDOW_MS, MAX_EXCHANGE_WINDOW_MS, BackpackSigner, parse_private_key, parse_public_key,
+    DEFAULT_WINDOW_MS, MAX_EXCHANGE_WINDOW_MS, BackpackSigner, match_public_key, parse_private_key,
     public_key_from_seed, signing_string,
 )
-from cryptofeed.exchanges.backpack.errors import BackpackConfigError
+from cryptofeed.exchanges.backpack.config import ENV_VARS, BackpackConfig, load_yaml_file, section_to_fields
+from cryptofeed.exchanges.backpack.errors import BackpackAuthError, BackpackConfigError, BackpackError
+from cryptofeed.exchanges.backpack.rest import BackpackRestClient
 
 __all__ = ['EXIT_OK', 'EXIT_INVALID', 'EXIT_USAGE', 'EXIT_SERVER', 'build_parser', 'main']
 
-EXIT_OK = 0
-EXIT_INVALID = 1
-EXIT_USAGE = 2
-EXIT_SERVER = 3
-
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_SERVER = 0, 1, 2, 3
+_VERDICTS = {EXIT_OK: 'VALID', EXIT_INVALID: 'INVALID CREDENTIALS', EXIT_SERVER: 'SERVER CHECK NOT COMPLETED'}
 PROG = 'backpack-auth-check'
-_ENV = {'api_key': 'BACKPACK_API_KEY', 'public_key': 'BACKPACK_PUBLIC_KEY', 'private_key': 'BACKPACK_PRIVATE_KEY'}
-_FILE_NAMES = {'api_key': ('api_key', 'key_id'), 'public_key': ('public_key',),
-               'private_key': ('private_key', 'key_secret')}
-_MAX_SERVER_MESSAGE = 200
+_KEYS = ('api_key', 'public_key', 'private_key')
+_ENV = {path[len('auth.'):]: name for name, path in ENV_VARS.items() if path.startswith('auth.')}
 
 
 class _UsageError(Exception):
@@ -72,24 +55,18 @@ def _param(text: str) -> Tuple[str, str]:
     return key, value
 
 
-def _window(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected an integer number of ms, got {text!r}') from None
-    if not 1 <= value <= MAX_EXCHANGE_WINDOW_MS:
-        raise argparse.ArgumentTypeError(f'must be within 1..{MAX_EXCHANGE_WINDOW_MS} ms, got {value}')
-    return value
-
-
-def _timestamp(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected Unix time in ms, got {text!r}') from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f'expected a positive Unix time in ms, got {value}')
-    return value
+def _ms(expected: str, high: Optional[int] = None) -> Callable[[str], int]:
+    """Argument type: a whole number of ms, >= 1 (and <= ``high``)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected {expected}, got {text!r}') from None
+        if value < 1 or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f'must be within 1..{high} ms, got {value}' if high is not None
+                                             else f'expected a positive {expected}, got {value}')
+        return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,24 +75,22 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, allow_abbrev=False,
         description='Check Backpack API credentials (ED25519) and preview a request signature. '
                     'The private key is never printed.',
-        epilog='Key sources, highest precedence first: flags, --key-file, environment '
-               '(BACKPACK_API_KEY, BACKPACK_PUBLIC_KEY, BACKPACK_PRIVATE_KEY). Exit status: 0 valid, '
-               '1 invalid credentials, 2 usage error, 3 server check not completed.')
-    keys = parser.add_argument_group('keys')
+        epilog='Key sources, highest precedence first: flags, --key-file, environment (BACKPACK_API_KEY, '
+               'BACKPACK_PUBLIC_KEY, BACKPACK_PRIVATE_KEY). Exit status: 0 valid, 1 invalid credentials, '
+               '2 usage error, 3 server check not completed.')
+    keys, sign, server = map(parser.add_argument_group, ('keys', 'signature preview', 'server check'))
     keys.add_argument('--api-key', help='Backpack API key (the base64 ED25519 public key)')
     keys.add_argument('--public-key', help='ED25519 public key, hex or base64 (optional cross-check)')
     keys.add_argument('--private-key', help='ED25519 private key (32-byte seed), hex or base64; '
                                             'prefer BACKPACK_PRIVATE_KEY or --key-file')
     keys.add_argument('--key-file', type=Path, metavar='PATH',
                       help='YAML/JSON file with api_key/private_key, or backpack: {key_id, key_secret}')
-    sign = parser.add_argument_group('signature preview')
     sign.add_argument('--instruction', default='balanceQuery', help='instruction name (default: balanceQuery)')
     sign.add_argument('--param', type=_param, action='append', default=[], metavar='KEY=VALUE',
                       help='request parameter to sign (repeatable)')
-    sign.add_argument('--window', type=_window, default=DEFAULT_WINDOW_MS, metavar='MS',
-                      help=f'signature window in ms (default {DEFAULT_WINDOW_MS})')
-    sign.add_argument('--timestamp', type=_timestamp, metavar='MS', help='Unix time in ms (default: now)')
-    server = parser.add_argument_group('server check')
+    sign.add_argument('--window', type=_ms('an integer number of ms', MAX_EXCHANGE_WINDOW_MS), metavar='MS',
+                      default=DEFAULT_WINDOW_MS, help=f'signature window in ms (default {DEFAULT_WINDOW_MS})')
+    sign.add_argument('--timestamp', type=_ms('Unix time in ms'), metavar='MS', help='Unix time in ms (default: now)')
     server.add_argument('--server', metavar='URL',
                         help='REST base URL to test against, e.g. https://api.backpack.exchange or the simulator')
     server.add_argument('--ca-file', type=Path, metavar='PATH', help='extra CA bundle (PEM) to trust for --server')
@@ -125,39 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# ------------------------------------------------------------------------------ key sources
-
 def _read_key_file(path: Path) -> Dict[str, str]:
-    """Keys found in a YAML/JSON key file; errors never quote the file's content."""
-    try:
-        text = path.expanduser().read_text()
-    except OSError as exc:
-        raise _UsageError(f'cannot read key file {path}: {exc.strerror or type(exc).__name__}') from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, 'problem_mark', None)
-        where = f' near line {mark.line + 1}' if mark is not None else ''
-        raise _UsageError(f'key file {path} is not valid YAML or JSON{where}') from None
-    if not isinstance(doc, Mapping):
-        raise _UsageError(f'key file {path} must hold a mapping (api_key/private_key or backpack: ...)')
-    section = doc.get('backpack', doc)
+    """The keys of a key file, read with the configuration loader; errors never quote its content."""
+    doc = load_yaml_file(path, 'key file', 'YAML or JSON')
+    section = doc.get('backpack', doc) if isinstance(doc, Mapping) else None
     if not isinstance(section, Mapping):
-        raise _UsageError(f'key file {path}: backpack: must be a mapping')
-    places: List[Mapping[str, Any]] = [section]
-    if isinstance(section.get('auth'), Mapping):
-        places.append(section['auth'])
-    found: Dict[str, str] = {}
-    for ours, names in _FILE_NAMES.items():
-        for place in places:
-            for name in names:
-                value = place.get(name)
-                if value is None or value == '':
-                    continue
-                if not isinstance(value, str):
-                    raise _UsageError(f'key file {path}: {name} must be text; quote it '
-                                      f'(YAML reads an unquoted all-digit key as a number)')
-                found.setdefault(ours, value)
+        raise _UsageError(f'key file {path} must hold a mapping (api_key/private_key or backpack: ...)')
+    fields = section_to_fields(section)
+    place = fields['auth'] if isinstance(fields.get('auth'), Mapping) else fields
+    found = {name: place[name] for name in _KEYS if place.get(name) not in (None, '')}
+    for name, value in found.items():
+        if not isinstance(value, str):
+            raise _UsageError(f'key file {path}: {name} must be text; quote it '
+                              f'(YAML reads an unquoted all-digit key as a number)')
     return found
 
 
@@ -165,10 +120,9 @@ def _collect_keys(args: argparse.Namespace, environ: Mapping[str, str]) -> Dict[
     """``{name: (value, source)}`` for api_key, public_key and private_key, by precedence."""
     from_file = _read_key_file(args.key_file) if args.key_file is not None else {}
     keys: Dict[str, Tuple[str, str]] = {}
-    for name in ('api_key', 'public_key', 'private_key'):
-        flag = getattr(args, name)
-        if flag:
-            keys[name] = (flag, '--' + name.replace('_', '-'))
+    for name in _KEYS:
+        if getattr(args, name):
+            keys[name] = (getattr(args, name), '--' + name.replace('_', '-'))
         elif name in from_file:
             keys[name] = (from_file[name], f'key file {args.key_file}')
         elif environ.get(_ENV[name], '').strip():
@@ -176,171 +130,102 @@ def _collect_keys(args: argparse.Namespace, environ: Mapping[str, str]) -> Dict[
     return keys
 
 
-def _secret_forms(text: str) -> List[str]:
-    """Every spelling of the private key that must never reach the output."""
-    forms = {text, text.strip()}
+def _server_client(args: argparse.Namespace) -> BackpackRestClient:
+    """The client of ``--server``: one attempt per request; TLS and proxy as ``BackpackConfig`` resolves them."""
     try:
-        seed, _ = parse_private_key(text)
-    except BackpackConfigError:
-        return [form for form in forms if form]
-    full = seed + public_key_from_seed(seed)
-    for raw in (seed, full):
-        forms.update({raw.hex(), raw.hex().upper(), base64.b64encode(raw).decode(),
-                      base64.b64encode(raw).decode().rstrip('=')})
-    return [form for form in forms if form]
+        return BackpackRestClient.from_config(BackpackConfig(
+            rest_url=args.server, ca_file=args.ca_file, request_timeout_s=args.timeout, max_retries=0))
+    except BackpackConfigError as exc:
+        message = str(exc)
+        for option, flag in (('rest_url', '--server'), ('ca_file', '--ca-file'), ('request_timeout_s', '--timeout')):
+            message = message.replace(option, flag)
+        raise _UsageError(message) from None
 
-
-# ------------------------------------------------------------------------------ checks
 
 def _check_offline(keys: Dict[str, Tuple[str, str]], args: argparse.Namespace,
                    now_ms: int) -> Tuple[Dict[str, Any], Optional[BackpackSigner]]:
-    report: Dict[str, Any] = {'ok': False, 'problems': []}
-    problems: List[str] = report['problems']
+    """The report of the keys and the signature preview, and the signer (None for an unreadable key)."""
     value, source = keys['private_key']
+    private: Dict[str, Any] = {'source': source, 'format': None, 'valid': False}
+    report: Dict[str, Any] = {'ok': False, 'problems': [], 'private_key': private}
     try:
-        seed, fmt = parse_private_key(value)
+        seed, private['format'] = parse_private_key(value)
     except BackpackConfigError as exc:
-        report['private_key'] = {'source': source, 'format': None, 'valid': False}
-        problems.append(str(exc))
+        report['problems'].append(str(exc))
         return report, None
-    derived = public_key_from_seed(seed)
-    derived_b64 = base64.b64encode(derived).decode()
-    report['private_key'] = {'source': source, 'format': fmt, 'valid': True}
-    report['derived_public_key'] = derived_b64
+    private['valid'] = True
+    report['derived_public_key'] = base64.b64encode(public_key_from_seed(seed)).decode()
     for name in ('api_key', 'public_key'):
-        if name not in keys:
-            report[name] = None
-            continue
-        given_text, given_source = keys[name]
-        entry: Dict[str, Any] = {'source': given_source, 'format': None, 'matches': False}
-        report[name] = entry
-        try:
-            given, given_fmt = parse_public_key(given_text, name)
-        except BackpackConfigError as exc:
-            problems.append(f'{exc}; on Backpack the API key is the base64 public key')
-            continue
-        entry['format'] = given_fmt
-        if given == derived:
-            entry['matches'] = True
-        elif public_key_from_seed(given) == seed:
-            problems.append(f'{name} and the private key look swapped: {name} holds a private key whose '
-                            f'public key is the given private key; give the secret as the private key')
-        else:
-            problems.append(f'{name} does not match the public key derived from the private key '
-                            f'({derived_b64}); both must come from the same key pair')
+        report[name] = None
+        if name in keys:
+            fmt, problem = match_public_key(keys[name][0], seed, name, 'the private key')
+            report[name] = {'source': keys[name][1], 'format': fmt, 'matches': problem is None}
+            report['problems'] += [problem] if problem else []
     signer = BackpackSigner(seed, window_ms=args.window)
-    params = dict(args.param)
-    timestamp = args.timestamp if args.timestamp is not None else now_ms
-    message = signing_string(args.instruction, params, timestamp, args.window)
+    params, timestamp = dict(args.param), args.timestamp or now_ms
     headers = signer.rest_headers(args.instruction, params, timestamp_ms=timestamp, window_ms=args.window)
     report['signing'] = {
         'instruction': args.instruction, 'params': params, 'timestamp': timestamp, 'window': args.window,
-        'string': message, 'signature': headers['X-Signature'], 'headers': headers,
+        'string': signing_string(args.instruction, params, timestamp, args.window),
+        'signature': headers['X-Signature'], 'headers': headers,
     }
-    report['ok'] = not problems
     return report, signer
 
 
-def _proxy_settings(proxy: Optional[str], ssl_context: Any) -> Tuple[Any, Optional[str]]:
-    """(connector, per-request proxy URL) for aiohttp: SOCKS via aiohttp-socks, HTTP CONNECT natively."""
-    if proxy is None:
-        return None, None
-    parts = urlsplit(proxy)
-    scheme = parts.scheme.lower()
-    if scheme in ('http', 'https'):
-        return None, proxy
-    from aiohttp_socks import ProxyConnector, ProxyType
-
-    connector = ProxyConnector(
-        proxy_type=ProxyType.SOCKS5, host=parts.hostname, port=parts.port or 1080,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-        rdns=scheme == 'socks5h', ssl=ssl_context if ssl_context is not None else True)
-    return connector, None
-
-
-def _server_message(body: str) -> str:
+def _server_message(body: Optional[str]) -> str:
+    """Backpack's ``code message`` from an error body, else the start of the body."""
     try:
-        data = json.loads(body)
+        data = json.loads(body or '')
     except ValueError:
-        return body.strip()[:_MAX_SERVER_MESSAGE]
-    if isinstance(data, Mapping):
-        text = ' '.join(str(data[k]) for k in ('code', 'message') if data.get(k))
-        return text[:_MAX_SERVER_MESSAGE]
-    return body.strip()[:_MAX_SERVER_MESSAGE]
+        data = None
+    words = [str(data[k]) for k in ('code', 'message') if data.get(k)] if isinstance(data, dict) else [body or '']
+    return ' '.join(words).strip()[:200]
 
 
-async def _check_server(rest_url: str, ssl_context: Any, proxy: Optional[str], signer: BackpackSigner,
-                        timeout: float) -> Dict[str, Any]:
-    import aiohttp
-
-    result: Dict[str, Any] = {'url': rest_url, 'clock_drift_ms': None, 'status': None, 'accepted': None,
+async def _check_server(client: BackpackRestClient, signer: BackpackSigner) -> Dict[str, Any]:
+    """Clock drift, then one ``balanceQuery`` signed with the drift-corrected clock."""
+    result: Dict[str, Any] = {'url': client.base_url, 'clock_drift_ms': None, 'status': None, 'accepted': None,
                               'message': None, 'error': None}
-    connector, request_proxy = _proxy_settings(proxy, ssl_context)
-    ssl_arg: Any = ssl_context if ssl_context is not None else True
-    try:
-        async with aiohttp.ClientSession(connector=connector,
-                                         timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+    client.signer = signer
+    async with client:
+        try:
             before = time.time()
-            async with session.get(f'{rest_url}/api/v1/time', proxy=request_proxy, ssl=ssl_arg) as resp:
-                body = await resp.text()
-                time_status = resp.status
-            after = time.time()
-            drift = 0
-            if time_status == 200 and body.strip().isdigit():
-                drift = int(body.strip()) - round((before + after) * 500)
-                result['clock_drift_ms'] = drift
+            try:
+                drift = await client.server_time_ms() - round((before + time.time()) * 500)
+                signer.clock_offset_ms = result['clock_drift_ms'] = drift
+            except BackpackError:
+                if client.stats.last_status is None:
+                    raise  # no answer at all
+                result['error'] = f'/api/v1/time answered status {client.stats.last_status}; clock drift unknown'
+            await client.balances()
+            result.update(status=client.stats.last_status, accepted=True)
+        except BackpackError as exc:
+            status = getattr(exc, 'status', None)
+            if status is None:
+                result['error'] = f'request failed: {exc}'
             else:
-                result['error'] = f'/api/v1/time answered status {time_status}; clock drift unknown'
-            headers = signer.rest_headers('balanceQuery', None, timestamp_ms=signer.now_ms() + drift)
-            async with session.get(f'{rest_url}/api/v1/capital', headers=headers, proxy=request_proxy,
-                                   ssl=ssl_arg) as resp:
-                body = await resp.text()
-                result['status'] = resp.status
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-        result['error'] = f'request failed: {type(exc).__name__}: {exc}'.rstrip(': ')
-        return result
-    status = result['status']
-    if status == 200:
-        result['accepted'] = True
-    elif status in (401, 403):
-        result['accepted'] = False
-        result['message'] = _server_message(body)
-    else:
-        result['message'] = _server_message(body)
+                result.update(status=status, accepted=False if isinstance(exc, BackpackAuthError) else None,
+                              message=_server_message(getattr(exc, 'body', None)))
     return result
 
 
-# ------------------------------------------------------------------------------ output
-
 def _render_text(report: Mapping[str, Any]) -> str:
-    lines = ['Backpack credential check']
-    private = report.get('private_key')
-    if private is not None:
-        fmt = private['format'] or 'unreadable'
-        lines.append(f'  private key       {fmt}, from {private["source"]} (never shown)')
-    if report.get('derived_public_key'):
-        lines.append(f'  derived public    {report["derived_public_key"]}  (= the Backpack API key)')
-    for name, title in (('api_key', 'api key'), ('public_key', 'public key')):
-        entry = report.get(name)
-        if entry is None:
-            if 'derived_public_key' in report:
-                lines.append(f'  {title:<17} not given')
-            continue
-        verdict = 'matches' if entry['matches'] else 'DOES NOT MATCH'
-        lines.append(f'  {title:<17} {entry["format"] or "unreadable"}, from {entry["source"]}: {verdict}')
-    signing = report.get('signing')
+    """The report as the aligned text the CLI prints without ``--json``."""
+    private, signing, server = report['private_key'], report.get('signing'), report['server']
+    rows = [('private key', f'{private["format"] or "unreadable"}, from {private["source"]} (never shown)')]
+    if 'derived_public_key' in report:
+        rows.append(('derived public', f'{report["derived_public_key"]}  (= the Backpack API key)'))
+        for name in ('api_key', 'public_key'):
+            entry = report[name]
+            rows.append((name.replace('_', ' '), 'not given' if entry is None else
+                         f'{entry["format"] or "unreadable"}, from {entry["source"]}: '
+                         f'{"matches" if entry["matches"] else "DOES NOT MATCH"}'))
     if signing is not None:
         params = ' '.join(f'{k}={v}' for k, v in sorted(signing['params'].items())) or '(none)'
-        lines += [
-            f'  instruction       {signing["instruction"]}',
-            f'  params            {params}',
-            f'  timestamp         {signing["timestamp"]} ms',
-            f'  window            {signing["window"]} ms',
-            f'  signing string    {signing["string"]}',
-            f'  signature         {signing["signature"]}',
-        ]
-    server = report.get('server')
+        rows += [('instruction', signing['instruction']), ('params', params),
+                 ('timestamp', f'{signing["timestamp"]} ms'), ('window', f'{signing["window"]} ms'),
+                 ('signing string', signing['string']), ('signature', signing['signature'])]
+    lines = ['Backpack credential check'] + [f'  {title:<17} {text}' for title, text in rows]
     if server is not None:
         lines.append(f'server {server["url"]}')
         drift = server['clock_drift_ms']
@@ -354,110 +239,74 @@ def _render_text(report: Mapping[str, Any]) -> str:
             lines.append(f'  GET /api/v1/capital  status {server["status"]}: {verdict}{detail}')
         if server['error']:
             lines.append(f'  note              {server["error"]}')
-    for warning in report.get('warnings', []):
-        lines.append(f'warning: {warning}')
-    for problem in report['problems']:
-        lines.append(f'problem: {problem}')
-    lines.append('result: VALID' if report['exit_code'] == EXIT_OK else
-                 'result: INVALID CREDENTIALS' if report['exit_code'] == EXIT_INVALID else
-                 'result: USAGE ERROR' if report['exit_code'] == EXIT_USAGE else
-                 'result: SERVER CHECK NOT COMPLETED')
-    return '\n'.join(lines)
+    lines += [f'warning: {warning}' for warning in report['warnings']]
+    lines += [f'problem: {problem}' for problem in report['problems']]
+    return '\n'.join(lines + [f'result: {_VERDICTS[report["exit_code"]]}'])
 
 
-class _Output:
-    """Writes to stdout/stderr, removing any spelling of the private key as a last safeguard."""
-
-    def __init__(self, stdout: TextIO, stderr: TextIO):
-        self.stdout, self.stderr = stdout, stderr
-        self.secrets: List[str] = []
-
-    def _scrub(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, '<redacted>')
-        return text
-
-    def out(self, text: str) -> None:
-        print(self._scrub(text), file=self.stdout)
-
-    def err(self, text: str) -> None:
-        print(self._scrub(text), file=self.stderr)
-
-
-def _argv_secrets(argv: Sequence[str]) -> List[str]:
-    """Values given to --private-key, so that even argparse errors cannot echo them."""
-    found = []
-    for index, token in enumerate(argv):
-        if token == '--private-key' and index + 1 < len(argv):
-            found.append(argv[index + 1])
-        elif token.startswith('--private-key='):
-            found.append(token.split('=', 1)[1])
-    return [value for value in found if value]
+def _secret_forms(secrets: Sequence[str]) -> List[str]:
+    """Every spelling of these private keys that must never reach the output, longest first."""
+    forms = set()
+    for text in secrets:
+        forms.update((text, text.strip()))
+        try:
+            seed, _ = parse_private_key(text)
+        except BackpackConfigError:
+            continue
+        for raw in (seed, seed + public_key_from_seed(seed)):
+            b64 = base64.b64encode(raw).decode()
+            forms.update((raw.hex(), raw.hex().upper(), b64, b64.rstrip('=')))
+    return sorted(filter(None, forms), key=len, reverse=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the credential check; returns the exit status (see the module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    output = _Output(sys.stdout, sys.stderr)
-    output.secrets = _argv_secrets(argv)
-    parser = build_parser()
-    want_json = '--json' in argv
+    # Values of --private-key, so that even argparse errors cannot echo them.
+    secrets = [value for flag, value in zip(argv, argv[1:]) if flag == '--private-key']
+    secrets += [token.partition('=')[2] for token in argv if token.startswith('--private-key=')]
+
+    def say(text: str, stream: Optional[TextIO] = None) -> None:
+        for form in _secret_forms(secrets):
+            text = text.replace(form, '<redacted>')
+        print(text, file=stream or sys.stdout)
+
     try:
         try:
-            args = parser.parse_args(argv)
+            args = build_parser().parse_args(argv)
         except SystemExit as exc:  # --help
             return int(exc.code or 0)
         keys = _collect_keys(args, os.environ)
         if 'private_key' not in keys:
             raise _UsageError('no private key: give --key-file, set BACKPACK_PRIVATE_KEY, or use --private-key')
-        output.secrets += _secret_forms(keys['private_key'][0])
-        server_settings = None
-        if args.server is not None:
-            from cryptofeed.exchanges.backpack.config import BackpackConfig
-
-            try:
-                server_config = BackpackConfig(rest_url=args.server, ca_file=args.ca_file)
-                server_settings = (server_config.rest_url, server_config.ssl_context(), server_config.rest_proxy)
-            except BackpackConfigError as exc:
-                raise _UsageError(str(exc).replace('rest_url', '--server').replace('ca_file', '--ca-file')) from None
-            if not args.timeout > 0:
-                raise _UsageError('--timeout must be > 0')
-    except _UsageError as exc:
-        output.err(f'{PROG}: error: {exc}')
-        output.err(f'run {PROG} --help for usage')
-        if want_json:
-            output.out(json.dumps({'ok': False, 'exit_code': EXIT_USAGE, 'problems': [str(exc)]}))
+        secrets.append(keys['private_key'][0])
+        client = _server_client(args) if args.server is not None else None
+    except (_UsageError, BackpackConfigError) as exc:
+        say(f'{PROG}: error: {exc}\nrun {PROG} --help for usage', sys.stderr)
+        if '--json' in argv:
+            say(json.dumps({'ok': False, 'exit_code': EXIT_USAGE, 'problems': [str(exc)]}))
         return EXIT_USAGE
 
     if args.private_key:
-        output.err('note: --private-key leaves the key in your shell history; '
-                   'prefer BACKPACK_PRIVATE_KEY or --key-file')
+        say('note: --private-key leaves the key in your shell history; prefer BACKPACK_PRIVATE_KEY or --key-file',
+            sys.stderr)
     report, signer = _check_offline(keys, args, int(time.time() * 1000))
-    report['warnings'] = []
-    report['server'] = None
-    if server_settings is not None:
-        if signer is None or not report['ok']:
-            report['warnings'].append('server check skipped: fix the key problems first')
-        else:
-            server = asyncio.run(_check_server(*server_settings, signer, args.timeout))
-            report['server'] = server
-            drift = server['clock_drift_ms']
-            if drift is not None and abs(drift) > args.window // 2:
-                report['warnings'].append(
-                    f'this clock is {abs(drift)} ms off the server, more than half the {args.window} ms window: '
-                    f'sync the clock or set clock_offset_ms={drift} in BackpackConfig')
-            if server['accepted'] is False:
-                report['problems'].append(f'the server rejected the credentials (status {server["status"]})')
-
-    if report['problems']:
-        code = EXIT_INVALID
-    elif report['server'] is not None and report['server']['accepted'] is not True:
-        code = EXIT_SERVER
-    else:
-        code = EXIT_OK
-    report['ok'] = code == EXIT_OK
-    report['exit_code'] = code
-    output.out(json.dumps(report, indent=2) if args.json else _render_text(report))
+    report.update(warnings=[], server=None)
+    if client is not None and (signer is None or report['problems']):
+        report['warnings'].append('server check skipped: fix the key problems first')
+    elif client is not None:
+        server = report['server'] = asyncio.run(_check_server(client, signer))
+        drift = server['clock_drift_ms']
+        if drift is not None and abs(drift) > args.window // 2:
+            report['warnings'].append(
+                f'this clock is {abs(drift)} ms off the server, more than half the {args.window} ms window: '
+                f'sync the clock or set clock_offset_ms={drift} in BackpackConfig')
+        if server['accepted'] is False:
+            report['problems'].append(f'the server rejected the credentials (status {server["status"]})')
+    code = (EXIT_INVALID if report['problems'] else EXIT_OK if report['server'] is None
+            or report['server']['accepted'] is True else EXIT_SERVER)
+    report.update(ok=code == EXIT_OK, exit_code=code)
+    say(json.dumps(report, indent=2) if args.json else _render_text(report))
     return code
 
 

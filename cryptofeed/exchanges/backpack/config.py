@@ -43,7 +43,7 @@ from cryptofeed.exchanges.backpack._models import (
     _REDACTED, ProxyURL, _FrozenModel, _InvalidConfig, _problems, _secret_input,
 )
 from cryptofeed.exchanges.backpack.auth import (
-    DEFAULT_WINDOW_MS, BackpackSigner, parse_private_key, parse_public_key, public_key_from_seed,
+    DEFAULT_WINDOW_MS, BackpackSigner, match_public_key, parse_private_key, public_key_from_seed,
 )
 from cryptofeed.exchanges.backpack.errors import BackpackConfigError
 from cryptofeed.exchanges.backpack.net import resolve_proxy, validate_proxy_url, validate_service_url
@@ -126,25 +126,12 @@ class BackpackAuth(_FrozenModel):
         if private is None:
             return value  # private_key itself failed; that error is reported
         seed = base64.b64decode(private.get_secret_value())
-        derived_raw = public_key_from_seed(seed)
-        derived = base64.b64encode(derived_raw).decode()
-        if value is None or not str(value).strip():
-            return derived
-        field = info.field_name
-        try:
-            given, _ = parse_public_key(value, field)
-        except BackpackConfigError as exc:
-            raise ValueError(f'{exc}. On Backpack the API key is the base64 public key of the private key') from None
-        if given == derived_raw:
-            return derived
-        if public_key_from_seed(given) == seed:
-            raise ValueError(
-                f'{field} and private_key look swapped: {field} holds a private key whose public key is '
-                f'the given private_key. Put the secret in private_key')
-        raise ValueError(
-            f'{field} does not match the public key derived from private_key ({derived}). On Backpack '
-            f'the API key is the base64 public key of the private key; check that both come from the '
-            f'same key pair')
+        derived = base64.b64encode(public_key_from_seed(seed)).decode()
+        if value is not None and str(value).strip():
+            _, problem = match_public_key(value, seed, str(info.field_name))
+            if problem is not None:
+                raise ValueError(problem)
+        return derived
 
     @property
     def derived_public_key(self) -> str:
@@ -351,7 +338,7 @@ class BackpackConfig(_FrozenModel):
         """
         if not isinstance(d, Mapping):
             raise BackpackConfigError(f'from_dict expects a mapping, got {type(d).__name__}')
-        return cls._build(_section_to_fields(d), 'dict')
+        return cls._build(section_to_fields(d), 'dict')
 
     @classmethod
     def from_cryptofeed_config(cls, cfg: Any) -> 'BackpackConfig':
@@ -365,7 +352,7 @@ class BackpackConfig(_FrozenModel):
         if isinstance(cfg, Config):
             root, source = cfg.config, 'cryptofeed Config'
         elif isinstance(cfg, (str, os.PathLike)):
-            root, source = _load_yaml_file(Path(cfg)), f'file {os.fspath(cfg)}'
+            root, source = load_yaml_file(Path(cfg)), f'file {os.fspath(cfg)}'
         elif isinstance(cfg, Mapping):
             root, source = cfg, 'cryptofeed config dict'
         else:
@@ -380,7 +367,7 @@ class BackpackConfig(_FrozenModel):
             section = {}
         if not isinstance(section, Mapping):
             raise BackpackConfigError(f'the backpack: section of {source} must be a mapping of options')
-        return cls._build(_section_to_fields(section), f'{source}, section backpack')
+        return cls._build(section_to_fields(section), f'{source}, section backpack')
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: Any) -> 'BackpackConfig':
@@ -443,8 +430,9 @@ class BackpackConfig(_FrozenModel):
             f'a cryptofeed Config or the path of a YAML file')
 
 
-def _section_to_fields(section: Mapping[str, Any]) -> Dict[str, Any]:
-    """Map a ``backpack:`` section (cryptofeed names allowed) onto our option names."""
+def section_to_fields(section: Mapping[str, Any]) -> Dict[str, Any]:
+    """Map a ``backpack:`` section (cryptofeed names allowed) onto our option names (also used by
+    the credential check to read a key file)."""
     data = {key: value for key, value in section.items() if key not in _SECTION_KEYS_READ_ELSEWHERE}
     credentials = {}
     for theirs, ours in _CRYPTOFEED_KEY_NAMES.items():
@@ -463,17 +451,18 @@ def _section_to_fields(section: Mapping[str, Any]) -> Dict[str, Any]:
     return data
 
 
-def _load_yaml_file(path: Path) -> Any:
-    """Parse a YAML file; errors name the file and line but never quote its content."""
+def load_yaml_file(path: Path, what: str = 'configuration file', syntax: str = 'YAML') -> Any:
+    """Parse a YAML file (also read by the credential check); errors name the file and line but never
+    quote its content. ``what`` and ``syntax`` name the file and its expected syntax in messages."""
     try:
         text = path.expanduser().read_text()
     except FileNotFoundError:
-        raise BackpackConfigError(f'configuration file {path} does not exist') from None
+        raise BackpackConfigError(f'cannot read {what} {path}: it does not exist') from None
     except OSError as exc:
-        raise BackpackConfigError(f'cannot read configuration file {path}: {exc.strerror}') from None
+        raise BackpackConfigError(f'cannot read {what} {path}: {exc.strerror or type(exc).__name__}') from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, 'problem_mark', None)
         where = f' near line {mark.line + 1}' if mark is not None else ''
-        raise BackpackConfigError(f'configuration file {path} is not valid YAML{where}') from None
+        raise BackpackConfigError(f'{what} {path} is not valid {syntax}{where}') from None

@@ -642,7 +642,7 @@ def _error_for(status: int, text: str, path: str, retry_after_header: Optional[s
     if status in (401, 403):
         exc = BackpackAuthError(f'Backpack rejected the credentials: HTTP {status}'
                                 f'{" " + code if code else ""}: {summary} (path={path})')
-        exc.status, exc.code, exc.path = status, code, path
+        exc.status, exc.code, exc.path, exc.body = status, code, path, text or None
         return exc
     if status == 429:
         return BackpackRateLimitedError(f'rate limited: {summary}', retry_after=parse_retry_after(retry_after_header),
