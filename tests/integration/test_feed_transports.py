@@ -46,9 +46,9 @@ def socks(tmp_path):
     proc.stop()
 
 
-async def _trades_and_book(sim, config, symbol='SOL-USDC'):
+async def _trades_and_book(sim, config, symbol='SOL-USDC', **feed_kwargs):
     collector = Collector()
-    async with running_feed(sim, [symbol], [TRADES, L2_BOOK], collector, config=config) as feed:
+    async with running_feed(sim, [symbol], [TRADES, L2_BOOK], collector, config=config, **feed_kwargs) as feed:
         await wait_until(lambda: len(delivered_trade_ids(collector, symbol)) > 5 and feed._book.books[symbol].synced,
                          timeout=15)
         sim.pause()
@@ -68,6 +68,12 @@ async def test_tls_feed_through_socks5_for_rest_and_websocket(socks):
     async with BackpackSimulator(markets=['SOL_USDC'], seed=22, rate=200, tls=True) as sim:
         await _trades_and_book(sim, sim_config(sim, proxies={'url': socks.url}))
         # At least one REST connection (markets, depth) and one WebSocket went through the relay.
+        assert socks.connects.count(('127.0.0.1', sim.port)) >= 2
+
+
+async def test_cryptofeeds_http_proxy_keyword_carries_rest_and_websocket(socks):
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=24, rate=200, tls=True) as sim:
+        await _trades_and_book(sim, sim_config(sim), http_proxy=socks.url)
         assert socks.connects.count(('127.0.0.1', sim.port)) >= 2
 
 

@@ -797,3 +797,9 @@ def test_nothing_secret_is_logged(caplog, tmp_path, monkeypatch):
     _assert_clean(caplog.text)
     for record in caplog.records:
         _assert_clean(repr(record.args))
+
+
+@pytest.mark.parametrize('field', ['window_ms', 'max_retries', 'request_timeout_s', 'clock_offset_ms'])
+def test_a_boolean_is_not_a_number(field):
+    with pytest.raises(BackpackConfigError, match=f'{field} must be a number, got True'):
+        BackpackConfig(**{field: True})

@@ -140,3 +140,41 @@ def test_frames_of_streams_or_symbols_not_subscribed_are_dropped_not_raised():
     asyncio.run(run())
     assert [t.symbol for t in got] == ['SOL-USDC']
     assert f.metrics_snapshot()['dropped'] == 2
+
+
+def test_sandbox_fails_like_use_sandbox_instead_of_reaching_production():
+    with pytest.raises(BackpackConfigError, match='Backpack has no sandbox'):
+        feed(symbols=['SOL-USDC'], channels=[TRADES], sandbox=True)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'ping_timeout': -1}, 'ping_timeout must be a finite number of seconds > 0.0, got -1'),
+    ({'ping_interval': float('inf')}, 'ping_interval must be a finite number'),
+    ({'trade_backfill_limit': -5}, 'trade_backfill_limit must be an integer >= 0, got -5'),
+    ({'snapshot_workers': 0}, 'snapshot_workers must be an integer >= 1'),
+    ({'streams_per_connection': 0}, 'streams_per_connection must be an integer >= 1'),
+    ({'max_frame_bytes': 100}, 'max_frame_bytes must be an integer >= 65536'),
+    ({'keep_raw': 'yes'}, 'keep_raw must be True or False'),
+    ({'ping_intreval': 5}, "unknown keyword argument 'ping_intreval'; did you mean 'ping_interval'"),
+    ({'candle_intervall': '1m'}, "did you mean 'candle_interval'"),
+])
+def test_the_feeds_own_keywords_are_validated_at_construction(kwargs, message):
+    with pytest.raises(BackpackConfigError) as info:
+        feed(symbols=['SOL-USDC'], channels=[TRADES], **kwargs)
+    assert message in str(info.value)
+
+
+def test_keywords_meaningless_on_backpack_are_accepted_with_one_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger='feedhandler'):
+        feed(symbols=['SOL-USDC'], channels=[L2_BOOK], checksum_validation=True, snapshot_interval=1000)
+    warned = [r.getMessage() for r in caplog.records]
+    assert any('checksum_validation=True is ignored' in m for m in warned)
+    assert any('snapshot_interval=1000 is ignored' in m for m in warned)
+
+
+def test_http_proxy_applies_to_both_transports_and_cannot_be_given_twice():
+    f = feed(symbols=['SOL-USDC'], channels=[TRADES], http_proxy='socks5h://127.0.0.1:1080')
+    assert f.backpack_config.rest_proxy == f.backpack_config.ws_proxy == 'socks5h://127.0.0.1:1080'
+    with pytest.raises(BackpackConfigError, match='give the proxy once'):
+        feed(config={**OFFLINE, 'proxies': {'url': 'http://127.0.0.1:3128'}}, symbols=['SOL-USDC'],
+             channels=[TRADES], http_proxy='http://127.0.0.1:3129')

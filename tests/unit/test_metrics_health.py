@@ -54,7 +54,7 @@ def test_snapshot_is_json_serialisable_and_has_every_counter(metrics, clock):
     metrics.on_snapshot('SOL_USDC')
     for hook in (metrics.on_parse_error, metrics.on_server_error, metrics.on_unknown_stream,
                  metrics.on_reconnect, metrics.on_gap, metrics.on_trade_gap_unrecovered,
-                 metrics.on_rest_failure):
+                 metrics.on_rest_failure, metrics.on_callback_error, metrics.on_connect_failure):
         hook()
     metrics.on_resync('BTC_USDC_PERP')
     metrics.on_dropped(3)
@@ -168,7 +168,56 @@ def test_book_without_snapshot_is_degraded_and_named(metrics, clock):
     running(metrics, clock)
     report = evaluate_health(metrics, now=clock.now)
     assert report.status == 'degraded'
-    assert report.reasons == ('book SOL_USDC out of sync: no snapshot applied',)
+    assert report.reasons == ('book SOL_USDC out of sync for 100 s: no snapshot applied',)
+
+
+def test_a_book_reset_by_a_reconnect_counts_as_out_of_sync_after_the_grace(metrics, clock):
+    metrics.expect_books(['SOL_USDC'])
+    metrics.on_snapshot('SOL_USDC')
+    running(metrics, clock)
+    metrics.on_book_reset('SOL_USDC')          # the connection restarted: no resync event, no gap
+    assert metrics.resyncs == 0
+    clock.advance(10)
+    metrics.on_message('trades')
+    assert evaluate_health(metrics, now=clock.now).ok                    # within the 15 s grace
+    clock.advance(80)
+    metrics.on_message('trades')
+    report = evaluate_health(metrics, now=clock.now)
+    assert report.reasons == ('book SOL_USDC out of sync for 90 s: no snapshot applied',)
+    metrics.on_snapshot('SOL_USDC')
+    assert evaluate_health(metrics, now=clock.now).ok
+
+
+@pytest.mark.parametrize('lag, status', [(1.0, 'healthy'), (6.0, 'degraded'), (59.0, 'unhealthy')])
+def test_consumer_lag_is_judged_from_exchange_time_against_receipt_time(metrics, clock, lag, status):
+    running(metrics, clock)
+    metrics.exchange_time = metrics.last_message_time - lag
+    report = evaluate_health(metrics, now=clock.now)
+    assert report.status == status
+    assert metrics.snapshot()['consumer_lag_s'] == pytest.approx(lag)
+    if status != 'healthy':
+        assert f'consumer {lag:.1f} s behind the exchange' in report.reasons[0]
+
+
+def test_a_connection_that_gave_up_is_unhealthy_and_failed_attempts_degrade(metrics, clock):
+    running(metrics, clock)
+    for _ in range(3):
+        metrics.on_connect_failure()
+    report = evaluate_health(metrics, now=clock.now)
+    assert report.status == 'degraded' and '3 failed connection attempts' in report.reasons[0]
+    metrics.on_connection_given_up('BACKPACK.ws.1')
+    report = evaluate_health(metrics, now=clock.now)
+    assert report.status == 'unhealthy'
+    assert 'connection BACKPACK.ws.1 gave up' in ' '.join(report.reasons)
+
+
+def test_one_callback_error_degrades_until_it_ages_out(metrics, clock):
+    running(metrics, clock)
+    metrics.on_callback_error()
+    assert '1 exceptions in user callbacks' in evaluate_health(metrics, now=clock.now).reasons[0]
+    clock.advance(301)
+    metrics.on_message('trades')
+    assert evaluate_health(metrics, now=clock.now).ok
 
 
 def test_missing_snapshot_during_startup_grace_is_not_reported(metrics, clock):

@@ -428,3 +428,19 @@ def test_fuzz_mutated_documented_frames(base, key, value, drop):
     else:
         data[key] = value
     assert_one_outcome(router, rec, json.dumps({'stream': base['stream'], 'data': data}))
+
+
+def test_a_flood_of_distinct_unknown_streams_gives_a_bounded_number_of_short_warnings(caplog):
+    clock = FakeClock(1000.0)
+    router, _ = make_router(clock=clock, log_interval=10.0)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        for i in range(5000):
+            router.route(envelope(f'nosuch{i}.SOL_USDC', TRADE_DATA), 1.0)
+        assert router.drops['unknown_stream'] == 5000
+        assert len(caplog.records) == 20
+        clock.now += 10.0
+        router.route(envelope('x' * 1_000_000, TRADE_DATA), 1.0)
+    assert len(caplog.records) == 21
+    last = caplog.records[-1].getMessage()
+    assert len(last) < 600 and '(1000000 characters)' in last
+    assert '4980 more unknown_stream frames of other streams not reported one by one' in last

@@ -57,6 +57,8 @@ DEFAULT_REST_URL = 'https://api.backpack.exchange'
 DEFAULT_WS_URL = 'wss://ws.backpack.exchange'
 MAX_WINDOW_MS = 10000
 MAX_CLOCK_OFFSET_MS = 60000
+NO_SANDBOX_MESSAGE = ('Backpack has no sandbox; leave sandbox/use_sandbox False and point rest_url/ws_url at the '
+                      'local simulator instead (python -m cryptofeed.exchanges.backpack.simulator prints its URLs)')
 
 # Environment variable -> option path, read by ``BackpackConfig.from_env``.
 ENV_VARS: Dict[str, str] = {
@@ -222,13 +224,19 @@ class BackpackConfig(_FrozenModel):
         elif proxies is not None and not isinstance(proxies, (Mapping, BackpackProxies)):
             out['proxies'] = _REDACTED
 
+    @field_validator('window_ms', 'max_retries', 'clock_offset_ms', 'symbol_cache_ttl_s', 'request_timeout_s',
+                     'retry_backoff_base_s', 'retry_backoff_max_s', mode='before')
+    @classmethod
+    def _not_a_boolean(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool):  # pydantic would read True as 1
+            raise ValueError(f'{info.field_name} must be a number, got {value}')
+        return value
+
     @field_validator('use_sandbox')
     @classmethod
     def _no_sandbox(cls, value: bool) -> bool:
         if value:
-            raise ValueError(
-                'Backpack has no sandbox; leave use_sandbox False and point rest_url/ws_url at the local '
-                'simulator instead (python -m cryptofeed.exchanges.backpack.simulator prints its URLs)')
+            raise ValueError(NO_SANDBOX_MESSAGE)
         return value
 
     @field_validator('rest_url')

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import json
 import logging
 import time
@@ -44,15 +45,16 @@ from cryptofeed.exchanges.backpack.backoff import backoff_delays
 from cryptofeed.exchanges.backpack.channels import DONE, BookChannel, ChannelContext, MarketChannels, TradeChannel
 from cryptofeed.exchanges.backpack.config import DEFAULT_REST_URL, DEFAULT_WS_URL, BackpackConfig
 from cryptofeed.exchanges.backpack.defines import BACKPACK
-from cryptofeed.exchanges.backpack.errors import BackpackError
+from cryptofeed.exchanges.backpack.errors import BackpackConfigError, BackpackError
 from cryptofeed.exchanges.backpack.health import BackpackHealthReport, evaluate_health
 from cryptofeed.exchanges.backpack.metrics import FeedMetrics
+from cryptofeed.exchanges.backpack.options import check_feed_options
 from cryptofeed.exchanges.backpack.rest import BackpackRestClient
 from cryptofeed.exchanges.backpack.router import INVALID, MALFORMED, UNKNOWN_STREAM, Router
 from cryptofeed.exchanges.backpack.symbols import (
-    BackpackSymbolService, exchange_to_normalized, normalized_to_exchange, parse_symbol_data,
+    BackpackSymbolService, SpellingRuleSymbols, exchange_to_normalized, normalized_to_exchange, parse_symbol_data,
 )
-from cryptofeed.exchanges.backpack.ws import BackpackConnectionHandler, BackpackWSConn
+from cryptofeed.exchanges.backpack.ws import MAX_FRAME_BYTES, BackpackConnectionHandler, BackpackWSConn
 
 __all__ = ['BackpackFeed', 'DEPTH_WINDOWS']
 
@@ -67,26 +69,6 @@ class _Stream(NamedTuple):
     name: str            # e.g. 'depth.200ms.SOL_USDC'
     kind: str            # 'depth'
     symbol: Optional[str]  # normalized symbol; None for the all-market 'liquidation' stream
-
-
-class _RuleSymbols(dict):
-    """exchange symbol -> normalized symbol by spelling rules, learnt on first use.
-
-    The router asks it for symbols named in the data of all-market streams (``liquidation``);
-    anything outside Backpack's spot/perp grammar is absent.
-    """
-
-    def get(self, key, default=None):  # noqa: D401 - dict API
-        try:
-            return self[key]
-        except KeyError:
-            try:
-                value = exchange_to_normalized(key)
-            except (ValueError, TypeError):
-                return default
-            if len(self) < 10_000:
-                self[key] = value
-            return value
 
 
 def _run_blocking(coro):
@@ -126,6 +108,13 @@ class BackpackFeed(Feed):
         capped, jittered delays between reconnects (and between failed snapshot requests).
     ``trade_backfill_limit``
         the largest trade-id gap fetched from REST; larger gaps are reported and skipped.
+    ``max_frame_bytes``
+        the largest WebSocket frame accepted (4 MiB); a larger one closes the connection, which
+        reconnects.
+    ``raise_callback_errors``
+        False (default): an exception in a callback is logged with its traceback (rate-limited),
+        counted in ``callback_errors`` and the feed carries on with the next message. True:
+        cryptofeed's behaviour, the exception drops the connection, which reconnects.
     """
 
     id = BACKPACK
@@ -152,14 +141,24 @@ class BackpackFeed(Feed):
                  rest_client: Optional[BackpackRestClient] = None, ping_interval: float = 10.0,
                  ping_timeout: float = 10.0, trade_backfill_limit: int = 10_000, snapshot_workers: int = 2,
                  snapshot_spacing_s: float = 0.05, reconnect_backoff_base_s: float = 0.5,
-                 reconnect_backoff_max_s: float = 30.0, **kwargs):
-        self.backpack_config = BackpackConfig.coerce(config)
+                 reconnect_backoff_max_s: float = 30.0, raise_callback_errors: bool = False,
+                 max_frame_bytes: int = MAX_FRAME_BYTES, **kwargs):
+        check_feed_options(dict(streams_per_connection=streams_per_connection, keep_raw=keep_raw,
+                                ping_interval=ping_interval, ping_timeout=ping_timeout,
+                                trade_backfill_limit=trade_backfill_limit, snapshot_workers=snapshot_workers,
+                                snapshot_spacing_s=snapshot_spacing_s, raise_callback_errors=raise_callback_errors,
+                                max_frame_bytes=max_frame_bytes), kwargs, _OWN_KEYWORDS)
+        cfg = BackpackConfig.coerce(config)
+        http_proxy = kwargs.pop('http_proxy', None)
+        if http_proxy:  # cryptofeed's keyword: here it applies to REST and WebSocket alike
+            if cfg.proxies is not None:
+                raise BackpackConfigError('give the proxy once: http_proxy= or the config\'s proxies, not both')
+            cfg = cfg.replace(proxies={'url': str(http_proxy)})
+        self.backpack_config = cfg
         if depth_interval not in DEPTH_WINDOWS:
             raise ValueError(f'depth_interval must be one of {DEPTH_WINDOWS}, got {depth_interval!r}')
         if snapshot_limit not in self.valid_depth_limits:
             raise ValueError(f'snapshot_limit must be one of {self.valid_depth_limits}, got {snapshot_limit!r}')
-        if streams_per_connection < 1:
-            raise ValueError('streams_per_connection must be >= 1')
         backoff_delays(reconnect_backoff_base_s, reconnect_backoff_max_s)  # raises ValueError if inconsistent
         kwargs.setdefault('retries', -1)
         cryptofeed_config = config if isinstance(config, (Config, str)) or (
@@ -172,6 +171,7 @@ class BackpackFeed(Feed):
         self.keep_raw = keep_raw
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
+        self.max_frame_bytes = max_frame_bytes
         self.reconnect_backoff_base_s = reconnect_backoff_base_s
         self.reconnect_backoff_max_s = reconnect_backoff_max_s
 
@@ -180,14 +180,14 @@ class BackpackFeed(Feed):
         self._unknown_symbols: set = set()
         self._wanted = self._wanted_symbols(kwargs.get('subscription'), kwargs.get('symbols'), kwargs.get('channels'))
         self._streams = self._plan_streams()
-        cfg = self.backpack_config
         if cfg.enable_private_channels:
             LOG.warning('%s: enable_private_channels=True has no effect: this version of the feed has no account '
                         'channels', self.id)
         self._ctx = ChannelContext(
             self.id, self.callbacks, self.metrics, keep_raw=keep_raw,
             cross_check=self.check_bid_ask_overlapping if self.cross_check else None, rest_client=rest_client,
-            rest_factory=lambda: BackpackRestClient.from_config(cfg, conn_id=f'{self.id}.rest'))
+            rest_factory=lambda: BackpackRestClient.from_config(cfg, conn_id=f'{self.id}.rest'),
+            raise_callback_errors=raise_callback_errors)
         symbols_of = {kind: [s.symbol for s in self._streams if s.kind == kind] for kind in ('depth', 'trade')}
         self._book = BookChannel(self._ctx, symbols_of['depth'], max_depth=self.max_depth,
                                  snapshot_limit=snapshot_limit, snapshot_workers=snapshot_workers,
@@ -200,7 +200,7 @@ class BackpackFeed(Feed):
         self._on_subscribe = {'depth': self._book.on_subscribe, 'trade': self._trade.on_subscribe}
         subscribed = {normalized_to_exchange(s): str(s) for s in self.normalized_symbols}
         self._router = Router({**self._market.handlers(), **self._book.handlers(), **self._trade.handlers()},
-                              subscribed, data_symbols=_RuleSymbols(subscribed), on_error=self._on_server_error,
+                              subscribed, data_symbols=SpellingRuleSymbols(subscribed), on_error=self._on_server_error,
                               on_drop=self._on_drop, dropped=DONE)
         self.message_handler = self._router.handle
 
@@ -313,7 +313,8 @@ class BackpackFeed(Feed):
             for stream in chunk:
                 subscription[stream.kind].append(stream.symbol)
             conn = BackpackWSConn(cfg.ws_url, self.id, subscription=dict(subscription), ssl=ssl_context,
-                                  proxy=proxy, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout)
+                                  proxy=proxy, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
+                                  max_frame_bytes=self.max_frame_bytes)
             conn.streams = chunk
             connections.append((conn, self.subscribe, self.message_handler, self.authenticate))
         return connections
@@ -328,7 +329,9 @@ class BackpackFeed(Feed):
                 timeout_interval=self.timeout_interval, exceptions=self.exceptions, log_on_error=self.log_on_error,
                 start_delay=self.start_delay, backoff_base=self.reconnect_backoff_base_s,
                 backoff_max=self.reconnect_backoff_max_s,
-                on_reconnect=self.metrics.on_reconnect)
+                on_reconnect=self.metrics.on_reconnect, on_connect_failure=self.metrics.on_connect_failure,
+                on_give_up=self.metrics.on_connection_given_up,
+                on_handler_error=None if self._ctx.raise_callback_errors else self._ctx.callback_failed)
             self.connection_handlers.append(handler)
             handler.start(loop)
         self._book.start(loop)
@@ -427,3 +430,7 @@ class BackpackFeed(Feed):
         """``healthy`` / ``degraded`` / ``unhealthy`` with reasons, judged over a recent window."""
         self._note_last_message()
         return evaluate_health(self.metrics, now=time.time(), **thresholds)
+
+
+# The feed's own keyword names, for the suggestions of ``check_feed_options``.
+_OWN_KEYWORDS = frozenset(inspect.signature(BackpackFeed.__init__).parameters) - {'self', 'kwargs'}

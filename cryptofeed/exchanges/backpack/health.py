@@ -60,6 +60,8 @@ _WINDOWED_CHECKS = (
     ('server_error', 'max_server_errors', 'server errors'),
     ('rest_failure', 'max_rest_failures', 'REST failures'),
     ('trade_gap_unrecovered', 'max_unrecovered_trade_gaps', 'unrecovered trade gaps'),
+    ('callback_error', 'max_callback_errors', 'exceptions in user callbacks'),
+    ('connect_failure', 'max_connect_failures', 'failed connection attempts'),
 )
 
 
@@ -74,11 +76,18 @@ def evaluate_health(metrics: Union[FeedMetrics, Mapping[str, Any]], *, now: floa
                     max_server_errors: int = 5,
                     max_rest_failures: int = 5,
                     max_unrecovered_trade_gaps: int = 0,
+                    max_callback_errors: int = 0,
+                    max_connect_failures: int = 2,
+                    book_sync_grace_s: float = 15.0,
+                    max_consumer_lag_s: float = 5.0,
                     startup_grace_s: float = 30.0) -> BackpackHealthReport:
     """Judge the feed at time ``now`` (same clock as the metrics, Unix seconds).
 
     Each ``max_*`` count is the number tolerated within the window; one more makes the feed
-    degraded. ``max_snapshot_age_s=None`` disables the snapshot-age check (a book kept in sync
+    degraded. A book out of sync for longer than ``book_sync_grace_s`` is degraded; a consumer
+    lag (exchange time of the newest event delivered vs the receipt of the newest frame) above
+    ``max_consumer_lag_s`` is degraded, above six times that unhealthy; a connection that gave
+    up reconnecting is unhealthy. ``max_snapshot_age_s=None`` disables the snapshot-age check (a book kept in sync
     by deltas does not need fresh snapshots).
 
     ``window_s`` defaults to 300 s for a ``FeedMetrics``. A snapshot dict already holds event
@@ -100,6 +109,7 @@ def evaluate_health(metrics: Union[FeedMetrics, Mapping[str, Any]], *, now: floa
         'max_reconnects': max_reconnects, 'max_gaps': max_gaps, 'max_resyncs': max_resyncs,
         'max_parse_errors': max_parse_errors, 'max_server_errors': max_server_errors,
         'max_rest_failures': max_rest_failures, 'max_unrecovered_trade_gaps': max_unrecovered_trade_gaps,
+        'max_callback_errors': max_callback_errors, 'max_connect_failures': max_connect_failures,
     }
 
     status = HEALTHY
@@ -130,9 +140,20 @@ def evaluate_health(metrics: Union[FeedMetrics, Mapping[str, Any]], *, now: floa
         if count > limit:
             flag(DEGRADED, f'{count} {noun} in the last {window:g} s (limit {limit})')
 
+    for conn_id in snap.get('connections_given_up', ()):
+        flag(UNHEALTHY, f'connection {conn_id} gave up: its retries are exhausted and it is not reconnecting')
+
+    lag = snap.get('consumer_lag_s')
+    if lag is not None and float(lag) > max_consumer_lag_s:
+        flag(UNHEALTHY if float(lag) > 6 * max_consumer_lag_s else DEGRADED,
+             f'consumer {float(lag):.1f} s behind the exchange (limit {max_consumer_lag_s:g} s): '
+             f'callbacks are slower than the data')
+
     if not starting:
-        for symbol in snap['books_out_of_sync']:
-            flag(DEGRADED, f'book {symbol} out of sync: no snapshot applied')
+        for symbol, unsynced in snap.get('out_of_sync_s', {}).items():
+            unsynced = float(unsynced) + elapsed
+            if unsynced > book_sync_grace_s:
+                flag(DEGRADED, f'book {symbol} out of sync for {unsynced:.0f} s: no snapshot applied')
     if max_snapshot_age_s is not None:
         for symbol, age in snap['snapshot_age_s'].items():
             if age is not None and float(age) + elapsed > max_snapshot_age_s:

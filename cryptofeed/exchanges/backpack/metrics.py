@@ -21,7 +21,7 @@ __all__ = ['EVENT_KINDS', 'FeedMetrics']
 
 #: Kinds of events kept with their timestamps for windowed health checks.
 EVENT_KINDS = ('reconnect', 'gap', 'resync', 'parse_error', 'server_error', 'rest_failure',
-               'trade_gap_unrecovered')
+               'trade_gap_unrecovered', 'callback_error', 'connect_failure')
 
 _DEFAULT_EVENT_CAPACITY = 512
 
@@ -36,8 +36,9 @@ class FeedMetrics:
 
     __slots__ = ('clock', 'started_at', 'messages', 'dropped', 'parse_errors', 'server_errors',
                  'unknown_streams', 'reconnects', 'gaps', 'resyncs', 'backfilled_trades',
-                 'trade_gaps_unrecovered', 'rest_failures', 'last_message_time',
-                 '_book_symbols', '_snapshot_times', '_events')
+                 'trade_gaps_unrecovered', 'rest_failures', 'last_message_time', 'exchange_time',
+                 'callback_errors', 'connect_failures', 'connections_given_up',
+                 '_book_symbols', '_snapshot_times', '_unsynced_since', '_events')
 
     def __init__(self, *, clock: Callable[[], float] = time.time,
                  event_capacity: int = _DEFAULT_EVENT_CAPACITY):
@@ -57,8 +58,14 @@ class FeedMetrics:
         self.trade_gaps_unrecovered = 0
         self.rest_failures = 0
         self.last_message_time: Optional[float] = None
+        # Exchange time (seconds) of the newest event delivered; set in place by the hot handlers.
+        self.exchange_time: Optional[float] = None
+        self.callback_errors = 0
+        self.connect_failures = 0
+        self.connections_given_up: List[str] = []
         self._book_symbols: set[str] = set()
         self._snapshot_times: Dict[str, float] = {}
+        self._unsynced_since: Dict[str, float] = {}
         self._events: Dict[str, Deque[float]] = {kind: deque(maxlen=event_capacity) for kind in EVENT_KINDS}
 
     # -- recording -----------------------------------------------------------------------
@@ -100,8 +107,13 @@ class FeedMetrics:
         """``symbol``'s book is being rebuilt: it is out of sync until the next snapshot."""
         self.resyncs += 1
         self._stamp('resync')
+        self.on_book_reset(symbol)
+
+    def on_book_reset(self, symbol: str) -> None:
+        """``symbol``'s book was dropped (a gap, a reconnect): out of sync until its next snapshot."""
         self._book_symbols.add(symbol)
         self._snapshot_times.pop(symbol, None)
+        self._unsynced_since.setdefault(symbol, self.clock())
 
     def on_backfilled_trades(self, count: int) -> None:
         self.backfilled_trades += count
@@ -116,12 +128,30 @@ class FeedMetrics:
 
     def expect_books(self, symbols: Iterable[str]) -> None:
         """Declare the symbols whose books should be in sync (those subscribed to L2_BOOK)."""
-        self._book_symbols.update(symbols)
+        now = self.clock()
+        for symbol in symbols:
+            self._book_symbols.add(symbol)
+            self._unsynced_since.setdefault(symbol, now)
 
     def on_snapshot(self, symbol: str, when: Optional[float] = None) -> None:
         """A book snapshot was applied: ``symbol`` is in sync from now on."""
         self._book_symbols.add(symbol)
         self._snapshot_times[symbol] = self.clock() if when is None else when
+        self._unsynced_since.pop(symbol, None)
+
+    def on_callback_error(self) -> None:
+        """A user callback raised (the feed logged it and carried on)."""
+        self.callback_errors += 1
+        self._stamp('callback_error')
+
+    def on_connect_failure(self) -> None:
+        """A connection attempt failed before the connection was established."""
+        self.connect_failures += 1
+        self._stamp('connect_failure')
+
+    def on_connection_given_up(self, conn_id: str) -> None:
+        """A connection exhausted its retries: it will not be tried again."""
+        self.connections_given_up.append(conn_id)
 
     def _stamp(self, kind: str) -> None:
         self._events[kind].append(self.clock())
@@ -181,6 +211,13 @@ class FeedMetrics:
                 for symbol in sorted(self._book_symbols)
             },
             'books_out_of_sync': sorted(s for s in self._book_symbols if s not in self._snapshot_times),
+            'out_of_sync_s': {symbol: max(0.0, now - since) for symbol, since in sorted(self._unsynced_since.items())
+                              if symbol not in self._snapshot_times},
+            'consumer_lag_s': (None if last is None or self.exchange_time is None
+                               else max(0.0, last - self.exchange_time)),
+            'callback_errors': self.callback_errors,
+            'connect_failures': self.connect_failures,
+            'connections_given_up': list(self.connections_given_up),
             'window_s': float(window_s),
             'recent_events': self.recent_events(window_s, now),
         }

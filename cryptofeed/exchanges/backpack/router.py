@@ -70,6 +70,8 @@ ErrorHandler = Callable[[bp.ErrorFrame, float], Any]
 
 _DEFAULT_LOG_INTERVAL_S = 10.0
 _MAX_KEYS = 1024  # bound on cached routes and rate-limit entries (stream names come from the wire)
+_MAX_WARNINGS_PER_INTERVAL = 20  # per drop reason: distinct bad streams beyond this are only counted
+_MAX_LOGGED_CHARS = 120  # stream names and symbols come from the wire: never log them whole
 _MAX_EXCERPT = 200
 
 # How each stream kind names its symbol: in the stream name (required), in the name or else in
@@ -178,7 +180,7 @@ class Router:
     """
 
     __slots__ = ('_handlers', '_symbols', '_data_symbols', '_on_error', '_on_drop', '_dropped', '_clock', '_log_interval', '_log',
-                 '_routes', '_decode', '_lenient', '_counts', '_last_logged', '_suppressed')
+                 '_routes', '_decode', '_lenient', '_counts', '_last_logged', '_suppressed', '_budget')
 
     def __init__(self, handlers: Mapping[str, Handler], symbols: Mapping[str, str], *,
                  data_symbols: Optional[Mapping[str, str]] = None,
@@ -204,6 +206,7 @@ class Router:
         self._counts: Dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self._last_logged: Dict[Tuple[str, str], float] = {}
         self._suppressed: Dict[Tuple[str, str], int] = {}
+        self._budget: Dict[str, list] = {}   # reason -> [interval start, warnings in it, streams not warned of]
 
     # -- observability ---------------------------------------------------------------------
 
@@ -364,12 +367,29 @@ class Router:
         if last is not None and now - last < self._log_interval:
             self._suppressed[key] = self._suppressed.get(key, 0) + 1
             return self._dropped
+        budget = self._budget.get(reason)
+        if budget is None or now - budget[0] >= self._log_interval:
+            budget = self._budget[reason] = [now, 0, 0 if budget is None else budget[2]]
+        if budget[1] >= _MAX_WARNINGS_PER_INTERVAL:
+            budget[2] += 1  # a flood of distinct bad streams: count it, say so in the next warning
+            return self._dropped
+        budget[1] += 1
         if last is None and len(self._last_logged) >= _MAX_KEYS:
             self._last_logged.clear()
             self._suppressed.clear()
         self._last_logged[key] = now
         suppressed = self._suppressed.pop(key, 0)
         more = f' ({suppressed} more since the last report)' if suppressed else ''
-        self._log.warning('Backpack frame dropped (%s): stream=%s symbol=%s: %s%s', reason, stream, symbol,
-                          detail, more)
+        if budget[2]:
+            more += f' ({budget[2]} more {reason} frames of other streams not reported one by one)'
+            budget[2] = 0
+        self._log.warning('Backpack frame dropped (%s): stream=%s symbol=%s: %s%s', reason, _clip(stream),
+                          _clip(symbol), _clip(detail), more)
         return self._dropped
+
+
+def _clip(text: Optional[str]) -> Optional[str]:
+    """``text`` cut to a loggable length (it may come from the wire)."""
+    if text is None or len(text) <= _MAX_LOGGED_CHARS:
+        return text
+    return f'{text[:_MAX_LOGGED_CHARS]}... ({len(text)} characters)'

@@ -46,6 +46,7 @@ class BookChannel:
         self.snapshot_spacing_s = snapshot_spacing_s
         self._retry_base_s = retry_base_s
         self._retry_max_s = retry_max_s
+        self._metrics = ctx.metrics
         self._counts = ctx.metrics.messages
         self._counts[L2_BOOK] = 0
         self._queue: Optional[asyncio.Queue] = None
@@ -64,9 +65,15 @@ class BookChannel:
             self.ctx.spawn(self._snapshot_worker(), loop)
 
     def on_subscribe(self, symbol: str) -> None:
-        """``symbol``'s connection (re)subscribes: its book starts over."""
-        self.books[symbol].reset()
+        """``symbol``'s connection (re)subscribes: its book starts over, from a snapshot asked for
+        now rather than when the first frame arrives (a quiet market may send none for a while)."""
+        sync = self.books[symbol]
+        sync.reset()
+        self.ctx.metrics.on_book_reset(symbol)
         self._not_before.pop(symbol, None)
+        if self._queue is not None:
+            sync.snapshot_requested()
+            self._queue.put_nowait(symbol)
 
     # ---------------------------------------------------------------- the hot path
 
@@ -84,7 +91,7 @@ class BookChannel:
         if emission is not None:
             # What Feed.book_callback does, without its two coroutine layers.
             book = emission.book
-            book.timestamp = emission.timestamp
+            book.timestamp = self._metrics.exchange_time = emission.timestamp
             book.sequence_number = emission.sequence_number
             book.delta = emission.delta
             book.raw = raw_payload(msg) if self.ctx.keep_raw else None
@@ -149,9 +156,9 @@ class BookChannel:
             emission = sync.apply_snapshot(snapshot.last_update_id, snapshot.bids, snapshot.asks, snapshot.timestamp)
             ctx.metrics.on_snapshot(symbol)
             if emission is not None:
-                await ctx.emit(L2_BOOK, emission.book, time.time(), timestamp=emission.timestamp,
-                               sequence_number=emission.sequence_number, delta=None,
-                               raw=data if ctx.keep_raw else None)
+                await ctx.deliver(L2_BOOK, emission.book, time.time(), timestamp=emission.timestamp,
+                                  sequence_number=emission.sequence_number, delta=None,
+                                  raw=data if ctx.keep_raw else None)
             elif sync.needs_snapshot:
                 # Too old for the frames already buffered: ask again after a short pause.
                 self._not_before[symbol] = time.monotonic() + self.snapshot_spacing_s

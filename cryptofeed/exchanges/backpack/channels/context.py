@@ -8,6 +8,13 @@ A channel needs these and nothing else of the feed, so it never imports ``feed.p
   coroutine (no coroutine of ours per message: the hot path). ``book_fields`` (``timestamp``,
   ``sequence_number``, ``delta``, ``raw``) are set on an ``OrderBook`` first, as cryptofeed's
   ``Feed.book_callback`` does, with cryptofeed's ``cross_check`` when the feed enabled it.
+* ``callback_failed(exc)`` reports an exception of a user callback: the traceback is logged
+  (at most one every ``CALLBACK_ERROR_LOG_INTERVAL_S``, with the number suppressed meanwhile) and
+  counted in ``callback_errors``, and the feed carries on. ``deliver`` is ``emit`` awaited with
+  that protection, for background deliveries (snapshots, backfills) where an exception would
+  otherwise lose the rest of a batch. With ``raise_callback_errors`` the exception propagates
+  instead from the read path (cryptofeed's behaviour: the connection restarts); a background
+  delivery cannot restart a connection, so there it is reported in the same way.
 * ``spawn(coro)`` starts a task the context owns; ``close()`` cancels them all.
 * ``SymbolGate``: while a symbol's catch-up (a book snapshot, a trade backfill) is delivered,
   live frames of that symbol wait behind it, so callbacks see them in order.
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import contextmanager
 from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional
 
@@ -26,6 +34,8 @@ from cryptofeed.exchanges.backpack.metrics import FeedMetrics
 __all__ = ['DONE', 'ChannelContext', 'SymbolGate']
 
 LOG = logging.getLogger('feedhandler')
+
+CALLBACK_ERROR_LOG_INTERVAL_S = 10.0
 
 
 class _Finished:
@@ -68,7 +78,8 @@ class ChannelContext:
 
     def __init__(self, exchange_id: str, callbacks: Dict[str, List[Callable]], metrics: FeedMetrics, *,
                  keep_raw: bool = False, cross_check: Optional[Callable[[Any], None]] = None,
-                 rest_factory: Optional[Callable[[], Any]] = None, rest_client: Any = None):
+                 rest_factory: Optional[Callable[[], Any]] = None, rest_client: Any = None,
+                 raise_callback_errors: bool = False):
         self.exchange_id = exchange_id
         self.callbacks = callbacks
         self.metrics = metrics
@@ -77,8 +88,11 @@ class ChannelContext:
         self._rest_factory = rest_factory
         self._rest = rest_client
         self._owns_rest = rest_client is None
+        self.raise_callback_errors = raise_callback_errors
         self.tasks: set = set()
         self._unexpected_seen: set = set()
+        self._error_logged_at: Optional[float] = None
+        self._errors_unlogged = 0
 
     # ---------------------------------------------------------------- emitting
 
@@ -94,10 +108,38 @@ class ChannelContext:
             return callbacks[0](obj, receipt_ts)
         return self._fan_out(callbacks, obj, receipt_ts)
 
-    @staticmethod
-    async def _fan_out(callbacks, obj, receipt_ts: float) -> None:
-        for callback in callbacks:
-            await callback(obj, receipt_ts)
+    async def _fan_out(self, callbacks, obj, receipt_ts: float) -> None:
+        for callback in callbacks:  # one failing callback does not starve the others
+            try:
+                await callback(obj, receipt_ts)
+            except Exception as exc:
+                self.callback_failed(exc)
+
+    async def deliver(self, channel: str, obj, receipt_ts: float, **book_fields) -> None:
+        """``emit`` and await it; an exception of a callback is reported, never propagated."""
+        try:
+            await self.emit(channel, obj, receipt_ts, **book_fields)
+        except Exception as exc:
+            self.report_callback_error(exc)
+
+    def callback_failed(self, exc: BaseException) -> None:
+        """An exception escaped the handling of a frame: report it, or re-raise it when asked to."""
+        if self.raise_callback_errors:
+            raise exc
+        self.report_callback_error(exc)
+
+    def report_callback_error(self, exc: BaseException) -> None:
+        """Count the exception and log its traceback, at most once per log interval."""
+        self.metrics.on_callback_error()
+        now = time.monotonic()
+        if self._error_logged_at is not None and now - self._error_logged_at < CALLBACK_ERROR_LOG_INTERVAL_S:
+            self._errors_unlogged += 1
+            return
+        suppressed = f' ({self._errors_unlogged} more since the last report)' if self._errors_unlogged else ''
+        self._error_logged_at, self._errors_unlogged = now, 0
+        LOG.error('%s: a callback raised %s: %s%s; the feed carries on with the next message (counted in '
+                  'callback_errors; raise_callback_errors=True restores the reconnect)', self.exchange_id,
+                  type(exc).__name__, exc, suppressed, exc_info=(type(exc), exc, exc.__traceback__))
 
     def unexpected(self, kind: str, symbol: str):
         """A frame of a stream this feed did not subscribe to: counted, warned about once."""

@@ -35,6 +35,7 @@ class TradeChannel:
         self.backfill_limit = backfill_limit
         self.sequencers: Dict[str, TradeSequencer] = {s: TradeSequencer(max_gap=backfill_limit) for s in symbols}
         self.gate = SymbolGate()
+        self._metrics = ctx.metrics
         self._counts = ctx.metrics.messages
         self._counts[TRADES] = 0
 
@@ -60,6 +61,7 @@ class TradeChannel:
         if sequencer is None:
             return self.ctx.unexpected('trade', symbol)
         trade = parse_trade(msg, symbol, receipt_ts, raw_payload(msg) if self.ctx.keep_raw else None)
+        self._metrics.exchange_time = trade.timestamp
         if sequencer.accept_next(msg.t):
             return self.ctx.emit(TRADES, trade, receipt_ts)
         return self._out_of_order(msg.t, trade, symbol, receipt_ts)
@@ -67,7 +69,7 @@ class TradeChannel:
     async def _out_of_order(self, trade_id: int, trade, symbol: str, receipt_ts: float) -> None:
         ready, gap = self.sequencers[symbol].on_live(trade_id, trade)
         for item in ready:
-            await self.ctx.emit(TRADES, item, receipt_ts)
+            await self.ctx.deliver(TRADES, item, receipt_ts)
         if gap is not None:
             self._on_gap(symbol, gap)
 
@@ -112,7 +114,7 @@ class TradeChannel:
                             sequencer.unrecovered - lost_before)
             receipt = time.time()
             for trade in ready:
-                await ctx.emit(TRADES, trade, receipt)
+                await ctx.deliver(TRADES, trade, receipt)
 
     # ---------------------------------------------------------------- observability
 
