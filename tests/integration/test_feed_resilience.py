@@ -9,6 +9,7 @@ import re
 
 from cryptofeed.defines import L2_BOOK, TRADES
 
+from cryptofeed.exchanges.backpack.rest import BackpackRestClient
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 
 from tests.integration.feed_harness import (
@@ -113,21 +114,23 @@ async def _settle_book(feed, collector, sim):
     await wait_book_converged(feed, collector, sim, 'SOL-USDC', 'SOL_USDC', timeout=15)
 
 
-async def test_451_is_reported_once_and_not_retried_in_a_loop(caplog):
+async def test_451_is_loud_backs_off_and_the_book_recovers_by_itself_once_requests_succeed(caplog):
     async with BackpackSimulator(markets=['SOL_USDC'], seed=15, rate=200) as sim:
-        sim.inject({'fault': 'http_status', 'status': 451, 'count': 1000, 'path': '/api/v1/depth'})
+        sim.inject({'fault': 'http_status', 'status': 451, 'count': 2, 'path': '/api/v1/depth'})
         collector = Collector()
-        with caplog.at_level(logging.ERROR, logger='feedhandler'):
-            async with running_feed(sim, ['SOL-USDC'], [L2_BOOK, TRADES], collector) as feed:
+        rest = BackpackRestClient(sim.rest_url, region_retry_base_s=0.5, region_retry_max_s=1.0)
+        with caplog.at_level(logging.WARNING, logger='feedhandler'):
+            async with running_feed(sim, ['SOL-USDC'], [L2_BOOK, TRADES], collector, rest_client=rest) as feed:
                 await wait_until(lambda: len(delivered_trade_ids(collector, 'SOL-USDC')) > 20, timeout=10)
-                await asyncio.sleep(1.0)
-                depth_requests = feed.rest.stats.as_dict()
-                assert not feed._book.books['SOL-USDC'].synced
-                assert not collector.sequences['SOL-USDC']
-        region_errors = [r for r in caplog.records if 'location' in r.getMessage().lower()
-                         or '451' in r.getMessage()]
-        assert len(region_errors) == 1
-        assert depth_requests['requests'] <= 3, depth_requests  # markets + one depth call, no loop
+                assert not collector.sequences['SOL-USDC']            # no book while refused
+                await wait_until(lambda: feed._book.books['SOL-USDC'].synced, timeout=15)
+                requests = rest.stats.as_dict()['requests']
+        await rest.close()
+        region_errors = [r.getMessage() for r in caplog.records if 'refuses requests' in r.getMessage()]
+        assert len(region_errors) == 2 and all('proxy' in m for m in region_errors)   # one per refused trial
+        assert any('serves this location again' in r.getMessage() for r in caplog.records)
+        assert requests <= 5                    # markets, two refused trials, the snapshot: no loop
+        assert collector.full_books['SOL-USDC'] >= 1
 
 
 async def test_malformed_frames_are_counted_and_survived_without_reconnecting():

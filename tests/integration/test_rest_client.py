@@ -330,27 +330,53 @@ async def test_post_is_retried_when_the_exchange_certainly_did_not_act(server, m
 
 # -- region restriction --------------------------------------------------------------------
 
-async def test_451_is_raised_once_then_fails_fast_without_network(server, make_client):
+async def test_451_is_raised_once_then_fails_fast_until_the_next_trial_on_a_growing_schedule(server, make_client,
+                                                                                            caplog):
     server.script('/api/v1/depth', text_reply('Unavailable For Legal Reasons', status=451))
-    server.script('/api/v1/ping', text_reply('pong'))
-    client = make_client(max_retries=5)
-    with pytest.raises(BackpackRegionRestrictedError) as first:
-        await client.depth('SOL_USDC')
+    server.script('/api/v1/ping', text_reply('Unavailable For Legal Reasons', status=451),
+                  text_reply('Unavailable For Legal Reasons', status=451), text_reply('pong'))
+    clock = FakeClock()
+    client = make_client(max_retries=5, clock=clock, region_retry_base_s=30, region_retry_max_s=900)
+    with caplog.at_level(logging.ERROR, logger='feedhandler'):
+        with pytest.raises(BackpackRegionRestrictedError) as first:
+            await client.depth('SOL_USDC')
     assert 'proxy' in str(first.value) and 'BackpackConfig.proxies' in str(first.value)
-    assert first.value.status == 451
+    assert first.value.status == 451 and 15 <= first.value.retry_in <= 30
     assert len(server.hits) == 1 and client.stats.retries == 0
     assert client.region_restricted
+    assert len([r for r in caplog.records if 'refuses requests' in r.getMessage()]) == 1
 
-    for _ in range(3):
-        with pytest.raises(BackpackRegionRestrictedError, match='no request sent'):
+    for _ in range(3):                                       # within the cooldown: nothing is sent
+        with pytest.raises(BackpackRegionRestrictedError, match='no request sent; next trial in'):
             await client.ping()
-    assert len(server.hits) == 1
-    assert client.stats.fail_fast == 3
+    assert len(server.hits) == 1 and client.stats.fail_fast == 3
     assert client.breaker.state == 'closed'
 
-    client.clear_region_restriction()
+    waits = [first.value.retry_in]
+    for _ in range(2):                                       # trials refused again: longer waits
+        clock.now += waits[-1]
+        with pytest.raises(BackpackRegionRestrictedError) as again:
+            await client.ping()
+        waits.append(again.value.retry_in)
+    assert len(server.hits) == 3 and 30 <= waits[1] <= 60 and 60 <= waits[2] <= 120
+
+    clock.now += waits[-1]                                   # the route is served again: recovered
     assert await client.ping() == 'pong'
-    assert len(server.hits) == 2
+    assert not client.region_restricted and await client.ping() == 'pong'
+    assert len(server.hits) == 5
+
+
+async def test_the_451_cooldown_is_capped(server, make_client):
+    server.script('/api/v1/ping', text_reply('Unavailable For Legal Reasons', status=451))
+    clock = FakeClock()
+    client = make_client(clock=clock, region_retry_base_s=30, region_retry_max_s=900)
+    waits = []
+    for _ in range(12):
+        with pytest.raises(BackpackRegionRestrictedError) as refused:
+            await client.ping()
+        waits.append(refused.value.retry_in)
+        clock.now += waits[-1]
+    assert max(waits) <= 900 and min(waits[6:]) >= 450       # 'equal' jitter: at least half the cap
 
 
 # -- circuit breaker -----------------------------------------------------------------------

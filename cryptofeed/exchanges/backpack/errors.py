@@ -74,8 +74,10 @@ class BackpackRateLimitedError(BackpackRequestError):
 
 
 class BackpackRegionRestrictedError(BackpackRequestError):
-    """HTTP 451: Backpack does not serve this location. Retrying cannot help; a proxy in an
-    allowed region (``BackpackConfig.proxies``) can."""
+    """HTTP 451: Backpack does not serve this location; a proxy in an allowed region
+    (``BackpackConfig.proxies``) helps. ``retry_in``: seconds until the REST client's next trial."""
+
+    retry_in: Optional[float] = None
 
 
 class BackpackMaintenanceError(BackpackRequestError):

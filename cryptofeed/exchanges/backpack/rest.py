@@ -23,9 +23,13 @@ Behaviour worth knowing:
   unbounded time. Signed requests are signed afresh for each attempt (new timestamp). POST and
   DELETE may change account state, so they are retried only when the exchange certainly did
   not act on them: 429, 503, or a connection that was never established.
-* **Region restriction (451)** is raised once, without retries, and remembered: every later
-  call fails fast with the same error and sends nothing, since only a different route (a proxy
-  in an allowed region) can change the answer. ``clear_region_restriction()`` forgets it.
+* **Region restriction (451)** is raised without retries and logged as an error that says to
+  route through a proxy. It is then remembered for a cooldown that grows on a long capped
+  schedule (``region_retry_base_s`` 30 s doubling up to ``region_retry_max_s`` 15 min, jittered):
+  meanwhile every call fails fast and sends nothing (its ``retry_in`` says when the next trial
+  is); after it, one call goes through as a trial. Another 451 logs again and lengthens the
+  cooldown; any other answer ends the restriction (logged), so a proxy or routing fixed later is
+  picked up without a restart. ``clear_region_restriction()`` ends it at once.
 * **Circuit breaker**: after ``failure_threshold`` consecutive failed attempts (transport
   errors, timeouts, 5xx) calls fail fast with ``BackpackCircuitOpenError`` until
   ``reset_timeout_s`` has passed; then one trial request decides between closing and opening
@@ -56,7 +60,7 @@ import ssl as _ssl
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -83,8 +87,8 @@ LOG = logging.getLogger('feedhandler')
 MAX_RETRY_AFTER_S = 60.0
 JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
 
-_REGION_MESSAGE = ('Backpack refuses requests from this location (HTTP 451). Retrying cannot help; '
-                   'route the traffic through a proxy in an allowed region with BackpackConfig.proxies')
+_REGION_MESSAGE = ('Backpack refuses requests from this location (HTTP 451): route the traffic through a proxy '
+                   'in an allowed region with BackpackConfig.proxies.')
 
 Params = Optional[Mapping[str, Any]]
 Body = Union[Mapping[str, Any], Sequence[Mapping[str, Any]], None]
@@ -261,7 +265,9 @@ class BackpackRestClient:
                  signer: Any = None, timeout_s: float = 10, max_retries: int = 5, backoff_base_s: float = 0.25,
                  backoff_max_s: float = 10, proxy: Optional[str] = None, ssl: Optional[_ssl.SSLContext] = None,
                  conn_id: str = 'BACKPACK.rest', breaker: Optional[CircuitBreaker] = None,
-                 rng: Optional[random.Random] = None, trust_env: bool = True):
+                 rng: Optional[random.Random] = None, trust_env: bool = True,
+                 region_retry_base_s: float = 30.0, region_retry_max_s: float = 900.0,
+                 clock: Callable[[], float] = time.monotonic):
         if not base_url or urlsplit(base_url).scheme not in ('http', 'https'):
             raise BackpackConfigError(f'base_url must be an http(s) URL, got {base_url!r}')
         if timeout_s <= 0:
@@ -299,6 +305,11 @@ class BackpackRestClient:
         self._session = session
         self._owns_session = session is None
         self._region_error: Optional[BackpackRegionRestrictedError] = None
+        self._region_retry_at = 0.0
+        self._region_delays: Optional[Iterator[float]] = None
+        self._region_schedule = (region_retry_base_s, region_retry_max_s)
+        backoff_delays(region_retry_base_s, region_retry_max_s)  # raises ValueError if inconsistent
+        self._clock = clock
 
     @classmethod
     def from_config(cls, cfg: Any, session: Optional[aiohttp.ClientSession] = None,
@@ -355,11 +366,27 @@ class BackpackRestClient:
 
     @property
     def region_restricted(self) -> bool:
-        """True once Backpack answered 451; calls then fail fast until cleared."""
+        """True while the last answer of Backpack was 451 (see the module docstring)."""
         return self._region_error is not None
 
     def clear_region_restriction(self) -> None:
         self._region_error = None
+        self._region_delays = None
+
+    def _region_lifted(self) -> None:
+        LOG.warning('%s: Backpack serves this location again (no more HTTP 451); REST requests resume',
+                    self.conn_id)
+        self.clear_region_restriction()
+
+    def _region_refused(self, exc: BackpackRegionRestrictedError) -> None:
+        """Another 451: remember it and wait longer before the next trial."""
+        if self._region_delays is None:
+            self._region_delays = backoff_delays(*self._region_schedule, jitter='equal', rng=self._rng)
+        wait = next(self._region_delays)
+        self._region_error = exc
+        self._region_retry_at = self._clock() + wait
+        exc.retry_in = wait
+        LOG.error('%s: %s Next trial request in %.1f s.', self.conn_id, _REGION_MESSAGE, wait)
 
     # -- public market data -----------------------------------------------------------------
 
@@ -453,11 +480,15 @@ class BackpackRestClient:
                 f'{method} {path} needs API keys ({instruction}); configure the public and private key '
                 f'(BackpackConfig key_id/key_secret or the environment) to make signed requests')
         if self._region_error is not None:
-            self.stats.fail_fast += 1
-            self.stats.failures += 1
-            raise BackpackRegionRestrictedError(
-                _REGION_MESSAGE + ' (remembered from an earlier response; no request sent)',
-                status=451, code=self._region_error.code, path=path)
+            retry_in = self._region_retry_at - self._clock()
+            if retry_in > 0:
+                self.stats.fail_fast += 1
+                self.stats.failures += 1
+                exc = BackpackRegionRestrictedError(
+                    _REGION_MESSAGE + f' (remembered from an earlier response; no request sent; next trial in '
+                    f'{retry_in:.0f} s)', status=451, code=self._region_error.code, path=path)
+                exc.retry_in = retry_in
+                raise exc
 
         query = _query(params)
         idempotent = method == 'GET'
@@ -478,10 +509,11 @@ class BackpackRestClient:
                 status = getattr(exc, 'status', None)
                 self._count_failure(exc, status)
                 if isinstance(exc, BackpackRegionRestrictedError):
-                    self._region_error = exc
                     self.stats.failures += 1
-                    LOG.error('%s: %s', self.conn_id, _REGION_MESSAGE)
+                    self._region_refused(exc)
                     raise
+                if status is not None and self._region_error is not None:
+                    self._region_lifted()  # an answer other than 451: this route is served again
                 retry_ok = (is_retryable(exc) and (idempotent or not state.connected or status in (429, 503))
                             and self.breaker.state != CircuitBreaker.OPEN)
                 if not retry_ok or attempt >= self.max_retries:
@@ -503,6 +535,8 @@ class BackpackRestClient:
                 self.breaker.release()
                 raise
             self.breaker.record_success()
+            if self._region_error is not None:
+                self._region_lifted()
             return result
 
     def _count_failure(self, exc: BackpackError, status: Optional[int]) -> None:

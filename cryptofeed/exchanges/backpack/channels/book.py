@@ -28,7 +28,7 @@ __all__ = ['BookChannel']
 
 LOG = logging.getLogger('feedhandler')
 
-#: Seconds before asking again after a 451: only a change of route (a proxy) can help.
+#: Seconds before asking again after a 451 whose error does not say (``retry_in``).
 REGION_RESTRICTED_RETRY_S = 60.0
 
 
@@ -138,9 +138,9 @@ class BookChannel:
         try:
             data = await ctx.rest.depth(normalized_to_exchange(symbol), self.snapshot_limit)
             snapshot = adapters.parse_depth_snapshot(data)
-        except BackpackRegionRestrictedError:
-            # The REST client has said so once, loudly; it now fails fast without a request.
-            self._retry_later(symbol, sync, REGION_RESTRICTED_RETRY_S)
+        except BackpackRegionRestrictedError as exc:
+            # The REST client has said so, loudly; ask again when it next sends a trial request.
+            self._retry_later(symbol, sync, getattr(exc, 'retry_in', None) or REGION_RESTRICTED_RETRY_S)
             return
         except (BackpackError, KeyError, TypeError, ValueError) as exc:
             ctx.metrics.on_rest_failure()
