@@ -193,10 +193,8 @@ class CcxtBackpackFeed(Feed):
             raise BackpackConfigError('poll_interval and region_retry_s must be > 0 seconds')
         backoff_delays(reconnect_backoff_base_s, reconnect_backoff_max_s)  # raises ValueError if inconsistent
         self._check_channels(_requested_channels(kwargs.get('subscription'), kwargs.get('channels')), rest_only)
-        cryptofeed_config = config if isinstance(config, (Config, str)) or (
-            isinstance(config, dict) and 'backpack' in config) else self._credentials_section()
         with self._no_symbol_download():
-            super().__init__(config=cryptofeed_config, **kwargs)
+            super().__init__(config=self._cryptofeed_config(config), **kwargs)
         self.snapshot_interval = snapshot_interval
         self.rest_only = rest_only
         self.poll_interval = poll_interval
@@ -214,6 +212,7 @@ class CcxtBackpackFeed(Feed):
         self._balances: Dict[str, tuple] = {}
         self._synced_at: Dict[str, float] = {}
         self._book_connection: Dict[str, Any] = {}
+        self._last_connection = None
         self._ccxt_symbols: Dict[str, str] = {}
         self._warned_at: Dict[str, float] = defaultdict(float)
         self._tasks: set = set()
@@ -232,12 +231,17 @@ class CcxtBackpackFeed(Feed):
             raise BackpackConfigError('CcxtBackpackFeed cannot serve ' + '; '.join(problems)
                                       + '. The native BackpackFeed offers every Backpack channel.')
 
-    def _credentials_section(self) -> Optional[dict]:
-        """A cryptofeed config holding the keys, so ``Feed`` accepts the private channels."""
+    def _cryptofeed_config(self, config) -> Config:
+        """cryptofeed's view of ``config``, with our keys in its ``backpack`` section so that
+        ``Feed`` accepts the private channels whichever form the keys were given in."""
+        cryptofeed_config = Config(config if isinstance(config, (Config, str)) or (
+            isinstance(config, dict) and 'backpack' in config) else None)
         auth = self.backpack_config.auth
-        if auth is None:
-            return None
-        return {'backpack': {'key_id': auth.derived_public_key, 'key_secret': auth.private_key.get_secret_value()}}
+        if auth is not None:
+            section = dict(cryptofeed_config.config.get('backpack') or {})
+            section.update(key_id=auth.derived_public_key, key_secret=auth.private_key.get_secret_value())
+            cryptofeed_config.config['backpack'] = section
+        return cryptofeed_config
 
     @staticmethod
     def _wanted_pairs(kwargs) -> Dict[str, list]:
@@ -344,8 +348,6 @@ class CcxtBackpackFeed(Feed):
             self._warn(f'auth {what}', '%s: credentials rejected: %s', what, exc, level=logging.ERROR)
             return self.reconnect_backoff_max_s
         if isinstance(exc, ccxt.NetworkError):
-            if not self.rest_only:
-                self.metrics.on_reconnect()
             delay = next(delays)
             self._warn(f'net {what}', '%s: connection problem (%s); retrying in %.2f s', what, exc, delay)
             return delay
@@ -376,11 +378,21 @@ class CcxtBackpackFeed(Feed):
         if self.client.markets is None:
             await self.client.load_markets()
 
+    def _connection(self):
+        """ccxt's current WebSocket client object; a new one means ccxt reconnected (counted once)."""
+        connection = self.client.clients.get(self.backpack_config.ws_url)
+        if connection is not self._last_connection and connection is not None:
+            if self._last_connection is not None:
+                self.metrics.on_reconnect()
+            self._last_connection = connection
+        return connection
+
     # ------------------------------------------------------------------ WebSocket steps
 
     async def _trades_step(self, symbol: str) -> None:
         await self._markets()
         trades = await self.client.watch_trades(self._ccxt_symbol(symbol))
+        self._connection()
         await self._emit_trades(symbol, trades)
 
     async def _emit_trades(self, symbol: str, trades) -> None:
@@ -401,7 +413,7 @@ class CcxtBackpackFeed(Feed):
     async def _book_step(self, symbol: str) -> None:
         await self._markets()
         book = await self.client.watch_order_book(self._ccxt_symbol(symbol))
-        connection = self.client.clients.get(self.backpack_config.ws_url)
+        connection = self._connection()
         if self._books[symbol].synced and (connection is not self._book_connection.get(symbol)
                                            or self._resync_due(symbol)):
             # A new connection may have skipped frames that ccxt would never notice.
@@ -448,6 +460,7 @@ class CcxtBackpackFeed(Feed):
     async def _ticker_step(self, symbol: str) -> None:
         await self._markets()
         found = await self.client.watch_bids_asks([self._ccxt_symbol(symbol)])
+        self._connection()
         ticker = found if 'bid' in found else found.get(self._ccxt_symbol(symbol), {})
         await self._emit_ticker(symbol, ticker)
 

@@ -63,7 +63,7 @@ def parse_ccxt_trade(trade: Mapping[str, Any], symbol: str, raw: bool = False) -
     """ccxt trade -> ``Trade``: ``id`` as ccxt gives it (Backpack's ``t``), ``timestamp`` from ccxt's
     millisecond time (Backpack's event time ``E``; the native feed uses the trade time ``T`` in µs)."""
     return Trade(BACKPACK, symbol, _side(trade.get('side'), 'trade'), to_decimal(trade['amount']),
-                 to_decimal(trade['price']), ms_to_seconds(trade.get('timestamp')), id=str(trade['id']),
+                 to_decimal(trade['price']), ms_to_seconds(trade['timestamp']), id=str(trade['id']),
                  raw=trade.get('info') if raw else None)
 
 
