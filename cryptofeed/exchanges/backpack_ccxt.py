@@ -213,6 +213,7 @@ class CcxtBackpackFeed(Feed):
         self._synced_at: Dict[str, float] = {}
         self._book_connection: Dict[str, Any] = {}
         self._last_connection = None
+        self._scheduled_resyncs = 0
         self._ccxt_symbols: Dict[str, str] = {}
         self._warned_at: Dict[str, float] = defaultdict(float)
         self._tasks: set = set()
@@ -451,7 +452,10 @@ class CcxtBackpackFeed(Feed):
         if not mirror.synced:
             return
         mirror.reset()
-        self.metrics.on_resync(symbol)
+        if scheduled:  # a planned refresh, not a symptom: kept out of the health counters
+            self._scheduled_resyncs += 1
+        else:
+            self.metrics.on_resync(symbol)
         if self.client is not None and self.client.orderbooks is not None:
             self.client.orderbooks.pop(self._ccxt_symbol(symbol), None)
         if not scheduled:
@@ -534,6 +538,7 @@ class CcxtBackpackFeed(Feed):
         """The native feed's counters (those that apply), plus per-book and per-symbol state."""
         snap = self.metrics.snapshot()
         snap['feed'] = 'ccxt'
+        snap['scheduled_resyncs'] = self._scheduled_resyncs
         snap['books'] = {symbol: {'state': 'synced' if m.synced else 'syncing', 'last_update_id': m.nonce}
                          for symbol, m in self._books.items()}
         snap['trades'] = {symbol: {'last_id': last} for symbol, last in self._last_trade_id.items()}
