@@ -20,6 +20,7 @@ from cryptofeed.exchanges.backpack.auth import BackpackSigner
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 from cryptofeed.exchanges.backpack_ccxt import CcxtBackpackFeed
 
+from tests.integration.proxy_servers import Socks5Server
 from tests.integration.feed_harness import (
     FH_CONFIG, Collector, delivered_trade_ids, sim_config, truth_levels, truth_trade_ids_from, wait_until,
 )
@@ -184,3 +185,17 @@ async def test_shutdown_closes_the_ccxt_client_and_cancels_every_task():
         assert not feed._tasks and feed.client.session is None and not feed.client.clients
         assert set(asyncio.all_tasks()) - before <= {asyncio.current_task()}
         await wait_until(lambda: sim.connections == 0, timeout=5)
+
+
+async def test_rest_and_websocket_through_a_socks5_proxy_with_tls():
+    async with Socks5Server() as socks, BackpackSimulator(markets=['SOL_USDC'], seed=48, rate=200, tls=True) as sim:
+        collector = Collector()
+        config = sim_config(sim, proxies={'url': socks.url})
+        async with running_ccxt_feed(sim, ['SOL-USDC'], [TRADES, L2_BOOK], collector, config=config) as feed:
+            # ccxt asks for its snapshot only after 10 depth frames: wait for the book before pausing.
+            await wait_until(lambda: len(delivered_trade_ids(collector, 'SOL-USDC')) >= 5
+                             and collector.full_books['SOL-USDC'] == 1, timeout=20)
+            sim.pause()
+            await assert_converged(feed, collector, sim, [('SOL-USDC', 'SOL_USDC')])
+        # REST (markets, the depth snapshot) and the WebSocket each went through the relay.
+        assert len(socks.connects) >= 2 and set(socks.connects) == {('127.0.0.1', sim.port)}
