@@ -80,7 +80,7 @@ from cryptofeed.exchanges.backpack.metrics import FeedMetrics
 from cryptofeed.exchanges.backpack.registry import CCXT_INSTALL_HINT
 from cryptofeed.exchanges.backpack.symbols import normalized_to_exchange
 
-__all__ = ['CcxtBackpackFeed', 'client_settings', 'UNSUPPORTED_CHANNELS']
+__all__ = ['CcxtBackpackFeed', 'client_settings', 'require_ccxt', 'UNSUPPORTED_CHANNELS']
 
 LOG = logging.getLogger('feedhandler')
 
@@ -96,7 +96,8 @@ _REGION_MESSAGE = ('Backpack refuses requests from this location (HTTP 451); ret
 _WARN_EVERY_S = 10.0
 
 
-def _import_ccxt_pro():
+def require_ccxt():
+    """``ccxt.pro``, or ``BackpackConfigError`` saying what to install (or which flag to set)."""
     try:
         return importlib.import_module('ccxt.pro')
     except ImportError as exc:
@@ -106,7 +107,7 @@ def _import_ccxt_pro():
 @functools.lru_cache(maxsize=1)
 def _client_class():
     """ccxt.pro's backpack class with HTTP 429/451 raised as this package's errors."""
-    pro = _import_ccxt_pro()
+    pro = require_ccxt()
 
     class BackpackCcxtClient(pro.backpack):
         def handle_errors(self, code, reason, url, method, headers, body, response, request_headers, request_body):
@@ -183,7 +184,7 @@ class CcxtBackpackFeed(Feed):
                  poll_interval: float = 1.0, keep_raw: bool = False, reconnect_backoff_base_s: float = 0.5,
                  reconnect_backoff_max_s: float = 30.0, region_retry_s: float = 60.0,
                  ccxt_options: Optional[dict] = None, **kwargs):
-        _import_ccxt_pro()
+        require_ccxt()
         self.backpack_config = BackpackConfig.coerce(config)
         if snapshot_interval is not None and not snapshot_interval > 0:
             raise BackpackConfigError(f'snapshot_interval must be > 0 seconds (or None), got {snapshot_interval!r}')
@@ -324,6 +325,11 @@ class CcxtBackpackFeed(Feed):
                 await step()
             except asyncio.CancelledError:
                 raise
+            except BackpackConfigError as exc:  # a symbol Backpack does not list: nothing to retry
+                if channel == L2_BOOK:
+                    self.metrics.forget_book(symbol)
+                LOG.error('%s: %s; %s is not watched', self.id, exc, what)
+                return
             except Exception as exc:  # noqa: BLE001 - every failure is classified below
                 if channel == L2_BOOK:
                     self._resync(symbol)
@@ -372,7 +378,10 @@ class CcxtBackpackFeed(Feed):
         """cryptofeed symbol -> ccxt's unified symbol, through ccxt's own market table."""
         found = self._ccxt_symbols.get(symbol)
         if found is None:
-            found = self._ccxt_symbols[symbol] = self.client.safe_symbol(normalized_to_exchange(symbol))
+            market_id = normalized_to_exchange(symbol)
+            if market_id not in (self.client.markets_by_id or {}):
+                raise BackpackConfigError(f'{symbol} is not listed by Backpack (no {market_id} in /api/v1/markets)')
+            found = self._ccxt_symbols[symbol] = self.client.safe_symbol(market_id)
         return found
 
     async def _markets(self) -> None:

@@ -199,3 +199,15 @@ async def test_rest_and_websocket_through_a_socks5_proxy_with_tls():
             await assert_converged(feed, collector, sim, [('SOL-USDC', 'SOL_USDC')])
         # REST (markets, the depth snapshot) and the WebSocket each went through the relay.
         assert len(socks.connects) >= 2 and set(socks.connects) == {('127.0.0.1', sim.port)}
+
+
+async def test_a_symbol_backpack_does_not_list_is_reported_once_and_left_out(caplog):
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=49, rate=200) as sim:
+        collector = Collector()
+        with caplog.at_level(logging.ERROR, logger='feedhandler'):
+            async with running_ccxt_feed(sim, ['SOL-USDC', 'DOGE-USDC'], [TRADES, L2_BOOK], collector) as feed:
+                await wait_until(lambda: collector.full_books['SOL-USDC'] == 1
+                                 and len(delivered_trade_ids(collector, 'SOL-USDC')) >= 5, timeout=15)
+                assert len(feed._tasks) == 2 and feed.metrics_snapshot()['books_out_of_sync'] == []
+        errors = [r.getMessage() for r in caplog.records if 'DOGE-USDC is not listed by Backpack' in r.getMessage()]
+        assert len(errors) == 2 and all(r.levelno == logging.ERROR for r in caplog.records if 'DOGE' in r.getMessage())

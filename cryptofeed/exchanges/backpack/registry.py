@@ -112,11 +112,9 @@ def feed_class(native: bool) -> type:
     if native:
         from cryptofeed.exchanges.backpack.feed import BackpackFeed
         return BackpackFeed
-    try:
-        importlib.import_module('ccxt.pro')
-    except ImportError as exc:
-        raise BackpackConfigError(f'{CCXT_INSTALL_HINT} ({exc})') from None
-    return importlib.import_module(CCXT_MODULE).CcxtBackpackFeed
+    module = importlib.import_module(CCXT_MODULE)  # imports without ccxt; require_ccxt() says what is missing
+    module.require_ccxt()
+    return module.CcxtBackpackFeed
 
 
 class BackpackFeedFactory:
