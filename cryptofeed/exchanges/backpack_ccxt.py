@@ -155,8 +155,11 @@ def client_settings(config: BackpackConfig, extra: Optional[dict] = None) -> dic
     return settings
 
 
-def _requested_channels(subscription, channels) -> List[str]:
-    return list(subscription) if subscription is not None else list(channels or ())
+def _wanted(subscription, symbols, channels) -> Dict[str, set]:
+    """cryptofeed channel -> normalized symbols asked for, from ``subscription`` or ``channels``."""
+    if subscription is None:
+        subscription = {channel: symbols or () for channel in channels or ()}
+    return {channel: {str(s) for s in syms} for channel, syms in subscription.items()}
 
 
 class CcxtBackpackFeed(Feed):
@@ -193,7 +196,8 @@ class CcxtBackpackFeed(Feed):
         if not poll_interval > 0 or not region_retry_s > 0:
             raise BackpackConfigError('poll_interval and region_retry_s must be > 0 seconds')
         backoff_delays(reconnect_backoff_base_s, reconnect_backoff_max_s)  # raises ValueError if inconsistent
-        self._check_channels(_requested_channels(kwargs.get('subscription'), kwargs.get('channels')), rest_only)
+        wanted = _wanted(kwargs.get('subscription'), kwargs.get('symbols'), kwargs.get('channels'))
+        self._check_channels(list(wanted), rest_only)
         with self._no_symbol_download():
             super().__init__(config=self._cryptofeed_config(config), **kwargs)
         self.snapshot_interval = snapshot_interval
@@ -206,7 +210,7 @@ class CcxtBackpackFeed(Feed):
         self.ccxt_options = dict(ccxt_options or {})
         self.metrics = FeedMetrics()
         self.client = None  # the ccxt client, built by start() and closed by shutdown()
-        self._wanted = {channel: [str(s) for s in symbols] for channel, symbols in self._wanted_pairs(kwargs).items()}
+        self._wanted = {channel: sorted(symbols) for channel, symbols in wanted.items()}
         self._books: Dict[str, BookMirror] = {s: BookMirror(s, self.max_depth) for s in self._wanted.get(L2_BOOK, ())}
         self.metrics.expect_books(self._books)
         self._last_trade_id: Dict[str, int] = {}
@@ -244,13 +248,6 @@ class CcxtBackpackFeed(Feed):
             section.update(key_id=auth.derived_public_key, key_secret=auth.private_key.get_secret_value())
             cryptofeed_config.config['backpack'] = section
         return cryptofeed_config
-
-    @staticmethod
-    def _wanted_pairs(kwargs) -> Dict[str, list]:
-        subscription = kwargs.get('subscription')
-        if subscription is None:
-            subscription = {channel: kwargs.get('symbols') or [] for channel in kwargs.get('channels') or ()}
-        return subscription
 
     @classmethod
     def info(cls, config=None) -> dict:
@@ -312,7 +309,7 @@ class CcxtBackpackFeed(Feed):
             flag = self.client.has.get(needed.get(channel, ''))
             if flag is not True:
                 LOG.warning('%s: ccxt %s marks %s as %r for backpack; %s may not work', self.id,
-                            self.client.version, needed.get(channel), flag, channel)
+                            importlib.import_module('ccxt').__version__, needed.get(channel), flag, channel)
 
     # ------------------------------------------------------------------ supervision
 
