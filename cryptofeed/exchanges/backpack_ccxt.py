@@ -520,8 +520,12 @@ class CcxtBackpackFeed(Feed):
 
     async def _poll_trades_step(self, symbol: str) -> None:
         await self._markets()
-        trades = await self.client.fetch_trades(self._ccxt_symbol(symbol), limit=1000)
-        await self._emit_trades(symbol, sorted(trades, key=lambda t: int(t['id'])))
+        trades = sorted(await self.client.fetch_trades(self._ccxt_symbol(symbol), limit=1000), key=lambda t: int(t['id']))
+        if symbol not in self._last_trade_id and trades:
+            # The first poll only sets the starting point: like the WebSocket, deliver trades from now on.
+            self._last_trade_id[symbol] = int(trades[-1]['id'])
+        else:
+            await self._emit_trades(symbol, trades)
         await asyncio.sleep(self.poll_interval)
 
     async def _poll_book_step(self, symbol: str) -> None:

@@ -116,6 +116,8 @@ async def test_snapshot_interval_rebuilds_every_book_from_a_new_snapshot():
 async def test_rest_only_polls_books_trades_and_tickers_without_a_websocket():
     async with BackpackSimulator(markets=['SOL_USDC'], seed=44, rate=100) as sim:
         collector = Collector()
+        await wait_until(lambda: len(sim.trades('SOL_USDC')) >= 5, timeout=5)
+        printed_before_start = sim.trades('SOL_USDC')[-1]['id']
         async with running_ccxt_feed(sim, ['SOL-USDC'], PUBLIC, collector, rest_only=True, snapshot_interval=0.2,
                                      poll_interval=0.2) as feed:
             await wait_until(lambda: len(collector.sequences['SOL-USDC']) >= 3
@@ -126,6 +128,7 @@ async def test_rest_only_polls_books_trades_and_tickers_without_a_websocket():
             await wait_until(lambda: delivered_trade_ids(collector, 'SOL-USDC')[-1] == sim.trades('SOL_USDC')[-1]['id'],
                              timeout=5)
             assert_trades_are_the_truth(collector, sim, 'SOL-USDC', 'SOL_USDC', minimum=10)
+            assert delivered_trade_ids(collector, 'SOL-USDC')[0] > printed_before_start, 'no history replayed'
             best = sim.book('SOL_USDC')
             await wait_until(lambda: (collector.items[TICKER][-1].bid, collector.items[TICKER][-1].ask)
                              == (Decimal(best['bids'][0][0]), Decimal(best['asks'][0][0])), timeout=5)
