@@ -31,8 +31,9 @@ CHECKLIST = 'docs/migrations/backpack_ccxt.md'
 EXCHANGE_DOC = 'docs/exchanges/backpack.md'
 README = 'README.md'
 # page -> the languages of its blocks, in order (so a block cannot silently stop being tested)
-EXPECTED = {RUNBOOK: ['yaml', 'console', 'python'], CHECKLIST: ['console'], EXCHANGE_DOC: ['yaml', 'console'],
+EXPECTED = {RUNBOOK: ['yaml', 'console', 'console', 'python'], CHECKLIST: ['console'], EXCHANGE_DOC: ['yaml', 'console'],
             README: ['console']}
+MARK = '@@ next command @@'
 _BLOCK = re.compile(r'^( *)```(\w+)\n(.*?)^\1```', re.M | re.S)
 
 
@@ -79,16 +80,18 @@ def test_yaml_blocks_load_and_choose_as_they_say(page):
 
 @pytest.mark.parametrize('page', sorted(EXPECTED))
 def test_console_blocks_print_what_the_page_shows(page, tmp_path):
+    """Each block runs in one shell (an ``export`` holds for the commands after it)."""
     config = page_yaml(page)
     if config is not None:
         (tmp_path / 'config.yaml').write_text(yaml.safe_dump(config))
-    consoles = [body for lang, body in blocks(page) if lang == 'console']
-    for body in consoles:
-        for command, expected in console_steps(body):
-            result = subprocess.run(['bash', '-c', command], capture_output=True, text=True, cwd=tmp_path,
-                                    env=shell_env(), timeout=60)
-            assert result.returncode == 0, (command, result.stderr)
-            assert result.stdout.splitlines() == expected, command
+    for body in [body for lang, body in blocks(page) if lang == 'console']:
+        steps = console_steps(body)
+        script = 'set -e\n' + ''.join(f'echo "{MARK}"\n{command}\n' for command, _ in steps)
+        result = subprocess.run(['bash', '-c', script], capture_output=True, text=True, cwd=tmp_path,
+                                env=shell_env(), timeout=60)
+        assert result.returncode == 0, (body, result.stderr)
+        outputs = [part.strip('\n').splitlines() for part in result.stdout.split(MARK + '\n')[1:]]
+        assert outputs == [expected for _, expected in steps], body
 
 
 async def test_the_runbook_shadow_script_compares_both_feeds_on_the_simulator(tmp_path):
