@@ -153,7 +153,8 @@ async def test_add_feed_by_name_with_the_handler_config_and_a_cryptofeed_backend
     server = await asyncio.start_server(serve, '127.0.0.1', 0)
     port = server.sockets[0].getsockname()[1]
     async with BackpackSimulator(markets=['SOL_USDC'], seed=27, rate=200) as sim:
-        handler = FeedHandler(config={**FH_CONFIG, 'backpack': sim_config(sim)})
+        # native_enabled: 'BACKPACK' means the ccxt feed unless the flag says native (registry.py).
+        handler = FeedHandler(config={**FH_CONFIG, 'backpack': sim_config(sim, native_enabled=True)})
         handler.add_feed('BACKPACK', symbols=['SOL-USDC'], channels=[TRADES],
                          callbacks={TRADES: TradeSocket('tcp://127.0.0.1', port=port)})
         feed = handler.feeds[0]

@@ -6,6 +6,7 @@ Each test builds a fresh virtual environment and installs offline from the wheel
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,35 @@ def _probe(venv: Path, tmp_path: Path) -> dict:
     return json.loads(out.stdout)
 
 
+# In these environments ccxt is really absent (the wheelhouse has no ccxt): the ccxt module
+# still imports, and 'BACKPACK' without the flag says what to install.
+NO_CCXT_PROBE = (
+    'import json, os, cryptofeed.exchanges.backpack_ccxt as m\n'
+    'from cryptofeed import FeedHandler\n'
+    'from cryptofeed.exchanges.backpack import BackpackConfigError\n'
+    'fh = FeedHandler(config={"log": {"disabled": True}})\n'
+    'try:\n'
+    '    fh.add_feed("BACKPACK", symbols=["SOL-USDC"], channels=["trades"])\n'
+    '    error = None\n'
+    'except BackpackConfigError as exc:\n'
+    '    error = str(exc)\n'
+    'os.environ["CRYPTOFEED_BACKPACK_NATIVE"] = "true"\n'
+    'fh.add_feed("BACKPACK", symbols=["SOL-USDC"], channels=["trades"])\n'
+    'print(json.dumps({"module": m.__file__, "error": error, "native": type(fh.feeds[0]).__name__}))\n'
+)
+
+
+def _probe_without_ccxt(venv: Path, tmp_path: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ('CRYPTOFEED_BACKPACK_NATIVE', 'CRYPTOFEED_CONFIG')}
+    out = subprocess.run([str(venv / 'bin' / 'python'), '-c', NO_CCXT_PROBE], capture_output=True, text=True,
+                         cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    found = json.loads(out.stdout)
+    assert "cryptofeed-backpack[ccxt]" in found['error'] and 'CRYPTOFEED_BACKPACK_NATIVE' in found['error']
+    assert found['native'] == 'BackpackFeed'
+    return found
+
+
 def _site_packages(venv: Path) -> Path:
     return next((venv / 'lib').glob('python3*/site-packages'))
 
@@ -62,6 +92,8 @@ def test_wheel_install_places_the_package_inside_the_installed_cryptofeed(venv, 
     assert 'cryptofeed/__init__.py' not in owned
     assert 'cryptofeed/exchanges/__init__.py' not in owned
     assert any(p.startswith('cryptofeed/exchanges/backpack/') for p in owned)
+    assert 'cryptofeed/exchanges/backpack_ccxt.py' in owned
+    assert Path(_probe_without_ccxt(venv, tmp_path)['module']) == site / 'cryptofeed' / 'exchanges' / 'backpack_ccxt.py'
 
 
 def test_editable_install_maps_the_package_to_the_working_tree(venv, tmp_path):
@@ -72,6 +104,7 @@ def test_editable_install_maps_the_package_to_the_working_tree(venv, tmp_path):
     assert Path(found['backpack']) == REPO / 'cryptofeed' / 'exchanges' / 'backpack' / '__init__.py'
     assert not (site / 'cryptofeed' / 'exchanges' / 'backpack').exists()
     assert found['signer'] == 'cryptofeed.exchanges.backpack.auth'
+    assert Path(_probe_without_ccxt(venv, tmp_path)['module']) == REPO / 'cryptofeed' / 'exchanges' / 'backpack_ccxt.py'
 
 
 def test_the_repository_does_not_ship_cryptofeed_own_init_files():

@@ -2,9 +2,11 @@
 
 Import from here: the feed, its configuration, the signer and the error tree. The package is
 an overlay on the released cryptofeed distribution; it adds ``cryptofeed.exchanges.backpack``
-and nothing else to the ``cryptofeed`` namespace. Importing it registers the feed under
-``'BACKPACK'`` in cryptofeed's ``EXCHANGE_MAP``, so ``FeedHandler.add_feed('BACKPACK', ...)``
-and cryptofeed config files naming the exchange work.
+(and the ccxt-backed ``cryptofeed.exchanges.backpack_ccxt``) to the ``cryptofeed`` namespace.
+Importing it registers ``registry.FEED_FACTORY`` under ``'BACKPACK'`` in cryptofeed's
+``EXCHANGE_MAP``, so ``FeedHandler.add_feed('BACKPACK', ...)`` and cryptofeed config files naming
+the exchange work: ``CRYPTOFEED_BACKPACK_NATIVE`` (or ``backpack.native_enabled``) chooses
+``BackpackFeed`` (true) or ``CcxtBackpackFeed`` (false or unset); see ``registry.py``.
 """
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from cryptofeed.exchanges.backpack.errors import (
 )
 from cryptofeed.exchanges.backpack.feed import BackpackFeed
 from cryptofeed.exchanges.backpack.health import BackpackHealthReport
+from cryptofeed.exchanges.backpack.registry import FEED_FACTORY
 
-EXCHANGE_MAP.setdefault(BACKPACK, BackpackFeed)
+EXCHANGE_MAP.setdefault(BACKPACK, FEED_FACTORY)
 
 __all__ = [
     'BACKPACK', 'BackpackFeed', 'BackpackHealthReport', 'BackpackConfig', 'BackpackAuth', 'BackpackProxies',
