@@ -219,6 +219,7 @@ class CcxtBackpackFeed(Feed):
         self._book_connection: Dict[str, Any] = {}
         self._last_connection = None
         self._scheduled_resyncs = 0
+        self._rest_retries = 0
         self._ccxt_symbols: Dict[str, str] = {}
         self._warned_at: Dict[str, float] = defaultdict(float)
         self._tasks: set = set()
@@ -343,7 +344,7 @@ class CcxtBackpackFeed(Feed):
             self._warn('451', _REGION_MESSAGE, self.region_retry_s, level=logging.ERROR, every=3600.0)
             return self.region_retry_s
         if isinstance(exc, BackpackRateLimitedError):
-            self.metrics.on_rest_retry()
+            self._rest_retries += 1
             delay = exc.retry_after if exc.retry_after is not None else next(delays)
             self._warn('429', '%s: rate limited (HTTP 429); waiting %.2f s', what, delay)
             return delay
@@ -552,6 +553,7 @@ class CcxtBackpackFeed(Feed):
         snap['books'] = {symbol: {'state': 'synced' if m.synced else 'syncing', 'last_update_id': m.nonce}
                          for symbol, m in self._books.items()}
         snap['trades'] = {symbol: {'last_id': last} for symbol, last in self._last_trade_id.items()}
+        snap['rest'] = {'retries': self._rest_retries}   # where the native feed's REST client counts them
         return snap
 
     def health(self, **thresholds) -> BackpackHealthReport:

@@ -84,7 +84,7 @@ async def test_native_and_ccxt_feeds_agree_on_the_same_simulator():
     for symbol, exchange_symbol in PAIRS:
         truth = sim.book(exchange_symbol)
         # Books: both equal the truth at the end, and each other wherever both emitted a sequence.
-        assert native_feed._books[symbol].last_update_id == truth['sequence']
+        assert native_feed._book.books[symbol].last_update_id == truth['sequence']
         assert ccxt_feed._books[symbol].levels() == truth_levels(truth)
         common = set(native.tops[symbol]) & set(ccxt_side.tops[symbol])
         assert len(common) >= 20

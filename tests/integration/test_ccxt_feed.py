@@ -142,7 +142,7 @@ async def test_429_waits_for_retry_after_and_451_is_reported_once_then_retried(c
             async with running_ccxt_feed(sim, ['SOL-USDC'], [L2_BOOK], collector, rest_only=True,
                                          snapshot_interval=0.2, region_retry_s=0.5) as feed:
                 await wait_until(lambda: len(collector.sequences['SOL-USDC']) >= 1, timeout=10)
-                assert feed.metrics.rest_retries == 1
+                assert feed.metrics_snapshot()['rest']['retries'] == 1
                 sim.inject({'fault': 'http_status', 'status': 451, 'count': 2, 'path': '/api/v1/depth'})
                 await wait_until(lambda: feed.metrics.rest_failures == 2, timeout=10)
                 sim.pause()

@@ -196,6 +196,9 @@ async def test_symbols_and_info_from_the_simulator_and_unknown_symbols_left_out(
         assert info['instrument_type']['BTC-USDC-PERP'] == 'perpetual'
         assert 'l2_book' in info['channels']['websocket']
         collector = Collector()
-        async with running_feed(sim, ['SOL-USDC', 'DOGE-USDC'], [TRADES], collector, config=config):
+        async with running_feed(sim, ['SOL-USDC', 'DOGE-USDC'], [TRADES, L2_BOOK], collector, config=config) as feed:
             await wait_until(lambda: len(delivered_trade_ids(collector, 'SOL-USDC')) > 3, timeout=10)
+            await wait_until(lambda: feed._book.books['SOL-USDC'].synced, timeout=10)
+            # the book that cannot exist is not reported as out of sync forever
+            assert feed.metrics_snapshot()['books_out_of_sync'] == []
         assert any('DOGE-USDC is not listed' in r.getMessage() for r in caplog.records)

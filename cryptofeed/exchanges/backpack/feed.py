@@ -49,7 +49,7 @@ from cryptofeed.exchanges.backpack.errors import BackpackConfigError, BackpackEr
 from cryptofeed.exchanges.backpack.health import BackpackHealthReport, evaluate_health
 from cryptofeed.exchanges.backpack.metrics import FeedMetrics
 from cryptofeed.exchanges.backpack.options import check_feed_options
-from cryptofeed.exchanges.backpack.rest import BackpackRestClient
+from cryptofeed.exchanges.backpack.rest import BackpackRestClient, RecordedRestClient
 from cryptofeed.exchanges.backpack.router import INVALID, MALFORMED, UNKNOWN_STREAM, Router
 from cryptofeed.exchanges.backpack.symbols import (
     BackpackSymbolService, SpellingRuleSymbols, exchange_to_normalized, normalized_to_exchange, parse_symbol_data,
@@ -186,7 +186,7 @@ class BackpackFeed(Feed):
         self._ctx = ChannelContext(
             self.id, self.callbacks, self.metrics, keep_raw=keep_raw,
             cross_check=self.check_bid_ask_overlapping if self.cross_check else None, rest_client=rest_client,
-            rest_factory=lambda: BackpackRestClient.from_config(cfg, conn_id=f'{self.id}.rest'),
+            rest_factory=lambda: BackpackRestClient.from_config(cfg, conn_id=f'{self.id}.http'),
             raise_callback_errors=raise_callback_errors)
         symbols_of = {kind: [s.symbol for s in self._streams if s.kind == kind] for kind in ('depth', 'trade')}
         self._book = BookChannel(self._ctx, symbols_of['depth'], max_depth=self.max_depth,
@@ -370,12 +370,16 @@ class BackpackFeed(Feed):
     async def subscribe(self, conn: BackpackWSConn):
         """Runs on every (re)connect: reset this connection's books and trade sequences, then
         SUBSCRIBE in batches. Symbols the exchange does not list are left out (logged once)."""
+        streams = getattr(conn, 'streams', None)
+        if streams is None:  # cryptofeed's playback() hands its stand-in connection to every connection
+            streams = self._start_replay()
         known = await self._known_symbols()
         names = []
-        for stream in conn.streams:
+        for stream in streams:
             if known is not None and stream.symbol is not None and stream.symbol not in known:
                 if stream.symbol not in self._unknown_symbols:
                     self._unknown_symbols.add(stream.symbol)
+                    self.metrics.forget_book(stream.symbol)  # health judges the books that exist
                     LOG.error('%s: %s is not listed by Backpack (/api/v1/markets); its streams are not subscribed',
                               self.id, stream.symbol)
                 continue
@@ -385,6 +389,14 @@ class BackpackFeed(Feed):
             names.append(stream.name)
         for start in range(0, len(names), _SUBSCRIBE_BATCH):
             await conn.write(json.dumps({'method': 'SUBSCRIBE', 'params': names[start:start + _SUBSCRIBE_BATCH]}))
+
+    def _start_replay(self) -> list:
+        """Replay a recording (``cryptofeed.raw_data_collection.playback``): REST answers come from
+        the recording, snapshots are fetched in line with the frames, all streams at once."""
+        if self._ctx.replaying:
+            return []
+        self._ctx.replay(RecordedRestClient(self.backpack_config.rest_url, conn_id=f'{self.id}.http'))
+        return self._streams
 
     def message_handler(self, msg, conn, timestamp: float):
         """Route one frame; returns the awaitable cryptofeed's ConnectionHandler awaits.

@@ -133,6 +133,12 @@ class FeedMetrics:
             self._book_symbols.add(symbol)
             self._unsynced_since.setdefault(symbol, now)
 
+    def forget_book(self, symbol: str) -> None:
+        """``symbol`` is no longer followed (e.g. the exchange does not list it): stop reporting its book."""
+        self._book_symbols.discard(symbol)
+        self._snapshot_times.pop(symbol, None)
+        self._unsynced_since.pop(symbol, None)
+
     def on_snapshot(self, symbol: str, when: Optional[float] = None) -> None:
         """A book snapshot was applied: ``symbol`` is in sync from now on."""
         self._book_symbols.add(symbol)

@@ -78,7 +78,7 @@ from cryptofeed.exchanges.backpack.net import is_socks, resolve_proxy, scrub_url
 
 __all__ = [
     'DEFAULT_REST_URL', 'MAX_RETRY_AFTER_S', 'JSON_CONTENT_TYPE', 'BackpackCircuitOpenError', 'CircuitBreaker',
-    'RestStats', 'BackpackRestClient',
+    'RestStats', 'BackpackRestClient', 'RecordedRestClient',
 ]
 
 LOG = logging.getLogger('feedhandler')
@@ -686,3 +686,27 @@ def _error_for(status: int, text: str, path: str, retry_after_header: Optional[s
     if status == 503:
         return BackpackMaintenanceError(f'Backpack is under maintenance or unavailable: {summary}', **common)
     return BackpackRequestError(summary, **common)
+
+
+class RecordedRestClient(BackpackRestClient):
+    """Answers every call from a recording, for cryptofeed's ``playback()``.
+
+    ``playback()`` replaces ``HTTPAsyncConn.read`` by a reader of the responses recorded by
+    ``FeedHandler(raw_data_collection=...)``, keyed by URL and served in recorded order; this
+    client asks it for the URL the live client requested, so nothing reaches the network.
+    """
+
+    async def _attempt(self, method: str, path: str, query: List[Tuple[str, str]], body: Body,
+                       instruction: Optional[str], expect: str, state: '_Attempt') -> Any:
+        from cryptofeed.connection import HTTPAsyncConn
+        from yarl import URL
+
+        url = URL(self.base_url + path)
+        if query:
+            url = url.with_query(query)
+        self.stats.requests += 1
+        try:
+            text = await HTTPAsyncConn.read(str(url))
+        except (IndexError, KeyError):
+            raise BackpackRequestError(f'{method} {url} is not in the recording', path=path) from None
+        return _parse_success(200, text, expect, path)

@@ -100,12 +100,13 @@ class BookChannel:
                 cross_check(book)
             return self.ctx.emit(L2_BOOK, book, receipt_ts)
         if sync.needs_snapshot:
-            self._request_snapshot(symbol, sync)
+            return self._request_snapshot(symbol, sync)
         return DONE
 
     # ---------------------------------------------------------------- snapshots
 
-    def _request_snapshot(self, symbol: str, sync: BookSync) -> None:
+    def _request_snapshot(self, symbol: str, sync: BookSync):
+        """Queue a snapshot of ``symbol``; returns what to await (the fetch itself in a replay)."""
         breaks = sync.gaps + sync.crossed
         if breaks > self._breaks_reported.get(symbol, 0):
             self._breaks_reported[symbol] = breaks
@@ -113,11 +114,15 @@ class BookChannel:
             self.ctx.metrics.on_resync(symbol)
             LOG.warning('%s: %s depth sequence broken (%s); resynchronising this book from a snapshot',
                         self.ctx.exchange_id, symbol, _describe_break(sync))
+        if self.ctx.replaying:  # the recorded answer, read in line with the recorded frames
+            sync.snapshot_requested()
+            return self._snapshot(symbol)
         not_before = self._not_before.get(symbol)
         if (not_before is not None and time.monotonic() < not_before) or self._queue is None:
-            return
+            return DONE
         sync.snapshot_requested()
         self._queue.put_nowait(symbol)
+        return DONE
 
     async def _snapshot_worker(self) -> None:
         """Fetch queued snapshots, one at a time per worker, spaced out."""

@@ -89,6 +89,7 @@ class ChannelContext:
         self._rest = rest_client
         self._owns_rest = rest_client is None
         self.raise_callback_errors = raise_callback_errors
+        self._replaying = False
         self.tasks: set = set()
         self._unexpected_seen: set = set()
         self._error_logged_at: Optional[float] = None
@@ -168,6 +169,17 @@ class ChannelContext:
         if self._rest is None:
             self._rest = self._rest_factory()
         return self._rest
+
+    @property
+    def replaying(self) -> bool:
+        """True while a recording is played back (see ``replay``)."""
+        return self._replaying
+
+    def replay(self, rest_client) -> None:
+        """Play a recording back: REST answers come from ``rest_client``, and channels do in line
+        what they otherwise do in background tasks (there is no event loop of the feed's own)."""
+        self._replaying = True
+        self._rest, self._owns_rest = rest_client, True
 
     @property
     def rest_created(self):
