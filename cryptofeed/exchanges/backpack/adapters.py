@@ -86,7 +86,7 @@ __all__ = [
     'parse_funding', 'parse_index', 'parse_open_interest', 'parse_liquidation',
     'parse_order_update', 'parse_fill', 'parse_position', 'parse_balance', 'parse_balance_update',
     'parse_depth_snapshot', 'parse_rest_trade', 'DepthSnapshot', 'parse_rest_order', 'parse_rest_fill',
-    'parse_rest_position', 'parse_capital', 'position_side', 'history_seconds', 'ORDER_EVENTS',
+    'parse_rest_position', 'parse_capital', 'position_side', 'history_seconds', 'order_type', 'ORDER_EVENTS',
     'raw_payload', 'micros_to_seconds', 'utc_seconds',
 ]
 
@@ -200,9 +200,11 @@ def parse_liquidation(msg: bp.Liquidation, symbol: str, receipt_ts: float,
     return Liquidation(EXCHANGE, symbol, SIDES[msg.S], msg.q, msg.p, None, FILLED, ts / 1_000_000, raw)
 
 
-def _order_type(order_type: str, trigger_price: Any) -> str:
+def order_type(kind: str, trigger_price: Any = None) -> str:
+    """Backpack order type (``LIMIT`` on the stream, ``Limit`` on REST, ...) -> cryptofeed type;
+    with a trigger price it is ``TRIGGER_LIMIT`` / ``TRIGGER_MARKET``."""
     table = _ORDER_TYPES if trigger_price is None else _TRIGGER_TYPES
-    return table.get(order_type) or order_type.lower()
+    return table.get(kind) or kind.lower()
 
 
 def _finite(*values: Optional[Decimal]) -> bool:
@@ -234,7 +236,7 @@ def _order_info(symbol: str, order_id: str, side: str, status: str, order_type: 
 def parse_order_update(msg: bp.OrderUpdate, symbol: str, receipt_ts: float,
                        raw: Optional[dict] = None) -> OrderInfo:
     """Any ``account.orderUpdate`` event -> ``OrderInfo`` (status from ``X``, timestamp ``T``)."""
-    return _order_info(symbol, msg.i, msg.S, msg.X, _order_type(msg.o, msg.P), msg.p, msg.q, msg.z, msg.Z, msg.c,
+    return _order_info(symbol, msg.i, msg.S, msg.X, order_type(msg.o, msg.P), msg.p, msg.q, msg.z, msg.Z, msg.c,
                        msg.T / 1_000_000, raw)
 
 
@@ -247,7 +249,7 @@ def parse_rest_order(row: Dict[str, Any], symbol: str, receipt_ts: float, raw: O
     equal to what the stream gives for the same state; timestamp = ``receipt_ts`` (the row has
     no time of its current state)."""
     return _order_info(symbol, row['id'], row['side'], row['status'],
-                       _order_type(row['orderType'], row.get('triggerPrice')), _dec(row.get('price')),
+                       order_type(row['orderType'], row.get('triggerPrice')), _dec(row.get('price')),
                        _dec(row.get('quantity')), _dec(row.get('executedQuantity')),
                        _dec(row.get('executedQuoteQuantity')), row.get('clientId'), receipt_ts, raw)
 
@@ -268,7 +270,7 @@ def parse_fill(msg: bp.OrderUpdate, symbol: str, receipt_ts: float,
         return None
     m = msg.m
     liquidity = MAKER if m else (TAKER if m is not None else None)
-    return Fill(EXCHANGE, symbol, SIDES[msg.S], l, L, msg.n, str(t), msg.i, _order_type(msg.o, msg.P),
+    return Fill(EXCHANGE, symbol, SIDES[msg.S], l, L, msg.n, str(t), msg.i, order_type(msg.o, msg.P),
                 liquidity, msg.T / 1_000_000, None, _fill_raw(msg.N, raw))
 
 

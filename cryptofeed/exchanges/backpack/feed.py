@@ -1,4 +1,4 @@
-"""``BackpackFeed``: Backpack public market data through cryptofeed's ``FeedHandler``.
+"""``BackpackFeed``: Backpack market data and account streams through cryptofeed's ``FeedHandler``.
 
 This module wires the pieces; it parses nothing itself. Frames go ``router`` (decode once,
 exact stream split) -> the handler of a channel family in ``channels/`` (market data, the L2
@@ -15,6 +15,8 @@ Channels (backpack-api.md section 8.1)::
     INDEX         markPrice.<s>           perpetuals only (index price ``i``)
     OPEN_INTEREST openInterest.<s>        perpetuals only
     LIQUIDATIONS  liquidation             one all-market stream, filtered to the symbols asked for
+    ORDER_INFO, FILLS, POSITIONS, BALANCES    account.* streams, signed, on a connection of their own
+                                          (channels/account.py); an empty symbol list = every market
 
 Construction does no network I/O: symbols are converted by Backpack's spelling rules
 (``symbols.py``); whether they exist is checked against ``/api/v1/markets`` when the first
@@ -34,7 +36,8 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional
 from cryptofeed.config import Config
 from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
 from cryptofeed.defines import (
-    CANDLES, FUNDING, INDEX, L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, TICKER, TRADES,
+    BALANCES, CANDLES, FILLS, FUNDING, INDEX, L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, ORDER_INFO, POSITIONS, TICKER,
+    TRADES,
 )
 from cryptofeed.exceptions import UnsupportedSymbol
 from cryptofeed.feed import Feed
@@ -42,6 +45,7 @@ from cryptofeed.symbols import Symbol, Symbols
 
 from cryptofeed.exchanges.backpack.backoff import backoff_delays
 from cryptofeed.exchanges.backpack.channels import DONE, BookChannel, ChannelContext, MarketChannels, TradeChannel
+from cryptofeed.exchanges.backpack.channels.account import AccountChannel, private_channels_asked
 from cryptofeed.exchanges.backpack.config import DEFAULT_REST_URL, DEFAULT_WS_URL, BackpackConfig
 from cryptofeed.exchanges.backpack.defines import BACKPACK
 from cryptofeed.exchanges.backpack.errors import BackpackError
@@ -50,7 +54,7 @@ from cryptofeed.exchanges.backpack.metrics import FeedMetrics
 from cryptofeed.exchanges.backpack.rest import BackpackRestClient
 from cryptofeed.exchanges.backpack.router import INVALID, MALFORMED, UNKNOWN_STREAM, Router
 from cryptofeed.exchanges.backpack.symbols import (
-    BackpackSymbolService, exchange_to_normalized, normalized_to_exchange, parse_symbol_data,
+    BackpackSymbolService, RuleSymbols, exchange_to_normalized, normalized_to_exchange, parse_symbol_data,
 )
 from cryptofeed.exchanges.backpack.ws import BackpackConnectionHandler, BackpackWSConn
 
@@ -67,26 +71,6 @@ class _Stream(NamedTuple):
     name: str            # e.g. 'depth.200ms.SOL_USDC'
     kind: str            # 'depth'
     symbol: Optional[str]  # normalized symbol; None for the all-market 'liquidation' stream
-
-
-class _RuleSymbols(dict):
-    """exchange symbol -> normalized symbol by spelling rules, learnt on first use.
-
-    The router asks it for symbols named in the data of all-market streams (``liquidation``);
-    anything outside Backpack's spot/perp grammar is absent.
-    """
-
-    def get(self, key, default=None):  # noqa: D401 - dict API
-        try:
-            return self[key]
-        except KeyError:
-            try:
-                value = exchange_to_normalized(key)
-            except (ValueError, TypeError):
-                return default
-            if len(self) < 10_000:
-                self[key] = value
-            return value
 
 
 def _run_blocking(coro):
@@ -126,6 +110,8 @@ class BackpackFeed(Feed):
         capped, jittered delays between reconnects (and between failed snapshot requests).
     ``trade_backfill_limit``
         the largest trade-id gap fetched from REST; larger gaps are reported and skipped.
+    ``reconcile_interval_s``
+        BALANCES: compare ``/api/v1/capital`` with the balances emitted this often (None: never).
     """
 
     id = BACKPACK
@@ -136,6 +122,8 @@ class BackpackFeed(Feed):
     websocket_channels = {
         TRADES: 'trade', L2_BOOK: 'depth', TICKER: 'bookTicker', CANDLES: 'kline', FUNDING: 'markPrice',
         INDEX: 'markPrice', OPEN_INTEREST: 'openInterest', LIQUIDATIONS: 'liquidation',
+        ORDER_INFO: 'account.orderUpdate', FILLS: 'account.orderUpdate', POSITIONS: 'account.positionUpdate',
+        BALANCES: 'account.balanceUpdate',
     }
     candle_interval_map = {
         '1s': '1s', '1m': '1m', '3m': '3m', '5m': '5m', '15m': '15m', '30m': '30m', '1h': '1h', '2h': '2h',
@@ -152,7 +140,7 @@ class BackpackFeed(Feed):
                  rest_client: Optional[BackpackRestClient] = None, ping_interval: float = 10.0,
                  ping_timeout: float = 10.0, trade_backfill_limit: int = 10_000, snapshot_workers: int = 2,
                  snapshot_spacing_s: float = 0.05, reconnect_backoff_base_s: float = 0.5,
-                 reconnect_backoff_max_s: float = 30.0, **kwargs):
+                 reconnect_backoff_max_s: float = 30.0, reconcile_interval_s: Optional[float] = None, **kwargs):
         self.backpack_config = BackpackConfig.coerce(config)
         if depth_interval not in DEPTH_WINDOWS:
             raise ValueError(f'depth_interval must be one of {DEPTH_WINDOWS}, got {depth_interval!r}')
@@ -162,6 +150,8 @@ class BackpackFeed(Feed):
             raise ValueError('streams_per_connection must be >= 1')
         backoff_delays(reconnect_backoff_base_s, reconnect_backoff_max_s)  # raises ValueError if inconsistent
         kwargs.setdefault('retries', -1)
+        self._wanted = self._wanted_symbols(kwargs.get('subscription'), kwargs.get('symbols'), kwargs.get('channels'))
+        private = private_channels_asked(self._wanted, self.backpack_config)  # raises what to configure
         cryptofeed_config = config if isinstance(config, (Config, str)) or (
             isinstance(config, dict) and 'backpack' in config) else None
         with self._no_symbol_download():
@@ -178,12 +168,8 @@ class BackpackFeed(Feed):
         self.metrics = FeedMetrics()
         self._symbol_service: Optional[BackpackSymbolService] = None
         self._unknown_symbols: set = set()
-        self._wanted = self._wanted_symbols(kwargs.get('subscription'), kwargs.get('symbols'), kwargs.get('channels'))
         self._streams = self._plan_streams()
         cfg = self.backpack_config
-        if cfg.enable_private_channels:
-            LOG.warning('%s: enable_private_channels=True has no effect: this version of the feed has no account '
-                        'channels', self.id)
         self._ctx = ChannelContext(
             self.id, self.callbacks, self.metrics, keep_raw=keep_raw,
             cross_check=self.check_bid_ask_overlapping if self.cross_check else None, rest_client=rest_client,
@@ -200,9 +186,24 @@ class BackpackFeed(Feed):
         self._on_subscribe = {'depth': self._book.on_subscribe, 'trade': self._trade.on_subscribe}
         subscribed = {normalized_to_exchange(s): str(s) for s in self.normalized_symbols}
         self._router = Router({**self._market.handlers(), **self._book.handlers(), **self._trade.handlers()},
-                              subscribed, data_symbols=_RuleSymbols(subscribed), on_error=self._on_server_error,
+                              subscribed, data_symbols=RuleSymbols(subscribed), on_error=self._on_server_error,
                               on_drop=self._on_drop, dropped=DONE)
         self.message_handler = self._router.handle
+        self._account = self._private_router = None
+        if private:
+            self._account = AccountChannel(
+                self._ctx, private, signer=cfg.signer(), measure_clock='clock_offset_ms' not in cfg.model_fields_set,
+                retry_base_s=reconnect_backoff_base_s, retry_max_s=reconnect_backoff_max_s,
+                reconcile_interval_s=reconcile_interval_s)
+            self._private_router = Router(self._account.handlers(), {}, data_symbols=RuleSymbols(),
+                                          on_error=self._account.on_error_frame, on_drop=self._on_drop, dropped=DONE)
+
+    # cryptofeed refuses authenticated channels without its own key_id/key_secret; ours are in the
+    # BackpackConfig (checked above), so they answer for it when its Config has none.
+    key_id = property(lambda self: self._key_id or (self.backpack_config.auth and self.backpack_config.auth.public_key),
+                      lambda self, value: setattr(self, '_key_id', value))
+    key_secret = property(lambda self: self._key_secret or (self.backpack_config.auth and '<in BackpackConfig>'),
+                          lambda self, value: setattr(self, '_key_secret', value))
 
     # ------------------------------------------------------------------ symbols
 
@@ -287,6 +288,8 @@ class BackpackFeed(Feed):
             if kind == 'liquidation':
                 streams.append(_Stream('liquidation', kind, None))
                 continue
+            if kind.startswith('account.'):
+                continue  # private: the account channel's own connection
             prefix = {'depth': depth, 'kline': f'kline.{kline_interval}'}.get(kind, kind)
             for exchange_symbol in sorted(exchange_symbols):
                 symbol = self.exchange_symbol_to_std_symbol(exchange_symbol)
@@ -316,6 +319,10 @@ class BackpackFeed(Feed):
                                   proxy=proxy, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout)
             conn.streams = chunk
             connections.append((conn, self.subscribe, self.message_handler, self.authenticate))
+        if self._account is not None:
+            conn = self._account.connection(cfg.ws_url, self.id, ssl=ssl_context, proxy=proxy,
+                                            ping_interval=self.ping_interval, ping_timeout=self.ping_timeout)
+            connections.append((conn, self._account.subscribe, self._private_router.handle, self.authenticate))
         return connections
 
     # ------------------------------------------------------------------ lifecycle
@@ -332,6 +339,8 @@ class BackpackFeed(Feed):
             self.connection_handlers.append(handler)
             handler.start(loop)
         self._book.start(loop)
+        if self._account is not None:
+            self._account.start(loop)
         for callbacks in self.callbacks.values():
             for callback in callbacks:
                 if hasattr(callback, 'start'):
@@ -341,6 +350,8 @@ class BackpackFeed(Feed):
     async def shutdown(self):
         """Stop every connection, cancel every task this feed started, close our sessions, then
         let cryptofeed's shutdown flush the backends."""
+        if self._account is not None:
+            self._account.stopping = True
         for handler in self.connection_handlers:
             if isinstance(handler, BackpackConnectionHandler):
                 await handler.stop()
@@ -418,6 +429,9 @@ class BackpackFeed(Feed):
         snap['books'] = self._book.state()
         snap['trades'] = self._trade.state()
         snap['drops'] = self._router.drops
+        if self._account is not None:
+            snap['account'] = self._account.state()
+            snap['drops_private'] = self._private_router.drops
         rest = self._ctx.rest_created
         if rest is not None:
             snap['rest'] = rest.stats.as_dict()

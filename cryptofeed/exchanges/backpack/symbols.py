@@ -56,7 +56,7 @@ from cryptofeed.exchanges.backpack.errors import BackpackConfigError, BackpackPr
 __all__ = [
     'DEFAULT_TTL_S', 'DEFAULT_ERROR_BACKOFF_S', 'SUPPORTED_MARKET_TYPES', 'BackpackMarket',
     'SymbolTable', 'BackpackSymbolService', 'exchange_to_normalized', 'normalized_to_exchange',
-    'parse_symbol_data',
+    'parse_symbol_data', 'RuleSymbols',
 ]
 
 LOG = logging.getLogger('feedhandler.backpack.symbols')
@@ -450,3 +450,24 @@ class BackpackSymbolService:
         self._last_error = None
         self._fresh_until = table.fetched_at + self._ttl_s if epoch == self._epoch else -math.inf
         return table
+
+
+class RuleSymbols(dict):
+    """exchange symbol -> normalized symbol by spelling rules, learnt on first use.
+
+    The router asks it for symbols named in the data of all-market streams (``liquidation``,
+    ``account.*``);
+    anything outside Backpack's spot/perp grammar is absent.
+    """
+
+    def get(self, key, default=None):  # noqa: D401 - dict API
+        try:
+            return self[key]
+        except KeyError:
+            try:
+                value = exchange_to_normalized(key)
+            except (ValueError, TypeError):
+                return default
+            if len(self) < 10_000:
+                self[key] = value
+            return value

@@ -1,0 +1,171 @@
+"""Private channels through a real FeedHandler against the simulator over TLS.
+
+Orders are placed and cancelled with signed REST (the project's own ``BackpackRestClient``);
+what the callbacks receive on ORDER_INFO, FILLS, POSITIONS and BALANCES is compared with what the
+exchange's REST API says afterwards.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from decimal import Decimal
+
+import pytest
+from cryptofeed.defines import BALANCES, CANCELLED, FILLED, FILLS, L2_BOOK, ORDER_INFO, POSITIONS, TRADES
+
+from cryptofeed.exchanges.backpack import BackpackConfig, BackpackFeed
+from cryptofeed.exchanges.backpack.errors import BackpackConfigError
+from cryptofeed.exchanges.backpack.rest import BackpackRestClient
+from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
+from tests.integration.feed_harness import Collector, running_feed, sim_config, wait_until
+
+SECRET = base64.b64encode(bytes([7]) * 32).decode()
+OTHER_SECRET = base64.b64encode(bytes([8]) * 32).decode()
+MARKETS = ['SOL_USDC', 'SOL_USDC_PERP']
+PRIVATE = [ORDER_INFO, FILLS, POSITIONS, BALANCES]
+
+
+def private_config(sim, secret: str = SECRET, **extra) -> dict:
+    return sim_config(sim, enable_private_channels=True, auth={'private_key': secret}, **extra)
+
+
+@pytest.fixture
+async def sim():
+    async with BackpackSimulator(markets=MARKETS, seed=3, rate=0, tls=True) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+async def trader(sim):
+    async with BackpackRestClient.from_config(BackpackConfig(**private_config(sim))) as client:
+        yield client
+
+
+async def place(trader, **order) -> dict:
+    return await trader.signed_post('orderExecute', '/api/v1/order', order)
+
+
+async def cancel(trader, symbol: str, order_id: str) -> dict:
+    return await trader.signed_delete('orderCancel', '/api/v1/order', {'symbol': symbol, 'orderId': order_id})
+
+
+async def trade_a_little(trader) -> dict:
+    """Market and limit orders, spot and perp, some cancelled; order id -> final REST status."""
+    final = {}
+    for order in ({'symbol': 'SOL_USDC', 'side': 'Bid', 'orderType': 'Market', 'quantity': '2', 'clientId': 11},
+                  {'symbol': 'SOL_USDC_PERP', 'side': 'Bid', 'orderType': 'Market', 'quantity': '3'},
+                  {'symbol': 'SOL_USDC_PERP', 'side': 'Ask', 'orderType': 'Market', 'quantity': '1'},
+                  {'symbol': 'SOL_USDC', 'side': 'Ask', 'orderType': 'Market', 'quantity': '0.5'}):
+        placed = await place(trader, **order)
+        final[placed['id']] = placed['status']
+    for symbol, side in (('SOL_USDC', 'Ask'), ('SOL_USDC_PERP', 'Bid')):
+        book = await trader.depth(symbol, 5)
+        # A few ticks away from the touch, on the passive side: it rests until cancelled.
+        price = (Decimal(book['asks'][0][0]) * Decimal('1.02') if side == 'Ask'
+                 else Decimal(book['bids'][-1][0]) * Decimal('0.98')).quantize(Decimal('0.01'))
+        resting = await place(trader, symbol=symbol, side=side, orderType='Limit', price=str(price), quantity='1')
+        assert resting['status'] == 'New'
+        final[resting['id']] = (await cancel(trader, symbol, resting['id']))['status']
+    return final
+
+
+def last_by(items, key):
+    out = {}
+    for item in items:
+        out[key(item)] = item
+    return out
+
+
+def fill_tuple(fill):
+    return (fill.id, fill.order_id, fill.symbol, fill.side, fill.price, fill.amount, fill.fee, fill.liquidity)
+
+
+def rest_fill_tuple(row):
+    side = 'buy' if row['side'] == 'Bid' else 'sell'
+    symbol = row['symbol'].replace('_', '-')
+    return (str(row['tradeId']), row['orderId'], symbol, side, Decimal(row['price']), Decimal(row['quantity']),
+            Decimal(row['fee']), 'maker' if row['isMaker'] else 'taker')
+
+
+async def assert_account_matches_rest(collector, trader, final_status):
+    statuses = {'Filled': FILLED, 'Cancelled': CANCELLED}
+    orders = last_by(collector.items[ORDER_INFO], lambda o: o.id)
+    await wait_until(lambda: all(i in orders and orders[i].status == statuses[s] for i, s in final_status.items())
+                     or bool(orders.update(last_by(collector.items[ORDER_INFO], lambda o: o.id))), timeout=10)
+    history = await trader.fill_history(limit=1000, sort_direction='Asc')
+    await wait_until(lambda: len(collector.items[FILLS]) >= len(history), timeout=10)
+    assert sorted(map(fill_tuple, collector.items[FILLS])) == sorted(map(rest_fill_tuple, history))
+    assert all(f.raw['fee_asset'] in ('SOL', 'USDC') for f in collector.items[FILLS])
+
+    positions = await trader.positions()
+    expected_positions = {p['symbol'].replace('_', '-'): (Decimal(p['netQuantity']), Decimal(p['entryPrice']))
+                          for p in positions}
+    capital = await trader.balances()
+    expected_balances = {asset: (Decimal(v['available']) + Decimal(v['locked']), Decimal(v['locked']))
+                         for asset, v in capital.items()}
+
+    def account_settled():
+        got_positions = {s: (p.position, p.entry_price)
+                         for s, p in last_by(collector.items[POSITIONS], lambda p: p.symbol).items() if p.position}
+        got_balances = {a: (b.balance, b.reserved)
+                        for a, b in last_by(collector.items[BALANCES], lambda b: b.currency).items()}
+        return got_positions == expected_positions and got_balances == expected_balances
+    await wait_until(account_settled, timeout=10)
+    return history
+
+
+async def test_orders_fills_positions_and_balances_end_equal_to_rest(sim, trader):
+    collector = Collector()
+    channels = [TRADES, L2_BOOK, *PRIVATE]
+    async with running_feed(sim, ['SOL-USDC', 'SOL-USDC-PERP'], channels, collector,
+                            config=private_config(sim)) as feed:
+        await wait_until(lambda: collector.items[BALANCES], timeout=10)   # the /api/v1/capital snapshot
+        assert {b.currency for b in collector.items[BALANCES]} == set(await trader.balances())
+        final = await trade_a_little(trader)
+        history = await assert_account_matches_rest(collector, trader, final)
+        assert len(history) >= 4
+        snap = feed.metrics_snapshot()
+        assert snap['messages'][ORDER_INFO] > 0 and snap['messages'][BALANCES] > 0
+        assert snap['account']['streams'] == ['account.balanceUpdate', 'account.orderUpdate',
+                                              'account.positionUpdate']
+        assert snap['auth_failures'] == 0 and snap['last_private_message_age_s'] is not None
+        assert feed.health().status != 'unhealthy'
+    perp = [p for p in collector.items[POSITIONS] if p.symbol == 'SOL-USDC-PERP']
+    assert perp[-1].position == Decimal('2') and perp[-1].side == 'long'
+
+
+async def test_every_market_without_listing_symbols_and_filtering_by_symbol(sim, trader):
+    everything, only_perp = Collector(), Collector()
+    config = private_config(sim)
+    async with running_feed(sim, None, PRIVATE, everything, config=config,
+                            subscription={c: [] for c in PRIVATE}):
+        async with running_feed(sim, ['SOL-USDC-PERP'], PRIVATE, only_perp, config=config):
+            await wait_until(lambda: everything.items[BALANCES] and only_perp.items[BALANCES])
+            final = await trade_a_little(trader)
+            await assert_account_matches_rest(everything, trader, final)
+            await wait_until(lambda: len(only_perp.items[FILLS]) == len(
+                [f for f in everything.items[FILLS] if f.symbol == 'SOL-USDC-PERP']))
+    assert {o.symbol for o in everything.items[ORDER_INFO]} == {'SOL-USDC', 'SOL-USDC-PERP'}
+    assert {o.symbol for o in only_perp.items[ORDER_INFO]} == {'SOL-USDC-PERP'}
+    assert {f.symbol for f in only_perp.items[FILLS]} == {'SOL-USDC-PERP'}
+    # BALANCES are per account, not per market: every asset either way.
+    assert {b.currency for b in only_perp.items[BALANCES]} == {b.currency for b in everything.items[BALANCES]}
+
+
+@pytest.mark.parametrize('config,missing', [
+    ({}, 'add enable_private_channels=True and auth='),
+    ({'auth': {'private_key': SECRET}}, 'add enable_private_channels=True to the BackpackConfig'),
+])
+def test_private_channels_without_the_settings_fail_at_construction(config, missing):
+    with pytest.raises(BackpackConfigError) as info:
+        BackpackFeed(config=config, symbols=['SOL-USDC'], channels=[TRADES, ORDER_INFO], callbacks={})
+    assert missing in str(info.value) and 'ORDER_INFO' in str(info.value)
+
+
+def test_enable_private_channels_no_longer_logs_that_it_has_no_effect(caplog):
+    with caplog.at_level(logging.WARNING):
+        feed = BackpackFeed(config={'enable_private_channels': True, 'auth': {'private_key': SECRET}},
+                            symbols=['SOL-USDC'], channels=[TRADES, BALANCES], callbacks={})
+    assert 'no effect' not in caplog.text
+    assert feed._account is not None and feed.key_id == feed.backpack_config.auth.public_key
