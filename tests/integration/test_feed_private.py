@@ -15,6 +15,7 @@ import pytest
 from cryptofeed.defines import BALANCES, CANCELLED, FILLED, FILLS, L2_BOOK, ORDER_INFO, POSITIONS, TRADES
 
 from cryptofeed.exchanges.backpack import BackpackConfig, BackpackFeed
+from cryptofeed.exchanges.backpack.auth import BackpackSigner
 from cryptofeed.exchanges.backpack.errors import BackpackConfigError
 from cryptofeed.exchanges.backpack.rest import BackpackRestClient
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
@@ -169,3 +170,86 @@ def test_enable_private_channels_no_longer_logs_that_it_has_no_effect(caplog):
                             symbols=['SOL-USDC'], channels=[TRADES, BALANCES], callbacks={})
     assert 'no effect' not in caplog.text
     assert feed._account is not None and feed.key_id == feed.backpack_config.auth.public_key
+
+
+# ------------------------------------------------------------------ authentication and clock
+
+def auth_errors(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and 'BackpackAuthError' in r.getMessage()]
+
+
+async def test_wrong_key_clear_error_metric_health_no_tight_loop_and_public_data_flows(caplog):
+    registered = BackpackSigner(SECRET).public_key
+    async with BackpackSimulator(markets=MARKETS, seed=3, rate=150, tls=True, strict_keys=[registered]) as sim:
+        collector = Collector()
+        with caplog.at_level(logging.INFO, logger='feedhandler'):
+            async with running_feed(sim, ['SOL-USDC'], [TRADES, ORDER_INFO, BALANCES], collector,
+                                    config=private_config(sim, OTHER_SECRET), reconnect_backoff_base_s=0.2,
+                                    reconnect_backoff_max_s=1.0) as feed:
+                await wait_until(lambda: feed.metrics.auth_failures >= 3, timeout=15)
+                failures, trades = feed.metrics.auth_failures, len(collector.items[TRADES])
+                await asyncio.sleep(2.0)
+                # Capped backoff: a handful of attempts in 2 s, not a tight loop.
+                assert feed.metrics.auth_failures - failures <= 5
+                assert len(collector.items[TRADES]) > trades          # public data keeps flowing
+                report = feed.health()
+                snap = feed.metrics_snapshot()
+    assert report.status == 'unhealthy'
+    assert any('authentication failed: key_rejected' in reason for reason in report.reasons)
+    assert snap['auth_failures'] >= 3 and snap['auth_error'].startswith('key_rejected')
+    assert not collector.items[ORDER_INFO] and not collector.items[BALANCES]
+    errors = auth_errors(caplog)
+    assert len(errors) == 1, errors                                   # one clear error per cause
+    assert 'the API key is not accepted' in errors[0] and 'API key is not registered' in errors[0]
+    assert SECRET not in caplog.text and OTHER_SECRET not in caplog.text
+
+
+async def test_skewed_exchange_clock_is_measured_at_start_and_signed_with(caplog):
+    async with BackpackSimulator(markets=MARKETS, seed=3, rate=0, tls=True, clock_offset_ms=45_000) as sim:
+        collector = Collector()
+        async with BackpackRestClient.from_config(BackpackConfig(**private_config(sim, clock_offset_ms=45_000))) as trader:
+            with caplog.at_level(logging.INFO, logger='feedhandler'):
+                async with running_feed(sim, ['SOL-USDC'], PRIVATE, collector, config=private_config(sim)) as feed:
+                    await wait_until(lambda: collector.items[BALANCES])
+                    placed = await place(trader, symbol='SOL_USDC', side='Bid', orderType='Market', quantity='1')
+                    await wait_until(lambda: any(o.id == placed['id'] and o.status == FILLED
+                                                 for o in collector.items[ORDER_INFO]))
+                    offset = feed.metrics_snapshot()['account']['clock_offset_ms']
+                    assert feed.metrics.auth_failures == 0
+    assert abs(offset - 45_000) < 1_000
+    assert "this machine's clock is" in caplog.text and 'behind the exchange' in caplog.text
+
+
+async def test_clock_that_jumps_is_re_measured_after_the_auth_failure(caplog):
+    async with BackpackSimulator(markets=MARKETS, seed=3, rate=0, tls=True) as sim:
+        collector = Collector()
+        with caplog.at_level(logging.INFO, logger='feedhandler'):
+            async with running_feed(sim, ['SOL-USDC'], PRIVATE, collector, config=private_config(sim),
+                                    reconnect_backoff_base_s=0.2, reconnect_backoff_max_s=1.0) as feed:
+                await wait_until(lambda: collector.items[BALANCES])
+                sim.clock_offset_ms = -30_000                            # the exchange's clock steps back
+                sim.inject({'fault': 'drop_connections', 'private_only': True})
+                await wait_until(lambda: feed.metrics.auth_failures >= 1)
+                assert feed.health().status == 'unhealthy'
+                balances = len(collector.items[BALANCES])
+                await wait_until(lambda: len(collector.items[BALANCES]) > balances, timeout=10)  # re-subscribed
+                await wait_until(lambda: feed.metrics.auth_error is None, timeout=10)
+                offset = feed.metrics_snapshot()['account']['clock_offset_ms']
+    assert abs(offset + 30_000) < 1_000
+    errors = auth_errors(caplog)
+    assert len(errors) == 1 and 'expired' in errors[0] and 'clock' in errors[0]
+
+
+async def test_a_fixed_clock_offset_is_kept_and_an_expiry_is_explained(caplog):
+    async with BackpackSimulator(markets=MARKETS, seed=3, rate=0, tls=True, clock_offset_ms=45_000) as sim:
+        collector = Collector()
+        with caplog.at_level(logging.INFO, logger='feedhandler'):
+            async with running_feed(sim, ['SOL-USDC'], [BALANCES], collector,
+                                    config=private_config(sim, clock_offset_ms=0), reconnect_backoff_base_s=0.2,
+                                    reconnect_backoff_max_s=1.0) as feed:
+                await wait_until(lambda: feed.metrics.auth_failures >= 1)
+                report = feed.health()
+    assert report.status == 'unhealthy'
+    errors = auth_errors(caplog)
+    assert len(errors) == 1
+    assert 'expired' in errors[0] and 'clock offset of 0 ms' in errors[0] and 'clock_offset_ms' in errors[0]

@@ -59,8 +59,9 @@ PRIVATE_STREAMS = {ORDER_INFO: 'account.orderUpdate', FILLS: 'account.orderUpdat
 """cryptofeed channel -> the all-market Backpack stream that carries it."""
 
 CLOSED_AFTER_SUBSCRIBE = 'closed_after_subscribe'
-#: A private connection closed this soon after a signed subscribe, before any private frame,
-#: counts as the exchange refusing the signature.
+#: A private connection the exchange closes (Close frame) this soon after a signed subscribe,
+#: before any private frame, counts as the exchange refusing the signature. A dropped TCP
+#: connection (no Close frame) does not.
 CLOSED_AFTER_SUBSCRIBE_S = 3.0
 _HISTORY_PAGE = 1000
 _BACKFILL_MARGIN_MS = 1000
@@ -69,13 +70,14 @@ _ZERO = Decimal(0)
 
 
 class _PrivateConn(BackpackWSConn):
-    """The private connection: tells the channel when it closes and how many frames it read."""
+    """The private connection: tells the channel when it closes, and whether the exchange closed it
+    (a Close frame received) rather than the network or this side."""
 
     on_close = None
 
     async def close(self):
         if self.conn is not None and self.on_close is not None:
-            self.on_close(self.received)
+            self.on_close(getattr(getattr(self.conn, 'protocol', None), 'close_rcvd', None) is not None)
         await super().close()
 
 
@@ -164,10 +166,9 @@ class AccountChannel:
             self._auth_failed(classify_auth_failure(getattr(exc, 'code', None), str(exc)), str(exc))
             raise
         if self._failed:
-            # REST accepted the signature; the stream says so too unless it refused it (4003, close).
+            # REST accepted the signature; the stream has CLOSED_AFTER_SUBSCRIBE_S to refuse it too.
             self._failed = False
-            if self._cause not in (WS_REJECTED, CLOSED_AFTER_SUBSCRIBE):
-                self.ctx.metrics.on_auth_ok()
+            self.ctx.spawn(self._confirm(self._subscribes))
 
     async def _measure_clock(self) -> None:
         rest = self.ctx.rest
@@ -322,12 +323,21 @@ class AccountChannel:
         metrics = self.ctx.metrics
         metrics.last_private_message_time = receipt_ts
         if self._cause is not None or metrics.auth_error is not None:
-            # Private data flows: authentication works again; a new failure is worth a new report.
-            metrics.on_auth_ok()
-            self._failed = False
-            self._cause = None
-            self._reported.clear()
-            self._delays = backoff_delays(self._retry_base_s, self._retry_max_s, jitter='equal')
+            self._auth_ok()
+
+    def _auth_ok(self) -> None:
+        """Authentication works again: health clears; a new failure is worth a new report."""
+        self.ctx.metrics.on_auth_ok()
+        self._failed = False
+        self._cause = None
+        self._reported.clear()
+        self._delays = backoff_delays(self._retry_base_s, self._retry_max_s, jitter='equal')
+
+    async def _confirm(self, attempt: int) -> None:
+        await asyncio.sleep(CLOSED_AFTER_SUBSCRIBE_S)
+        if self._subscribes == attempt and not self._failed and self._cause is not None:
+            LOG.info('%s: private channels authenticated again', self.ctx.exchange_id)
+            self._auth_ok()
 
     def on_order(self, msg, symbol: str, _variant, receipt_ts: float):
         self._seen_frame(ORDER_INFO if ORDER_INFO in self.filters else FILLS, receipt_ts)
@@ -396,8 +406,8 @@ class AccountChannel:
     async def _refused(text: str) -> None:
         raise BackpackAuthError(text)   # the connection handler reconnects; subscribe() waits first
 
-    def _on_close(self, received: int) -> None:
-        if self._subscribed_at is None or self._failed or self.stopping:
+    def _on_close(self, closed_by_exchange: bool) -> None:
+        if self._subscribed_at is None or self._failed or self.stopping or not closed_by_exchange:
             return
         if self._frames_since_subscribe == 0 and time.monotonic() - self._subscribed_at < CLOSED_AFTER_SUBSCRIBE_S:
             self._auth_failed(CLOSED_AFTER_SUBSCRIBE, 'the connection was closed right after the signed subscribe')
@@ -418,9 +428,9 @@ class AccountChannel:
         self.ctx.metrics.on_auth_failure(reason)
         if cause not in self._reported:
             self._reported.add(cause)
-            LOG.error('%s: %s', self.ctx.exchange_id,
-                      BackpackAuthError(f'private channels: {reason} ({detail}); public channels are not affected; '
-                                        f'retrying with a capped backoff'))
+            error = BackpackAuthError(f'private channels: {reason} ({detail}); public channels are not affected; '
+                                      f'retrying with a capped backoff')
+            LOG.error('%s: %s: %s', self.ctx.exchange_id, type(error).__name__, error)
         else:
             LOG.debug('%s: private channels: authentication failed again (%s)', self.ctx.exchange_id, cause)
 

@@ -44,7 +44,9 @@ Truth and control endpoints (never affected by HTTP faults):
   - ``{"fault": "reorder", "symbol": "SOL_USDC", "count": 4, "stream": "depth.SOL_USDC"}`` the next
     ``count`` frames of the stream go out in swapped pairs (2,1,4,3; an odd last one unchanged).
   - ``{"fault": "drop_connections"}`` every WebSocket connection is aborted (TCP closed, no Close
-    frame).
+    frame). Options: ``"private_only": true`` aborts only connections with a private (``account.``)
+    subscription; ``"duration": 2.0`` refuses new WebSocket connections (HTTP 503) for that many
+    seconds while REST keeps working, so account events happen while a client is away.
   - ``{"fault": "silence_pings", "duration": 3.0}`` for ``duration`` s the server neither sends
     pings nor answers the clients' pings (nor enforces its own pong timeout).
   - ``{"fault": "malformed", "kind": K, "symbol": "SOL_USDC"}`` one broken frame to every
@@ -176,18 +178,23 @@ class BackpackSimulator:
     the exchange's 1 s, 1 s and 60 s. A client whose send buffer stays above 4 MiB for
     ``slow_consumer_timeout`` s is disconnected; until then the market waits for it.
     ``frames_sent`` counts the market-data frames written so far (all connections).
+    ``clock_offset_ms``: the exchange's clock minus the host's (``/api/v1/time``, signature
+    windows and event times all follow it); may be changed while running, as a drifting or
+    stepped server clock would.
     """
 
     def __init__(self, markets: Optional[list[str]] = None, seed: int = 0, tls: bool = False, rate: float = 200.0,
                  ping_interval: float = 60.0, ping_timeout: float = 120.0, strict_keys: Optional[list[str]] = None,
                  starting_balances: Optional[dict[str, str]] = None, *, host: str = '127.0.0.1', port: int = 0,
                  ticker_interval: float = 1.0, mark_interval: float = 1.0, open_interest_interval: float = 60.0,
-                 liquidation_probability: float = 0.02, slow_consumer_timeout: float = 10.0):
+                 liquidation_probability: float = 0.02, slow_consumer_timeout: float = 10.0,
+                 clock_offset_ms: int = 0):
         if rate < 0:
             raise ValueError('rate must be >= 0')
         if ping_interval <= 0 or ping_timeout <= 0:
             raise ValueError('ping_interval and ping_timeout must be > 0')
         self._symbols = list(markets) if markets is not None else None
+        self.clock_offset_ms = int(clock_offset_ms)
         self._seed = seed
         self._tls = tls
         self._rate = float(rate)
@@ -216,6 +223,7 @@ class BackpackSimulator:
         self._bound_port = 0
         self._started = False
         self.frames_sent = 0
+        self._ws_refused_until = 0.0        # drop_connections with a duration: refuse new WS connections
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -226,13 +234,11 @@ class BackpackSimulator:
     async def __aexit__(self, *exc_info) -> None:
         await self.stop()
 
-    @staticmethod
-    def _now_us() -> int:
-        return time.time_ns() // 1000
+    def _now_us(self) -> int:
+        return time.time_ns() // 1000 + self.clock_offset_ms * 1000
 
-    @staticmethod
-    def _now_ms() -> int:
-        return time.time_ns() // 1_000_000
+    def _now_ms(self) -> int:
+        return time.time_ns() // 1_000_000 + self.clock_offset_ms
 
     async def start(self) -> None:
         """Build the market, bind the port and start the market and keepalive loops."""
@@ -390,8 +396,9 @@ class BackpackSimulator:
             self.model.skip_sequence(fault.symbol, fault.count)
         elif name == 'drop_connections':
             self._pump()
+            self._ws_refused_until = time.monotonic() + fault.duration
             for conn in list(self._conns):
-                if conn.transport is not None:
+                if conn.transport is not None and (conn.private or not fault.private_only):
                     conn.transport.abort()
         elif name == 'malformed':
             self._pump()
@@ -537,6 +544,8 @@ class BackpackSimulator:
         ws = web.WebSocketResponse(autoping=False, compress=False, timeout=1.0, max_msg_size=1 << 20)
         if not ws.can_prepare(request).ok:
             raise _ApiError(426, 'INVALID_CLIENT_REQUEST', 'This endpoint only accepts WebSocket connections')
+        if time.monotonic() < self._ws_refused_until:
+            raise _ApiError(503, 'MAINTENANCE', 'Service unavailable')
         await ws.prepare(request)
         peer = request.remote or '?'
         conn = _Conn(ws, request.transport, time.monotonic(), peer)
