@@ -11,6 +11,7 @@ import base64
 import logging
 from decimal import Decimal
 
+import aiohttp
 import pytest
 from cryptofeed.defines import BALANCES, CANCELLED, FILLED, FILLS, L2_BOOK, ORDER_INFO, POSITIONS, TRADES
 
@@ -253,3 +254,73 @@ async def test_a_fixed_clock_offset_is_kept_and_an_expiry_is_explained(caplog):
     errors = auth_errors(caplog)
     assert len(errors) == 1
     assert 'expired' in errors[0] and 'clock offset of 0 ms' in errors[0] and 'clock_offset_ms' in errors[0]
+
+
+# ------------------------------------------------------------------ nothing lost across a reconnect
+
+async def test_a_fill_made_while_disconnected_arrives_once_in_order_before_newer_fills(sim, trader):
+    collector = Collector()
+    async with running_feed(sim, ['SOL-USDC', 'SOL-USDC-PERP'], PRIVATE, collector, config=private_config(sim),
+                            reconnect_backoff_base_s=0.2, reconnect_backoff_max_s=1.0) as feed:
+        await wait_until(lambda: collector.items[BALANCES])
+        before = await place(trader, symbol='SOL_USDC', side='Bid', orderType='Market', quantity='1')
+        await wait_until(lambda: any(f.order_id == before['id'] for f in collector.items[FILLS]))
+
+        sim.inject({'fault': 'drop_connections', 'private_only': True, 'duration': 1.5})
+        missed = await place(trader, symbol='SOL_USDC_PERP', side='Ask', orderType='Market', quantity='2')
+        book = await trader.depth('SOL_USDC', 5)
+        price = str((Decimal(book['asks'][0][0]) * Decimal('1.02')).quantize(Decimal('0.01')))
+        resting = await place(trader, symbol='SOL_USDC', side='Ask', orderType='Limit', price=price, quantity='1')
+        await cancel(trader, 'SOL_USDC', resting['id'])
+        assert not any(f.order_id == missed['id'] for f in collector.items[FILLS])   # really missed live
+
+        await wait_until(lambda: feed.metrics.backfilled_fills >= 1, timeout=10)
+        newer = await place(trader, symbol='SOL_USDC_PERP', side='Bid', orderType='Market', quantity='3')
+        final = {before['id']: 'Filled', missed['id']: 'Filled', resting['id']: 'Cancelled', newer['id']: 'Filled'}
+        history = await assert_account_matches_rest(collector, trader, final)
+        snap = feed.metrics_snapshot()
+
+    keys = [(f.id, f.order_id) for f in collector.items[FILLS]]
+    assert len(keys) == len(set(keys)) == len(history)                     # exactly once
+    order_ids = [f.order_id for f in collector.items[FILLS]]
+    expected = [before['id']] * order_ids.count(before['id']) + [missed['id']] * order_ids.count(missed['id']) \
+        + [newer['id']] * order_ids.count(newer['id'])
+    assert order_ids == expected                                            # in order, before newer fills
+    backfilled = [f for f in collector.items[FILLS] if f.order_id == missed['id']]
+    assert snap['backfilled_fills'] == len(backfilled) >= 1
+    assert all(f.type == 'market' and f.raw['fee_asset'] == 'USDC' for f in backfilled)
+    cancelled = [o for o in collector.items[ORDER_INFO] if o.id == resting['id']]
+    assert cancelled and cancelled[-1].status == CANCELLED                 # closed while away: re-emitted
+    assert snap['reconnects'] >= 1 and snap['auth_failures'] == 0
+
+
+async def test_the_signature_is_renewed_on_every_reconnect_and_reusing_the_first_is_rejected(sim, trader, monkeypatch):
+    signatures = []
+    original = BackpackSigner.ws_signature
+
+    def spy(self, **kwargs):
+        signature = original(self, **kwargs)
+        signatures.append(signature)
+        return signature
+    monkeypatch.setattr(BackpackSigner, 'ws_signature', spy)
+    collector = Collector()
+    config = private_config(sim, window_ms=1000)
+    async with running_feed(sim, ['SOL-USDC'], PRIVATE, collector, config=config,
+                            reconnect_backoff_base_s=0.2, reconnect_backoff_max_s=1.0):
+        await wait_until(lambda: collector.items[BALANCES])
+        first = await place(trader, symbol='SOL_USDC', side='Bid', orderType='Market', quantity='1')
+        await wait_until(lambda: any(o.id == first['id'] for o in collector.items[ORDER_INFO]))
+        await asyncio.sleep(1.2)                                  # the first signature's window is over
+        sim.inject({'fault': 'drop_connections', 'private_only': True})
+        await wait_until(lambda: len(signatures) >= 2)
+        second = await place(trader, symbol='SOL_USDC', side='Bid', orderType='Market', quantity='1')
+        await wait_until(lambda: any(o.id == second['id'] and o.status == FILLED for o in collector.items[ORDER_INFO]))
+    assert signatures[0][0] == signatures[1][0]                   # same key
+    assert int(signatures[1][2]) - int(signatures[0][2]) >= 1200 and signatures[0][1] != signatures[1][1]
+
+    # The first signature, sent again now, is refused: a reconnect could not have reused it.
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(sim.ws_url, ssl=sim.client_ssl_context()) as ws:
+            await ws.send_json({'method': 'SUBSCRIBE', 'params': ['account.orderUpdate'], 'signature': signatures[0]})
+            reply = await ws.receive_json(timeout=5)
+    assert reply == {'id': None, 'error': {'code': 4003, 'message': 'Invalid signature'}}
