@@ -324,3 +324,19 @@ async def test_the_signature_is_renewed_on_every_reconnect_and_reusing_the_first
             await ws.send_json({'method': 'SUBSCRIBE', 'params': ['account.orderUpdate'], 'signature': signatures[0]})
             reply = await ws.receive_json(timeout=5)
     assert reply == {'id': None, 'error': {'code': 4003, 'message': 'Invalid signature'}}
+
+
+async def test_periodic_reconciliation_corrects_a_balance_the_stream_never_reported(sim, trader):
+    collector = Collector()
+    async with running_feed(sim, ['SOL-USDC'], [BALANCES], collector, config=private_config(sim),
+                            reconcile_interval_s=0.3) as feed:
+        await wait_until(lambda: collector.items[BALANCES])
+        await asyncio.sleep(0.5)
+        assert feed.metrics.reconciliation_corrections == 0              # nothing to correct yet
+        # A change the account stream does not report (say, a deposit credited silently).
+        sim.account.engine.account(BackpackSigner(SECRET).public_key).balance('USDC').available += Decimal('5')
+        expected = Decimal((await trader.balances())['USDC']['available'])
+        await wait_until(lambda: feed.metrics.reconciliation_corrections == 1)
+        assert [b.balance for b in collector.items[BALANCES] if b.currency == 'USDC'][-1] == expected
+        await asyncio.sleep(0.7)
+        assert feed.metrics_snapshot()['reconciliation_corrections'] == 1  # corrected once, then in agreement
