@@ -340,7 +340,10 @@ class AccountChannel:
             self._auth_ok()
 
     def on_order(self, msg, symbol: str, _variant, receipt_ts: float):
-        self._seen_frame(ORDER_INFO if ORDER_INFO in self.filters else FILLS, receipt_ts)
+        """Counted under ORDER_INFO; an ``orderFill`` frame under FILLS as well."""
+        self._seen_frame(ORDER_INFO, receipt_ts)
+        if msg.t is not None:
+            self._counts[FILLS] = self._counts.get(FILLS, 0) + 1
         return self._on_order(msg, symbol, receipt_ts)
 
     async def _on_order(self, msg, symbol: str, receipt_ts: float) -> None:
