@@ -176,7 +176,8 @@ def test_enable_private_channels_no_longer_logs_that_it_has_no_effect(caplog):
 # ------------------------------------------------------------------ authentication and clock
 
 def auth_errors(caplog):
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and 'BackpackAuthError' in r.getMessage()]
+    return [r.getMessage() for r in caplog.records
+            if r.levelno >= logging.ERROR and 'BackpackAuthError' in r.getMessage()]
 
 
 async def test_wrong_key_clear_error_metric_health_no_tight_loop_and_public_data_flows(caplog):
@@ -208,7 +209,8 @@ async def test_wrong_key_clear_error_metric_health_no_tight_loop_and_public_data
 async def test_skewed_exchange_clock_is_measured_at_start_and_signed_with(caplog):
     async with BackpackSimulator(markets=MARKETS, seed=3, rate=0, tls=True, clock_offset_ms=45_000) as sim:
         collector = Collector()
-        async with BackpackRestClient.from_config(BackpackConfig(**private_config(sim, clock_offset_ms=45_000))) as trader:
+        trader_config = BackpackConfig(**private_config(sim, clock_offset_ms=45_000))
+        async with BackpackRestClient.from_config(trader_config) as trader:
             with caplog.at_level(logging.INFO, logger='feedhandler'):
                 async with running_feed(sim, ['SOL-USDC'], PRIVATE, collector, config=private_config(sim)) as feed:
                     await wait_until(lambda: collector.items[BALANCES])
@@ -266,6 +268,7 @@ async def test_a_fill_made_while_disconnected_arrives_once_in_order_before_newer
         before = await place(trader, symbol='SOL_USDC', side='Bid', orderType='Market', quantity='1')
         await wait_until(lambda: any(f.order_id == before['id'] for f in collector.items[FILLS]))
 
+        seen_before = sum(o.id == before['id'] for o in collector.items[ORDER_INFO])
         sim.inject({'fault': 'drop_connections', 'private_only': True, 'duration': 1.5})
         missed = await place(trader, symbol='SOL_USDC_PERP', side='Ask', orderType='Market', quantity='2')
         book = await trader.depth('SOL_USDC', 5)
@@ -291,10 +294,14 @@ async def test_a_fill_made_while_disconnected_arrives_once_in_order_before_newer
     assert all(f.type == 'market' and f.raw['fee_asset'] == 'USDC' for f in backfilled)
     cancelled = [o for o in collector.items[ORDER_INFO] if o.id == resting['id']]
     assert cancelled and cancelled[-1].status == CANCELLED                 # closed while away: re-emitted
+    assert [o.status for o in collector.items[ORDER_INFO] if o.id == missed['id']][-1] == FILLED
+    # An order that had closed before the disconnect is not emitted again.
+    assert sum(o.id == before['id'] for o in collector.items[ORDER_INFO]) == seen_before
     assert snap['reconnects'] >= 1 and snap['auth_failures'] == 0
 
 
-async def test_the_signature_is_renewed_on_every_reconnect_and_reusing_the_first_is_rejected(sim, trader, monkeypatch):
+async def test_the_signature_is_renewed_on_every_reconnect_and_reusing_the_first_is_rejected(sim, trader,
+                                                                                             monkeypatch):
     signatures = []
     original = BackpackSigner.ws_signature
 
@@ -314,7 +321,8 @@ async def test_the_signature_is_renewed_on_every_reconnect_and_reusing_the_first
         sim.inject({'fault': 'drop_connections', 'private_only': True})
         await wait_until(lambda: len(signatures) >= 2)
         second = await place(trader, symbol='SOL_USDC', side='Bid', orderType='Market', quantity='1')
-        await wait_until(lambda: any(o.id == second['id'] and o.status == FILLED for o in collector.items[ORDER_INFO]))
+        await wait_until(lambda: any(o.id == second['id'] and o.status == FILLED
+                                     for o in collector.items[ORDER_INFO]))
     assert signatures[0][0] == signatures[1][0]                   # same key
     assert int(signatures[1][2]) - int(signatures[0][2]) >= 1200 and signatures[0][1] != signatures[1][1]
 

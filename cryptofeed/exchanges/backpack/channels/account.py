@@ -191,6 +191,7 @@ class AccountChannel:
 
     async def _catch_up(self, reconnect: bool) -> None:
         history: List[dict] = []
+        known = set(self.order_types)      # orders seen before this (re)subscribe
         if reconnect and (ORDER_INFO in self.filters or FILLS in self.filters):
             history = await self.ctx.rest.order_history(limit=_HISTORY_PAGE)
             for row in history:
@@ -198,7 +199,7 @@ class AccountChannel:
         if reconnect and FILLS in self.filters:
             await self._backfill_fills()
         if ORDER_INFO in self.filters:
-            await self._snapshot_orders(history, reconnect)
+            await self._snapshot_orders(history, known if reconnect else None)
         if POSITIONS in self.filters:
             await self._snapshot_positions()
         if BALANCES in self.filters:
@@ -231,22 +232,24 @@ class AccountChannel:
         self.backfilled_fills += delivered
         self.ctx.metrics.backfilled_fills += delivered
 
-    async def _snapshot_orders(self, history: List[dict], reconnect: bool) -> None:
+    async def _snapshot_orders(self, history: List[dict], known: Optional[set]) -> None:
+        """Emit every open order; on a reconnect (``known``: the order ids seen before it) first the
+        final state of the orders that closed meanwhile: those that were open, and those never seen
+        that were created since the first subscribe."""
         receipt = time.time()
         rows = list(await self.ctx.rest.open_orders())
         open_ids = {str(row['id']) for row in rows}
-        if reconnect:
-            # Orders that were open, or not known at all, and have closed since: their final state.
+        if known is not None:
             by_id = {str(row['id']): row for row in history}
-            known = set(self.order_types)
             for order_id in list(self.open_orders):
                 if order_id not in open_ids and order_id not in by_id:
                     found = await self.ctx.rest.order_history(order_id=order_id, limit=1)
                     if found:
                         by_id[order_id] = found[0]
-            closed = [row for order_id, row in by_id.items() if order_id not in open_ids
-                      and (order_id in self.open_orders or order_id not in known
-                           or adapters.history_seconds(row['createdAt']) * 1000 >= (self._since_ms or 0))]
+            since_s = (self._since_ms or 0) / 1000 - _BACKFILL_MARGIN_MS / 1000
+            closed = [row for order_id, row in by_id.items() if order_id not in open_ids and (
+                order_id in self.open_orders
+                or (order_id not in known and adapters.history_seconds(row['createdAt']) >= since_s))]
             rows = sorted(closed, key=lambda r: adapters.history_seconds(r['createdAt'])) + rows
         for row in rows:
             self._note_type(str(row['id']), row['orderType'], row.get('triggerPrice'))
