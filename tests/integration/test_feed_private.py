@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 from decimal import Decimal
 
 import aiohttp
@@ -240,7 +241,9 @@ async def test_clock_that_jumps_is_re_measured_after_the_auth_failure(caplog):
                 offset = feed.metrics_snapshot()['account']['clock_offset_ms']
     assert abs(offset + 30_000) < 1_000
     errors = auth_errors(caplog)
-    assert len(errors) == 1 and 'expired' in errors[0] and 'clock' in errors[0]
+    assert len(errors) == 1 and 'expired' in errors[0]
+    measured = re.search(r"measured now: this machine's clock is (\d+) ms ahead of the exchange's", errors[0])
+    assert measured and abs(int(measured.group(1)) - 30_000) < 1_000
 
 
 async def test_a_fixed_clock_offset_is_kept_and_an_expiry_is_explained(caplog):
@@ -255,7 +258,10 @@ async def test_a_fixed_clock_offset_is_kept_and_an_expiry_is_explained(caplog):
     assert report.status == 'unhealthy'
     errors = auth_errors(caplog)
     assert len(errors) == 1
-    assert 'expired' in errors[0] and 'clock offset of 0 ms' in errors[0] and 'clock_offset_ms' in errors[0]
+    assert 'expired' in errors[0] and 'signed with a clock offset of 0 ms' in errors[0]
+    assert 'clock_offset_ms' in errors[0]
+    measured = re.search(r"measured now: this machine's clock is (\d+) ms behind the exchange's", errors[0])
+    assert measured and abs(int(measured.group(1)) - 45_000) < 1_000
 
 
 # ------------------------------------------------------------------ nothing lost across a reconnect

@@ -163,14 +163,19 @@ class AccountChannel:
             self._frames_since_subscribe = 0
             await self._catch_up(reconnect)
         except BackpackAuthError as exc:
-            self._auth_failed(classify_auth_failure(getattr(exc, 'code', None), str(exc)), str(exc))
+            cause = classify_auth_failure(getattr(exc, 'code', None), str(exc))
+            used = self.signer.clock_offset_ms
+            # An expired request is a clock problem: say by how much, measured now.
+            measured = await self._measure_clock(apply=self.measure_clock) if cause == EXPIRED else None
+            self._auth_failed(cause, str(exc), used_offset=used, measured_offset=measured)
             raise
         if self._failed:
             # REST accepted the signature; the stream has CLOSED_AFTER_SUBSCRIBE_S to refuse it too.
             self._failed = False
             self.ctx.spawn(self._confirm(self._subscribes))
 
-    async def _measure_clock(self) -> None:
+    async def _measure_clock(self, apply: bool = True) -> Optional[int]:
+        """Exchange clock minus ours from ``/api/v1/time`` (None if unreadable); ``apply``: sign with it."""
         rest = self.ctx.rest
         try:
             sent = time.time()
@@ -179,15 +184,16 @@ class AccountChannel:
         except BackpackError as exc:
             LOG.warning('%s: could not read /api/v1/time (%s); signing with the previous clock offset',
                         self.ctx.exchange_id, exc)
-            return
+            return None
         offset = estimate_offset_ms(sent, server_ms, received)
+        if not apply:
+            return offset
         self._clock_measured = True
         for signer in {id(s): s for s in (self.signer, getattr(rest, 'signer', None)) if s is not None}.values():
             signer.clock_offset_ms = offset
         if abs(offset) >= 1000:
-            LOG.warning('%s: this machine\'s clock is %d ms %s the exchange\'s (measured with /api/v1/time); '
-                        'signing with that offset', self.ctx.exchange_id, abs(offset),
-                        'behind' if offset > 0 else 'ahead of')
+            LOG.warning('%s: %s; signing with that offset', self.ctx.exchange_id, _describe_offset(offset))
+        return offset
 
     async def _catch_up(self, reconnect: bool) -> None:
         history: List[dict] = []
@@ -297,6 +303,10 @@ class AccountChannel:
                 continue
             try:
                 corrections = await self._reconcile_once()
+            except BackpackAuthError as exc:
+                self._auth_failed(classify_auth_failure(getattr(exc, 'code', None), str(exc)), str(exc),
+                                  used_offset=self.signer.clock_offset_ms)
+                continue
             except BackpackError as exc:
                 self.ctx.metrics.on_rest_failure()
                 LOG.warning('%s: balance reconciliation failed (%s)', self.ctx.exchange_id, exc)
@@ -418,19 +428,22 @@ class AccountChannel:
         if self._frames_since_subscribe == 0 and time.monotonic() - self._subscribed_at < CLOSED_AFTER_SUBSCRIBE_S:
             self._auth_failed(CLOSED_AFTER_SUBSCRIBE, 'the connection was closed right after the signed subscribe')
 
-    def _auth_failed(self, cause: str, detail: str) -> None:
+    def _auth_failed(self, cause: str, detail: str, *, used_offset: Optional[int] = None,
+                     measured_offset: Optional[int] = None) -> None:
         """Count, mark health, log once per cause; the next ``subscribe`` waits and re-measures."""
         self._failed = True
         self._cause = cause
         self._subscribed_at = None
-        offset = getattr(self.signer, 'clock_offset_ms', 0)
         meaning = AUTH_CAUSES.get(cause, 'the exchange closed the private connection right after the signed '
                                          'subscribe (a refused signature)')
         reason = f'{cause}: {meaning}'
         if cause == EXPIRED:
-            reason += (f'; signing with a clock offset of {offset} ms (exchange minus local)'
-                       + ('' if self.measure_clock else ', fixed by clock_offset_ms: remove it to let the feed '
-                          'measure the offset, or sync this machine\'s clock'))
+            reason += f'; it was signed with a clock offset of {used_offset} ms (exchange minus this machine)'
+            if measured_offset is not None:
+                reason += f'; measured now: {_describe_offset(measured_offset)}'
+            reason += ('; the next attempt signs with the measured offset' if self.measure_clock else
+                       '; that offset is fixed by clock_offset_ms: remove it to let the feed measure the offset, '
+                       'or sync this machine\'s clock')
         self.ctx.metrics.on_auth_failure(reason)
         if cause not in self._reported:
             self._reported.add(cause)
@@ -447,6 +460,13 @@ class AccountChannel:
                 'duplicate_fills': self.ledger.duplicates, 'backfilled_fills': self.backfilled_fills,
                 'open_orders': len(self.open_orders), 'positions': len(self.positions),
                 'clock_offset_ms': getattr(self.signer, 'clock_offset_ms', None)}
+
+
+def _describe_offset(offset_ms: int) -> str:
+    if offset_ms == 0:
+        return "this machine's clock agrees with the exchange's"
+    side = 'behind' if offset_ms > 0 else 'ahead of'
+    return f"this machine's clock is {abs(offset_ms)} ms {side} the exchange's (/api/v1/time)"
 
 
 def _normalized(exchange_symbol: str) -> Optional[str]:
