@@ -282,6 +282,7 @@ async def test_a_fill_made_while_disconnected_arrives_once_in_order_before_newer
         resting = await place(trader, symbol='SOL_USDC', side='Ask', orderType='Limit', price=price, quantity='1')
         await cancel(trader, 'SOL_USDC', resting['id'])
         assert not any(f.order_id == missed['id'] for f in collector.items[FILLS])   # really missed live
+        assert sim.private_undelivered.get('account.orderUpdate', 0) >= 2           # nobody was subscribed
 
         await wait_until(lambda: feed.metrics.backfilled_fills >= 1, timeout=10)
         newer = await place(trader, symbol='SOL_USDC_PERP', side='Bid', orderType='Market', quantity='3')
@@ -354,3 +355,46 @@ async def test_periodic_reconciliation_corrects_a_balance_the_stream_never_repor
         assert [b.balance for b in collector.items[BALANCES] if b.currency == 'USDC'][-1] == expected
         await asyncio.sleep(0.7)
         assert feed.metrics_snapshot()['reconciliation_corrections'] == 1  # corrected once, then in agreement
+
+
+async def test_a_fill_both_streamed_and_in_the_backfill_is_delivered_once(sim, trader):
+    """The fill happens after the signed subscribe but before the history answer: it is in both."""
+    collector = Collector()
+    async with running_feed(sim, ['SOL-USDC'], PRIVATE, collector, config=private_config(sim),
+                            reconnect_backoff_base_s=0.2, reconnect_backoff_max_s=1.0) as feed:
+        await wait_until(lambda: collector.items[BALANCES])
+        first = await place(trader, symbol='SOL_USDC', side='Bid', orderType='Market', quantity='1')
+        await wait_until(lambda: any(f.order_id == first['id'] for f in collector.items[FILLS]))
+        sim.inject({'fault': 'slow_rest', 'path': '/wapi/v1/history/fills', 'delay': 1.5, 'count': 1})
+        sim.inject({'fault': 'drop_connections', 'private_only': True})
+        await wait_until(lambda: feed._account._subscribes == 2)         # re-subscribed, catching up
+        await asyncio.sleep(0.3)
+        overlap = await place(trader, symbol='SOL_USDC', side='Ask', orderType='Market', quantity='1')
+        history = await trader.fill_history(limit=1000)
+        await wait_until(lambda: len(collector.items[FILLS]) == len(history))
+        await asyncio.sleep(0.3)
+        state = feed.metrics_snapshot()['account']
+    fills = [(f.id, f.order_id) for f in collector.items[FILLS]]
+    assert len(fills) == len(set(fills)) == len(history)
+    assert sum(f.order_id == overlap['id'] for f in collector.items[FILLS]) == sum(
+        row['orderId'] == overlap['id'] for row in history) >= 1
+    assert state['duplicate_fills'] >= 1                                  # the live copy was dropped
+
+
+async def test_backfill_pages_through_the_history(sim, trader, monkeypatch):
+    from cryptofeed.exchanges.backpack.channels import account
+    monkeypatch.setattr(account, '_HISTORY_PAGE', 2)
+    collector = Collector()
+    async with running_feed(sim, ['SOL-USDC'], PRIVATE, collector, config=private_config(sim),
+                            reconnect_backoff_base_s=0.2, reconnect_backoff_max_s=1.0) as feed:
+        await wait_until(lambda: collector.items[BALANCES])
+        sim.inject({'fault': 'drop_connections', 'private_only': True, 'duration': 1.5})
+        missed = [await place(trader, symbol='SOL_USDC', side=side, orderType='Market', quantity='1')
+                  for side in ('Bid', 'Ask', 'Bid', 'Ask', 'Bid')]
+        history = await trader.fill_history(limit=1000, sort_direction='Asc')
+        assert len(history) >= 5
+        await wait_until(lambda: len(collector.items[FILLS]) == len(history), timeout=10)
+        assert feed.metrics.backfilled_fills == len(history)
+    assert [(f.id, f.order_id) for f in collector.items[FILLS]] == [
+        (str(r['tradeId']), r['orderId']) for r in history]                # oldest first, all pages
+    assert {f.order_id for f in collector.items[FILLS]} == {o['id'] for o in missed}

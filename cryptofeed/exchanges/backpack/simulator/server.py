@@ -152,10 +152,13 @@ class _Conn:
         self.last_ping = now
         self.peer = peer
 
-    def write(self, data: bytes) -> None:
+    def is_open(self) -> bool:
         transport = self.transport
-        if transport is not None and not transport.is_closing() and not self.ws.closed:
-            transport.write(data)
+        return transport is not None and not transport.is_closing() and not self.ws.closed
+
+    def write(self, data: bytes) -> None:
+        if self.is_open():
+            self.transport.write(data)
 
     def buffered(self) -> int:
         transport = self.transport
@@ -178,6 +181,8 @@ class BackpackSimulator:
     the exchange's 1 s, 1 s and 60 s. A client whose send buffer stays above 4 MiB for
     ``slow_consumer_timeout`` s is disconnected; until then the market waits for it.
     ``frames_sent`` counts the market-data frames written so far (all connections).
+    ``private_undelivered`` counts account events (per stream) that no connection of their account
+    was subscribed to: they exist only in the REST history, as on the exchange.
     ``clock_offset_ms``: the exchange's clock minus the host's (``/api/v1/time``, signature
     windows and event times all follow it); may be changed while running, as a drifting or
     stepped server clock would.
@@ -224,6 +229,7 @@ class BackpackSimulator:
         self._started = False
         self.frames_sent = 0
         self._ws_refused_until = 0.0        # drop_connections with a duration: refuse new WS connections
+        self.private_undelivered: dict[str, int] = {}
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -487,18 +493,25 @@ class BackpackSimulator:
         self.frames_sent += sent
 
     def _deliver_private(self, api_key: str, stream_base: str, symbol: Optional[str], data: dict) -> None:
-        """Event sink of the account side: one frame to each connection of ``api_key`` subscribed to it."""
+        """Event sink of the account side: one frame to each connection of ``api_key`` subscribed to it.
+
+        An event no connection of its account is subscribed to is not sent anywhere (as on the
+        exchange: the REST history keeps it); ``private_undelivered`` counts those per stream."""
         names = [stream_base] if not symbol else [stream_base, f'{stream_base}.{symbol}']
+        delivered = False
         for name in names:
             conns = self._index.get(name)
             if not conns:
                 continue
             frame = None
             for conn in conns:
-                if conn.private.get(name) == api_key:
+                if conn.private.get(name) == api_key and conn.is_open():
                     if frame is None:
                         frame = wire.ws_text_frame(wire.encode_envelope(name, data))
                     conn.write(frame)
+                    delivered = True
+        if not delivered:
+            self.private_undelivered[stream_base] = self.private_undelivered.get(stream_base, 0) + 1
 
     # ---------------------------------------------------------------- keepalive
 
