@@ -305,6 +305,8 @@ async def test_a_fill_made_while_disconnected_arrives_once_in_order_before_newer
     # An order that had closed before the disconnect is not emitted again.
     assert sum(o.id == before['id'] for o in collector.items[ORDER_INFO]) == seen_before
     assert snap['reconnects'] >= 1 and snap['auth_failures'] == 0
+    # The position snapshot frames (no ``e``) sent on the re-subscribe were read, not dropped.
+    assert not any(snap['drops_private'].values()) and snap['account']['subscribes'] == 2
 
 
 async def test_the_signature_is_renewed_on_every_reconnect_and_reusing_the_first_is_rejected(sim, trader,

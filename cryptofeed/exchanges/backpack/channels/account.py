@@ -278,21 +278,23 @@ class AccountChannel:
                 await self._emit_position(Position(adapters.EXCHANGE, symbol, _ZERO, previous.entry_price,
                                                    previous.side, _ZERO, receipt), receipt)
 
-    async def _snapshot_balances(self) -> int:
-        """Emit ``/api/v1/capital``; returns how many balances differed from the last emitted."""
+    async def _snapshot_balances(self, only_changes: bool = False) -> int:
+        """``/api/v1/capital`` -> BALANCES (every asset, or ``only_changes``: those that differ from
+        what was emitted last); an asset gone from the answer is emitted as zero. Returns how
+        many differed."""
         receipt = time.time()
         data = await self.ctx.rest.balances()
-        changed = 0
         fresh = {b.currency: b for b in adapters.parse_capital(data or {}, keep_raw=self.ctx.keep_raw)}
-        for asset, previous in self.balances.items():
-            if asset not in fresh:
-                fresh[asset] = Balance(adapters.EXCHANGE, asset, _ZERO, _ZERO, None)
+        for asset in self.balances:
+            fresh.setdefault(asset, Balance(adapters.EXCHANGE, asset, _ZERO, _ZERO, None))
+        changed = 0
         for asset, balance in sorted(fresh.items()):
             previous = self.balances.get(asset)
-            if previous is None or (previous.balance, previous.reserved) != (balance.balance, balance.reserved):
-                changed += 1
+            differs = previous is None or (previous.balance, previous.reserved) != (balance.balance, balance.reserved)
+            changed += differs
             self.balances[asset] = balance
-            await self.ctx.emit(BALANCES, balance, receipt)
+            if differs or not only_changes:
+                await self.ctx.emit(BALANCES, balance, receipt)
         return changed
 
     async def _reconcile_loop(self) -> None:
@@ -316,15 +318,7 @@ class AccountChannel:
 
     async def _reconcile_once(self) -> int:
         """One reconciliation: emits only the balances that differ; returns how many."""
-        receipt = time.time()
-        data = await self.ctx.rest.balances()
-        corrections = 0
-        for balance in adapters.parse_capital(data or {}, keep_raw=self.ctx.keep_raw):
-            previous = self.balances.get(balance.currency)
-            if previous is None or (previous.balance, previous.reserved) != (balance.balance, balance.reserved):
-                corrections += 1
-                self.balances[balance.currency] = balance
-                await self.ctx.emit(BALANCES, balance, receipt)
+        corrections = await self._snapshot_balances(only_changes=True)
         self.ctx.metrics.reconciliation_corrections += corrections
         return corrections
 
