@@ -400,3 +400,11 @@ async def test_backfill_pages_through_the_history(sim, trader, monkeypatch):
     assert [(f.id, f.order_id) for f in collector.items[FILLS]] == [
         (str(r['tradeId']), r['orderId']) for r in history]                # oldest first, all pages
     assert {f.order_id for f in collector.items[FILLS]} == {o['id'] for o in missed}
+
+
+def test_private_channels_from_a_cryptofeed_yaml_file(tmp_path):
+    path = tmp_path / 'config.yaml'
+    path.write_text(f'backpack:\n  enable_private_channels: true\n  key_secret: "{SECRET}"\n')
+    feed = BackpackFeed(config=str(path), symbols=['SOL-USDC'], channels=[TRADES, FILLS, BALANCES], callbacks={})
+    assert feed._account is not None and feed._account.streams == ['account.balanceUpdate', 'account.orderUpdate']
+    assert feed.key_id == BackpackSigner(SECRET).public_key
