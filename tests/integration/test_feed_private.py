@@ -408,3 +408,18 @@ def test_private_channels_from_a_cryptofeed_yaml_file(tmp_path):
     feed = BackpackFeed(config=str(path), symbols=['SOL-USDC'], channels=[TRADES, FILLS, BALANCES], callbacks={})
     assert feed._account is not None and feed._account.streams == ['account.balanceUpdate', 'account.orderUpdate']
     assert feed.key_id == BackpackSigner(SECRET).public_key
+
+
+async def test_error_frame_4003_on_the_private_stream_is_an_auth_failure(caplog):
+    """FILLS alone makes no REST call on the first subscribe: the refusal comes as error frame 4003."""
+    registered = BackpackSigner(SECRET).public_key
+    async with BackpackSimulator(markets=MARKETS, seed=3, rate=0, tls=True, strict_keys=[registered]) as sim:
+        with caplog.at_level(logging.INFO, logger='feedhandler'):
+            async with running_feed(sim, ['SOL-USDC'], [FILLS], Collector(), config=private_config(sim, OTHER_SECRET),
+                                    reconnect_backoff_base_s=0.2, reconnect_backoff_max_s=1.0) as feed:
+                await wait_until(lambda: feed.metrics.auth_failures >= 3, timeout=15)
+                snap = feed.metrics_snapshot()
+    errors = auth_errors(caplog)
+    assert [e.split('private channels: ')[1].split(':')[0] for e in errors] == ['ws_rejected', 'key_rejected']
+    assert 'error frame 4003: Invalid signature' in errors[0]
+    assert snap['server_errors'] >= 1 and snap['auth_error'].startswith('key_rejected')
