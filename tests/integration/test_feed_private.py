@@ -423,3 +423,26 @@ async def test_error_frame_4003_on_the_private_stream_is_an_auth_failure(caplog)
     assert [e.split('private channels: ')[1].split(':')[0] for e in errors] == ['ws_rejected', 'key_rejected']
     assert 'error frame 4003: Invalid signature' in errors[0]
     assert snap['server_errors'] >= 1 and snap['auth_error'].startswith('key_rejected')
+
+
+async def test_a_closed_position_is_emitted_with_size_zero_live_and_after_a_reconnect(sim, trader):
+    collector = Collector()
+
+    def last(symbol='SOL-USDC-PERP'):
+        positions = [p for p in collector.items[POSITIONS] if p.symbol == symbol]
+        return positions[-1] if positions else None
+    async with running_feed(sim, ['SOL-USDC-PERP'], PRIVATE, collector, config=private_config(sim),
+                            reconnect_backoff_base_s=0.2, reconnect_backoff_max_s=1.0):
+        await wait_until(lambda: collector.items[BALANCES])
+        await place(trader, symbol='SOL_USDC_PERP', side='Ask', orderType='Market', quantity='2')
+        await wait_until(lambda: last() is not None and last().position == Decimal('-2'))
+        assert last().side == 'short'
+        await place(trader, symbol='SOL_USDC_PERP', side='Bid', orderType='Market', quantity='2')
+        await wait_until(lambda: last().position == 0)                      # closed live
+        assert last().side == 'short'
+        await place(trader, symbol='SOL_USDC_PERP', side='Bid', orderType='Market', quantity='1')
+        await wait_until(lambda: last().position == Decimal('1'))
+        sim.inject({'fault': 'drop_connections', 'private_only': True, 'duration': 1.0})
+        await place(trader, symbol='SOL_USDC_PERP', side='Ask', orderType='Market', quantity='1')
+        await wait_until(lambda: last().position == 0, timeout=10)         # closed while away
+        assert last().side == 'long' and await trader.positions() == []
