@@ -45,7 +45,7 @@ async def test_the_private_channels_example_runs_and_prints_account_events(tmp_p
     async with BackpackSimulator(markets=['SOL_USDC', 'SOL_USDC_PERP'], seed=1, rate=20, tls=True) as sim:
         env = dict(os.environ, BACKPACK_PRIVATE_KEY=secret, BACKPACK_REST_URL=sim.rest_url,
                    BACKPACK_WS_URL=sim.ws_url, BACKPACK_CA_FILE=str(sim.ca_file))
-        proc = await asyncio.create_subprocess_exec(sys.executable, str(script), env=env,
+        proc = await asyncio.create_subprocess_exec(sys.executable, str(script), env=env, cwd=str(tmp_path),
                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         seen: list = []
         try:
