@@ -2,8 +2,11 @@
 
 Offline (default) it starts the bundled simulator in a child process (TLS on loopback, its own
 CA), then runs a cryptofeed ``FeedHandler`` with a ``BackpackFeed`` on a few symbols and
-channels, printing trades, the top of each book and tickers as they arrive. After
-``--seconds`` (default 20) or Ctrl-C it prints the feed's metrics and health.
+channels, printing trades, the top of each book and tickers as they arrive. The account side
+runs too: the simulator accepts any well-formed key, so the demo generates one, turns on the
+private channels (ORDER_INFO, FILLS, POSITIONS, BALANCES for every market), places and cancels
+a few orders with signed REST and prints what the private streams report. After ``--seconds``
+(default 20) or Ctrl-C it prints the feed's metrics and health.
 
 ``--live`` points the same feed at the real exchange (needs network access and a location
 Backpack serves).
@@ -12,19 +15,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
+import os
 import logging
 import signal
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Iterator, Optional
 
 from cryptofeed import FeedHandler
-from cryptofeed.defines import CANDLES, FUNDING, L2_BOOK, TICKER, TRADES
+from cryptofeed.defines import (
+    BALANCES, CANDLES, FILLS, FUNDING, L2_BOOK, ORDER_INFO, POSITIONS, TICKER, TRADES,
+)
 
-from cryptofeed.exchanges.backpack import BackpackFeed
+from cryptofeed.exchanges.backpack import BackpackConfig, BackpackFeed
+from cryptofeed.exchanges.backpack.rest import BackpackRestClient
 
 SYMBOLS = ['SOL-USDC', 'BTC-USDC', 'SOL-USDC-PERP']
 
@@ -87,6 +96,24 @@ class Printer:
         self._count(CANDLES)
         print(f'CANDLE  {c.symbol:<15} {c.interval} o={c.open} h={c.high} l={c.low} c={c.close} v={c.volume}')
 
+    async def order(self, o, receipt_ts):
+        self._count(ORDER_INFO)
+        print(f'ORDER   {o.symbol:<15} {o.side:<4} {o.type:<6} {o.status:<9} {o.amount} @ {o.price} '
+              f'remaining {o.remaining} id={o.id}')
+
+    async def fill(self, f, receipt_ts):
+        self._count(FILLS)
+        print(f'FILL    {f.symbol:<15} {f.side:<4} {f.amount} @ {f.price} fee {f.fee} {f.raw["fee_asset"]} '
+              f'{f.liquidity} trade={f.id} order={f.order_id}')
+
+    async def position(self, p, receipt_ts):
+        self._count(POSITIONS)
+        print(f'POSITION {p.symbol:<14} {p.side:<5} {p.position} entry {p.entry_price} upnl {p.unrealised_pnl}')
+
+    async def balance(self, b, receipt_ts):
+        self._count(BALANCES)
+        print(f'BALANCE {b.currency:<15} {b.balance} (reserved {b.reserved})')
+
     async def funding(self, f, receipt_ts):
         self._count(FUNDING)
         if self._due((FUNDING, f.symbol)):
@@ -100,6 +127,8 @@ def summary(feed: BackpackFeed, printer: Printer) -> str:
              f'frames:          {m["messages"]} (dropped {m["dropped"]}, parse errors {m["parse_errors"]})',
              f'reconnects:      {m["reconnects"]}   gaps: {m["gaps"]}   resyncs: {m["resyncs"]}   '
              f'backfilled trades: {m["backfilled_trades"]}']
+    if 'account' in m:
+        lines.append(f'account:         {m["account"]}  auth failures: {m["auth_failures"]}')
     for symbol, book in m['books'].items():
         lines.append(f'book {symbol:<15} {book["state"]:<9} seq {book["last_update_id"]}  applied {book["applied"]}  '
                      f'stale dropped {book["stale_dropped"]}')
@@ -107,18 +136,43 @@ def summary(feed: BackpackFeed, printer: Printer) -> str:
     return '\n'.join(lines)
 
 
-def run(seconds: float, config: Optional[dict], symbols: list) -> None:
+async def place_and_cancel_orders(config: BackpackConfig) -> None:
+    """A few signed REST orders on the simulator, so the private channels have something to say."""
+    await asyncio.sleep(3)
+    async with BackpackRestClient.from_config(config) as rest:
+        order = lambda **body: rest.signed_post('orderExecute', '/api/v1/order', body)  # noqa: E731
+        await order(symbol='SOL_USDC', side='Bid', orderType='Market', quantity='1.5')
+        await order(symbol='SOL_USDC_PERP', side='Bid', orderType='Market', quantity='2')
+        await asyncio.sleep(2)
+        await order(symbol='SOL_USDC_PERP', side='Ask', orderType='Market', quantity='0.5')
+        best_bid = Decimal((await rest.depth('SOL_USDC', 5))['bids'][-1][0])
+        resting = await order(symbol='SOL_USDC', side='Bid', orderType='Limit', quantity='1',
+                              price=str((best_bid * Decimal('0.98')).quantize(Decimal('0.01'))))
+        await asyncio.sleep(2)
+        await rest.signed_delete('orderCancel', '/api/v1/order', {'symbol': 'SOL_USDC', 'orderId': resting['id']})
+
+
+def run(seconds: float, config: Optional[dict], symbols: list, private: bool = False) -> None:
     printer = Printer(every_s=1.0)
     handler = FeedHandler(config={'log': {'disabled': True}})
     perps = [s for s in symbols if s.endswith('-PERP')]
-    feed = BackpackFeed(config=config, candle_interval='1m',
-                        subscription={TRADES: symbols, L2_BOOK: symbols, TICKER: symbols, CANDLES: symbols,
-                                      FUNDING: perps},
-                        callbacks={TRADES: printer.trade, L2_BOOK: printer.book, TICKER: printer.ticker,
-                                   CANDLES: printer.candle, FUNDING: printer.funding})
+    subscription = {TRADES: symbols, L2_BOOK: symbols, TICKER: symbols, CANDLES: symbols, FUNDING: perps}
+    callbacks = {TRADES: printer.trade, L2_BOOK: printer.book, TICKER: printer.ticker, CANDLES: printer.candle,
+                 FUNDING: printer.funding}
+    if private:
+        # The simulator accepts any well-formed key: a new one each run. An empty symbol list
+        # asks for every market.
+        config = BackpackConfig(**config, enable_private_channels=True,
+                                auth={'private_key': base64.b64encode(os.urandom(32)).decode()})
+        subscription.update({ORDER_INFO: [], FILLS: [], POSITIONS: [], BALANCES: []})
+        callbacks.update({ORDER_INFO: printer.order, FILLS: printer.fill, POSITIONS: printer.position,
+                          BALANCES: printer.balance})
+    feed = BackpackFeed(config=config, candle_interval='1m', subscription=subscription, callbacks=callbacks)
     handler.add_feed(feed)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    if private:
+        loop.create_task(place_and_cancel_orders(config))
 
     def finish():
         raise SystemExit  # FeedHandler.run treats it like Ctrl-C: stop, flush, close
@@ -141,7 +195,7 @@ def main(argv=None) -> int:
     with simulator(args.rate) as urls:
         print(f'simulator: {urls["rest_url"]} / {urls["ws_url"]} (CA {urls["ca_file"]})')
         run(args.seconds, {'rest_url': urls['rest_url'], 'ws_url': urls['ws_url'], 'ca_file': urls['ca_file']},
-            SYMBOLS)
+            SYMBOLS, private=True)
     return 0
 
 

@@ -8,9 +8,10 @@ reported and the demo exits with status 2). It streams trades, books and tickers
 ``--seconds`` (or until Ctrl-C), then prints the feed's metrics and health.
 
 Keys: offline, the demo generates a throw-away ED25519 key (the simulator accepts any
-well-formed key); ``--live`` reads ``BACKPACK_PRIVATE_KEY`` (and the other ``BACKPACK_*``
-variables) from the environment. With a key, the private channels the chosen feed offers are
-subscribed as well (``private_channels()``); without one, public data only.
+well-formed key) and places and cancels a few orders with it, so the account channels have
+something to show; ``--live`` reads ``BACKPACK_PRIVATE_KEY`` (and the other ``BACKPACK_*``
+variables) from the environment and places nothing. With a key, the private channels the chosen
+feed offers are subscribed as well (``private_channels()``); without one, public data only.
 
 ``--live`` uses the real exchange (needs network access from a location Backpack serves).
 """
@@ -32,7 +33,7 @@ from cryptofeed.exchanges.backpack import BackpackConfig, BackpackError
 from cryptofeed.exchanges.backpack.registry import ENV_VAR, FEED_FACTORY
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from backpack_demo import Printer, simulator  # noqa: E402 - the sibling demo's simulator runner and printer
+from backpack_demo import Printer, place_and_cancel_orders, simulator  # noqa: E402 - the sibling demo's pieces
 
 SYMBOLS = ['SOL-USDC', 'SOL-USDC-PERP']
 PUBLIC_CHANNELS = [TRADES, L2_BOOK, TICKER]
@@ -44,9 +45,8 @@ LOG = logging.getLogger('backpack_native_demo')
 def private_channels(feed_class: type) -> List[str]:
     """The account channels to subscribe when a key is configured: those ``feed_class`` offers.
 
-    ``BackpackFeed`` gains ORDER_INFO, FILLS, POSITIONS and BALANCES in a coming change; until
-    its ``websocket_channels`` lists them this returns nothing for it, and the demo says so.
-    ``CcxtBackpackFeed`` offers ORDER_INFO, POSITIONS and BALANCES.
+    ``BackpackFeed`` offers ORDER_INFO, FILLS, POSITIONS and BALANCES; ``CcxtBackpackFeed``
+    ORDER_INFO, POSITIONS and BALANCES.
     """
     return [c for c in (ORDER_INFO, FILLS, POSITIONS, BALANCES) if c in feed_class.websocket_channels]
 
@@ -102,7 +102,7 @@ def backpack_section(urls: Optional[dict], with_key: bool) -> dict:
 
 # ---------------------------------------------------------------------- running
 
-def run(seconds: float, section: dict) -> int:
+def run(seconds: float, section: dict, place_orders: bool = False) -> int:
     handler = FeedHandler(config={'log': {'disabled': True}, 'backpack': section})
     feed_class = FEED_FACTORY.resolve(handler.config)  # what add_feed('BACKPACK') will build; logs the choice
     keyed = 'key_secret' in section
@@ -116,6 +116,8 @@ def run(seconds: float, section: dict) -> int:
     print(f'feed: {type(feed).__name__}  channels: {", ".join(subscription)}  symbols: {", ".join(SYMBOLS)}')
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    if place_orders and account:
+        loop.create_task(place_and_cancel_orders(BackpackConfig.from_cryptofeed_config({'backpack': section})))
 
     def finish():
         raise SystemExit  # FeedHandler.run treats it like Ctrl-C: stop, flush, close
@@ -146,7 +148,7 @@ def main(argv=None) -> int:
             return run(args.seconds, backpack_section(None, not args.no_key))
         with simulator(args.rate) as urls:
             print(f'simulator: {urls["rest_url"]} / {urls["ws_url"]}')
-            return run(args.seconds, backpack_section(urls, not args.no_key))
+            return run(args.seconds, backpack_section(urls, not args.no_key), place_orders=True)
     except BackpackError as exc:  # BackpackConfigError among them: a bad flag, key or option
         LOG.error('%s', exc)
         print(f'error: {exc}\n(check {ENV_VAR} and the BACKPACK_* variables)', file=sys.stderr)

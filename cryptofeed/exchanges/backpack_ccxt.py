@@ -74,7 +74,7 @@ from cryptofeed.exchanges.backpack.defines import BACKPACK
 from cryptofeed.exchanges.backpack.errors import (
     BackpackConfigError, BackpackRateLimitedError, BackpackRegionRestrictedError,
 )
-from cryptofeed.exchanges.backpack.feed import BackpackFeed
+from cryptofeed.exchanges.backpack.exchange_symbols import BackpackSymbolsMixin
 from cryptofeed.exchanges.backpack.health import BackpackHealthReport, evaluate_health
 from cryptofeed.exchanges.backpack.metrics import FeedMetrics
 from cryptofeed.exchanges.backpack.registry import CCXT_INSTALL_HINT
@@ -162,7 +162,7 @@ def _wanted(subscription, symbols, channels) -> Dict[str, set]:
     return {channel: {str(s) for s in syms} for channel, syms in subscription.items()}
 
 
-class CcxtBackpackFeed(Feed):
+class CcxtBackpackFeed(BackpackSymbolsMixin, Feed):
     """Backpack via ccxt.pro under ``FeedHandler``; see the module docstring for what it offers."""
 
     id = BACKPACK
@@ -173,15 +173,6 @@ class CcxtBackpackFeed(Feed):
         POSITIONS: 'account.positionUpdate', BALANCES: 'account.balanceUpdate',
     }
     request_limit = 20
-
-    # Same exchange id, same symbols, same symbol table as the native feed: borrow its
-    # (pure, rule-based) symbol handling rather than repeat it.
-    _parse_symbol_data = BackpackFeed.__dict__['_parse_symbol_data']
-    symbol_mapping = BackpackFeed.__dict__['symbol_mapping']
-    symbols = BackpackFeed.__dict__['symbols']
-    _no_symbol_download = BackpackFeed._no_symbol_download
-    std_symbol_to_exchange_symbol = BackpackFeed.std_symbol_to_exchange_symbol
-    exchange_symbol_to_std_symbol = BackpackFeed.exchange_symbol_to_std_symbol
 
     def __init__(self, config=None, *, snapshot_interval: Optional[float] = 30.0, rest_only: bool = False,
                  poll_interval: float = 1.0, keep_raw: bool = False, reconnect_backoff_base_s: float = 0.5,

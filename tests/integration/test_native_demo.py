@@ -20,7 +20,7 @@ def run_demo(*args: str, flag: str = None, timeout: float = 90):
     env = {k: v for k, v in os.environ.items() if k not in ('CRYPTOFEED_BACKPACK_NATIVE', 'CRYPTOFEED_CONFIG')}
     if flag is not None:
         env['CRYPTOFEED_BACKPACK_NATIVE'] = flag
-    return subprocess.run([sys.executable, str(DEMO), '--seconds', '4', *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, str(DEMO), '--seconds', '7', *args], capture_output=True, text=True,
                           cwd=REPO, env=env, timeout=timeout)
 
 
@@ -34,10 +34,12 @@ def test_the_demo_streams_the_native_feed_offline():
     assert result.returncode == 0, result.stderr[-3000:]
     out, err = result.stdout, result.stderr
     assert 'using BackpackFeed (backpack.native_enabled=True)' in err
-    assert 'feed: BackpackFeed  channels: trades, l2_book, ticker' in out
-    assert 'offers no private channels yet' in err  # a key was generated; the native feed has none to offer yet
+    assert 'feed: BackpackFeed  channels: trades, l2_book, ticker, order_info, fills, positions, balances' in out
     counts = callback_counts(out)
     assert counts['trades'] > 0 and counts['l2_book'] > 0 and counts['ticker'] > 0
+    # the generated key's account: its balances, and the orders the demo placed with it
+    assert re.search(r'^BALANCE USDC +100000', out, re.M)
+    assert re.search(r'^ORDER +SOL-USDC +buy', out, re.M) and re.search(r'^FILL +SOL-USDC', out, re.M)
     assert re.search(r'^TRADE +SOL-USDC', out, re.M) and re.search(r'^BOOK +SOL-USDC-PERP', out, re.M)
     assert "health:     BackpackHealthReport(status='healthy'" in out
     assert 'Traceback' not in err

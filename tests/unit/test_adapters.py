@@ -8,8 +8,8 @@ from decimal import Decimal
 import msgspec
 import pytest
 from cryptofeed.defines import (
-    BOTH, BUY, CANCELLED, EXPIRED, FILLED, LIMIT, MAKER, MARKET, OPEN, PARTIAL, PENDING, SELL, TAKER,
-    TRIGGER_MARKET,
+    BOTH, BUY, CANCELLED, EXPIRED, FAILED, FILLED, LIMIT, LONG, MAKER, MARKET, OPEN, PARTIAL, PENDING, SELL,
+    SHORT, TAKER, TRIGGER_LIMIT, TRIGGER_MARKET,
 )
 from cryptofeed.types import Balance, Candle, Fill, Funding, Index, Liquidation, OpenInterest, OrderInfo, Position
 from cryptofeed.types import Ticker, Trade
@@ -208,6 +208,7 @@ def test_unknown_order_status_is_passed_through():
 def test_fill_from_order_fill_event():
     f = ad.parse_fill(payload('ws_orderUpdate.json', 'fill'), 'ETH-USDC', RECEIPT)
     assert type(f) is Fill
+    assert f.raw == {'fee_asset': 'ETH'}
     assert f.to_dict() == {'exchange': 'BACKPACK', 'symbol': 'ETH-USDC', 'side': BUY, 'amount': Decimal('0.0010'),
                            'price': Decimal('4299.16'), 'fee': Decimal('0.000001'), 'liquidity': TAKER,
                            'id': '2888471', 'order_id': '5406825793', 'type': MARKET, 'account': None,
@@ -229,13 +230,15 @@ def test_position_opened():
     p = ad.parse_position(payload('ws_positionUpdate.json', 'opened'), 'ETH-USDC-PERP', RECEIPT)
     assert type(p) is Position
     assert p.to_dict() == {'exchange': 'BACKPACK', 'symbol': 'ETH-USDC-PERP', 'position': Decimal('0.0010'),
-                           'entry_price': Decimal('4236.36'), 'side': BOTH, 'unrealised_pnl': Decimal('-0.000473'),
+                           'entry_price': Decimal('4236.36'), 'side': LONG, 'unrealised_pnl': Decimal('-0.000473'),
                            'timestamp': 1754943862.040487}
 
 
-def test_position_snapshot_short_keeps_the_sign():
-    p = ad.parse_position(payload('ws_positionUpdate.json', 'snapshot'), 'SOL-USDC-PERP', RECEIPT)
-    assert (p.position, p.side, p.entry_price, p.unrealised_pnl) == (Decimal('-5'), BOTH, Decimal('98.12'),
+def test_position_snapshot_frame_without_event_is_a_short():
+    msg = payload('ws_positionUpdate.json', 'snapshot')
+    assert msg.event is None
+    p = ad.parse_position(msg, 'SOL-USDC-PERP', RECEIPT)
+    assert (p.position, p.side, p.entry_price, p.unrealised_pnl) == (Decimal('-5'), SHORT, Decimal('98.12'),
                                                                      Decimal('-4.12'))
 
 
@@ -245,9 +248,11 @@ def test_position_from_json_numbers_equals_position_from_strings():
     assert numbers.to_dict() == strings.to_dict()
 
 
-def test_position_closed_is_flat():
-    p = ad.parse_position(payload('ws_positionUpdate.json', 'closed'), 'ETH-USDC-PERP', RECEIPT)
-    assert (p.position, p.side, p.timestamp) == (Decimal('0'), BOTH, 1754943900.0)
+def test_position_closed_is_size_zero_on_the_side_it_closed():
+    msg = payload('ws_positionUpdate.json', 'closed')
+    p = ad.parse_position(msg, 'ETH-USDC-PERP', RECEIPT, previous_side=LONG)
+    assert (p.position, p.side, p.timestamp) == (Decimal('0'), LONG, 1754943900.0)
+    assert ad.parse_position(msg, 'ETH-USDC-PERP', RECEIPT).side == BOTH
 
 
 def test_position_without_times_uses_receipt_time():
@@ -257,18 +262,116 @@ def test_position_without_times_uses_receipt_time():
     assert ad.parse_position(msg, 'S', RECEIPT).timestamp == RECEIPT
 
 
-def test_balance_update_available_and_locked():
+def test_balance_update_is_available_plus_locked_with_locked_reserved():
     b = ad.parse_balance_update(payload('ws_balanceUpdate.json', 'documented'), RECEIPT)
     assert type(b) is Balance
-    assert b.to_dict() == {'exchange': 'BACKPACK', 'currency': 'USDT', 'balance': Decimal('10'),
+    assert b.to_dict() == {'exchange': 'BACKPACK', 'currency': 'USDT', 'balance': Decimal('30'),
                            'reserved': Decimal('20')}
 
 
-def test_balance_from_rest_capital_entry():
-    capital = {'USDC': {'available': '120', 'locked': '0', 'staked': '0'}}
-    b = ad.parse_balance('USDC', Decimal(capital['USDC']['available']), Decimal(capital['USDC']['locked']),
-                         raw=capital['USDC'])
-    assert (b.currency, b.balance, b.reserved, b.raw) == ('USDC', Decimal('120'), Decimal('0'), capital['USDC'])
+def test_balances_from_rest_capital_staked_left_out():
+    capital = load_fixture('rest_account.json')['capital']
+    balances = ad.parse_capital(capital, keep_raw=True)
+    assert [(b.currency, b.balance, b.reserved) for b in balances] == [
+        ('SOL', Decimal('1.75'), Decimal('0.25')), ('USDC', Decimal('120'), Decimal('0'))]
+    assert balances[0].raw == {'available': '1.5', 'locked': '0.25', 'staked': '3', 'asset': 'SOL'}
+    assert ad.parse_capital(capital)[0].raw is None
+
+
+# -- every orderUpdate event, the status table, REST rows -----------------------------------------
+
+ORDER_CASES = {
+    # case: (status, type, price, amount, remaining)
+    'accepted': (OPEN, LIMIT, '1.0076', '20', '20'),
+    'cancelled': (CANCELLED, LIMIT, '1.0076', '20', '20'),
+    'fill': (FILLED, MARKET, '4299.16', '0.0010', '0.0000'),
+    'fill_string_times': (FILLED, MARKET, '4299.16', '0.0010', '0.0000'),
+    'partial_maker_fill': (PARTIAL, LIMIT, '98.50', '5', '3'),
+    'expired_ioc': (EXPIRED, LIMIT, '99.00', '3', '2'),
+    'trigger_placed': (PENDING, TRIGGER_MARKET, '0', '0', '0'),
+    'quote_market_accepted': (OPEN, MARKET, '0', '0', None),
+    'modified_reduce_only': (OPEN, LIMIT, '98.50', '2', '2'),
+    'trigger_failed': (FAILED, TRIGGER_MARKET, '0', '2', '2'),
+    'triggered_status': (OPEN, TRIGGER_LIMIT, '96.10', '2', '2'),
+    'trigger_fired_limit_fill': (FILLED, TRIGGER_LIMIT, '96.10', '2', '0'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(ORDER_CASES))
+def test_every_order_update_fixture(case):
+    msg = payload('ws_orderUpdate.json', case)
+    o = ad.parse_order_update(msg, 'X-USDC', RECEIPT)
+    status, kind, price, amount, remaining = ORDER_CASES[case]
+    assert (o.status, o.type, o.price, o.amount) == (status, kind, Decimal(price), Decimal(amount))
+    assert o.remaining == (None if remaining is None else Decimal(remaining))
+    assert o.id == msg.i and o.timestamp == msg.T / 1_000_000
+
+
+def test_order_fixtures_cover_every_event_and_status():
+    fixtures = load_fixture('ws_orderUpdate.json')
+    events = {v['data']['e'] for k, v in fixtures.items() if k != '_source'}
+    statuses = {v['data']['X'] for k, v in fixtures.items() if k != '_source'}
+    assert events == set(ad.ORDER_EVENTS)
+    assert statuses == set(ad.ORDER_STATUSES)
+
+
+def test_status_table_in_the_docs_lists_every_status_and_event():
+    from pathlib import Path
+    doc = (Path(__file__).parents[2] / 'docs' / 'exchanges' / 'backpack.md').read_text()
+    for status, constant in ad.ORDER_STATUSES.items():
+        assert f'| `{status}` | `{constant}` |' in doc, status
+    for event in ad.ORDER_EVENTS:
+        assert f'`{event}`' in doc, event
+
+
+def test_rest_order_equals_the_stream_order_for_the_same_state():
+    row = load_fixture('rest_account.json')['order_resting']
+    o = ad.parse_rest_order(row, 'USDT-USDC', RECEIPT, raw=row)
+    assert o.to_dict() == order_dict(symbol='USDT-USDC', id='59669287267', side=SELL, status=OPEN, type=LIMIT,
+                                     price=Decimal('1.0077'), amount=Decimal('20'), remaining=Decimal('20'),
+                                     timestamp=RECEIPT)
+    assert o.raw is row
+
+
+def test_rest_history_market_order_and_trigger_order():
+    rows = load_fixture('rest_account.json')
+    o = ad.parse_rest_order(rows['order_history_filled_market'], 'SOL-USDC', RECEIPT)
+    assert (o.status, o.type, o.price, o.remaining, o.client_order_id) == (
+        FILLED, MARKET, Decimal('99'), Decimal('0'), '7')
+    t = ad.parse_rest_order(rows['order_trigger_pending'], 'SOL-USDC-PERP', RECEIPT)
+    assert (t.status, t.type, t.amount, t.remaining) == (PENDING, TRIGGER_MARKET, Decimal('2'), Decimal('2'))
+
+
+def test_rest_fill_history_rows():
+    first, second = load_fixture('rest_account.json')['fill_history']
+    f = ad.parse_rest_fill(first, 'ETH-USDC-PERP', MARKET)
+    assert f.to_dict() == {'exchange': 'BACKPACK', 'symbol': 'ETH-USDC-PERP', 'side': BUY,
+                           'amount': Decimal('0.0026'), 'price': Decimal('3826.15'), 'fee': Decimal('0.004974'),
+                           'liquidity': TAKER, 'id': '9748827', 'order_id': '4238907375', 'type': MARKET,
+                           'account': None, 'timestamp': 1753637940.092}
+    assert f.raw == {'fee_asset': 'USDC'}
+    g = ad.parse_rest_fill(second, 'SOL-USDC-PERP', raw=second)
+    assert (g.side, g.liquidity, g.type, g.raw['fee_asset'], g.raw['tradeId']) == (SELL, MAKER, None, 'USDC', 77120)
+
+
+def test_stream_fill_and_history_fill_agree():
+    live = ad.parse_fill(payload('ws_orderUpdate.json', 'partial_maker_fill'), 'SOL-USDC-PERP', RECEIPT)
+    rest = ad.parse_rest_fill(load_fixture('rest_account.json')['fill_history'][1], 'SOL-USDC-PERP', LIMIT)
+    keys = ('symbol', 'side', 'amount', 'price', 'fee', 'liquidity', 'id', 'order_id', 'type')
+    assert {k: live.to_dict()[k] for k in keys} == {k: rest.to_dict()[k] for k in keys}
+    assert live.raw == rest.raw == {'fee_asset': 'USDC'}
+
+
+def test_rest_positions():
+    rows = load_fixture('rest_account.json')
+    p = ad.parse_rest_position(rows['position'], 'ETH-USDC-PERP', RECEIPT)
+    assert p.to_dict() == {'exchange': 'BACKPACK', 'symbol': 'ETH-USDC-PERP', 'position': Decimal('0.0036'),
+                           'entry_price': Decimal('3826.88'), 'side': LONG, 'unrealised_pnl': Decimal('-0.141914'),
+                           'timestamp': RECEIPT}
+    s = ad.parse_rest_position(rows['position_short'], 'SOL-USDC-PERP', RECEIPT)
+    live = ad.parse_position(payload('ws_positionUpdate.json', 'snapshot'), 'SOL-USDC-PERP', RECEIPT)
+    assert (s.position, s.side, s.entry_price, s.unrealised_pnl) == (
+        live.position, live.side, live.entry_price, live.unrealised_pnl)
 
 
 # -- E/T spelled as integers or as strings give identical objects --------------------------------

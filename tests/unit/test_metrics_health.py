@@ -54,7 +54,8 @@ def test_snapshot_is_json_serialisable_and_has_every_counter(metrics, clock):
     metrics.on_snapshot('SOL_USDC')
     for hook in (metrics.on_parse_error, metrics.on_server_error, metrics.on_unknown_stream,
                  metrics.on_reconnect, metrics.on_gap, metrics.on_trade_gap_unrecovered,
-                 metrics.on_rest_failure, metrics.on_callback_error, metrics.on_connect_failure):
+                 metrics.on_rest_failure, metrics.on_callback_error, metrics.on_connect_failure,
+                 lambda: metrics.on_auth_failure('key rejected')):
         hook()
     metrics.on_resync('BTC_USDC_PERP')
     metrics.on_dropped(3)
@@ -73,6 +74,18 @@ def test_snapshot_is_json_serialisable_and_has_every_counter(metrics, clock):
     assert snap['window_s'] == 60.0
     assert set(snap['recent_events']) == set(EVENT_KINDS)
     assert all(count == 1 for count in snap['recent_events'].values())
+    assert (snap['auth_failures'], snap['auth_error'], snap['backfilled_fills'], snap['reconciliation_corrections'],
+            snap['last_private_message_age_s']) == (1, 'key rejected', 0, 0, None)
+
+
+def test_auth_error_makes_the_feed_unhealthy_until_cleared(metrics, clock):
+    metrics.on_message('trades')
+    metrics.on_auth_failure('expired: clock 20000 ms behind')
+    report = evaluate_health(metrics, now=clock())
+    assert report.status == 'unhealthy'
+    assert 'private channels down: authentication failed: expired: clock 20000 ms behind' in report.reasons
+    metrics.on_auth_ok()
+    assert evaluate_health(metrics, now=clock()).status == 'healthy'
 
 
 def test_resync_marks_the_book_out_of_sync_until_the_next_snapshot(metrics, clock):

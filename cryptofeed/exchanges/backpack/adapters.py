@@ -40,16 +40,26 @@ Decisions worth knowing:
   buying -> ``BUY``; ``Ask``: a long was sold -> ``SELL``), the same meaning cryptofeed's
   Binance feed gives its ``S``. The stream reports executed liquidations, so ``status`` is
   ``FILLED``; the payload has no id, so ``id`` is ``None``.
-* Positions are one-way and netted on Backpack: ``Position.side`` is always ``BOTH`` and
-  ``position`` is the signed ``q`` (+ long, - short, 0 flat), the convention of cryptofeed's
-  Binance futures feed in one-way mode. Deriving long/short from the sign would leave a
-  consumer keyed on (symbol, side) with a stale entry after a flip or close.
+* Positions are one-way and netted on Backpack: ``position`` is the signed ``q`` (+ long,
+  - short) and ``side`` is ``LONG`` or ``SHORT`` from its sign. A flat position (``q`` = 0,
+  ``positionClosed``) keeps the side of the position it closed when the caller passes it as
+  ``previous_side`` (the account channel remembers it), so a consumer keyed on (symbol, side)
+  sees that entry go to zero; without one it is ``BOTH``.
 * ``OrderInfo.price`` is the limit price ``p``; orders without one (market, trigger-market)
   report the average executed price ``Z / z``, or 0 before any fill. ``amount`` is ``q``, or
   the executed ``z`` for quote-quantity orders that have no ``q``; ``remaining`` is
-  ``q - z`` when ``q`` is known, else ``None``.
-* ``Balance.balance`` is the available amount ``A`` and ``reserved`` the locked ``L`` (staked
-  ``S`` is not part of either), as cryptofeed's Binance spot feed does with free / locked.
+  ``q - z`` when ``q`` is known, else ``None``. An order with a trigger price ``P`` is
+  ``TRIGGER_LIMIT`` / ``TRIGGER_MARKET``.
+* ``Fill`` has no field for the fee asset: ``Fill.raw`` is always a dict holding it as
+  ``fee_asset`` (plus the venue payload when the feed keeps raw payloads).
+* ``Balance.balance`` is the whole amount of the asset on the account, available + locked
+  (``A + L``; REST ``available + locked``), and ``reserved`` the locked part ``L``; staked
+  ``S`` is in neither (it is not spendable until unstaked) and stays in ``raw``.
+* REST rows (``/api/v1/orders``, ``/wapi/v1/history/orders``, ``/wapi/v1/history/fills``,
+  ``/api/v1/position``, ``/api/v1/capital``) give the same objects as the streams, so that a
+  snapshot or a backfill is indistinguishable from live data. An order row carries no time of
+  its current state, so its ``OrderInfo.timestamp`` is the receipt time; a history fill's
+  ``timestamp`` is its naive-UTC millisecond string.
 """
 from __future__ import annotations
 
@@ -60,8 +70,8 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 import msgspec
 
 from cryptofeed.defines import (
-    BOTH, BUY, CANCELLED, EXPIRED, FAILED, FILLED, LIMIT, MAKER, MARKET, OPEN, PARTIAL, PENDING,
-    SELL, TAKER, TRIGGER_LIMIT, TRIGGER_MARKET,
+    BOTH, BUY, CANCELLED, EXPIRED, FAILED, FILLED, LIMIT, LONG, MAKER, MARKET, OPEN, PARTIAL, PENDING,
+    SELL, SHORT, TAKER, TRIGGER_LIMIT, TRIGGER_MARKET,
 )
 from cryptofeed.types import (
     Balance, Candle, Fill, Funding, Index, Liquidation, OpenInterest, OrderInfo, Position, Ticker,
@@ -75,7 +85,8 @@ __all__ = [
     'EXCHANGE', 'SIDES', 'ORDER_STATUSES', 'parse_trade', 'parse_book_ticker', 'parse_kline',
     'parse_funding', 'parse_index', 'parse_open_interest', 'parse_liquidation',
     'parse_order_update', 'parse_fill', 'parse_position', 'parse_balance', 'parse_balance_update',
-    'parse_depth_snapshot', 'parse_rest_trade', 'DepthSnapshot',
+    'parse_depth_snapshot', 'parse_rest_trade', 'DepthSnapshot', 'parse_rest_order', 'parse_rest_fill',
+    'parse_rest_position', 'parse_capital', 'position_side', 'history_seconds', 'order_type', 'ORDER_EVENTS',
     'raw_payload', 'micros_to_seconds', 'utc_seconds',
 ]
 
@@ -97,8 +108,21 @@ ORDER_STATUSES: Dict[str, str] = {
 }
 """Backpack order status ``X`` -> cryptofeed status; an unknown status is passed through."""
 
-_ORDER_TYPES = {'LIMIT': LIMIT, 'MARKET': MARKET}
-_TRIGGER_TYPES = {'LIMIT': TRIGGER_LIMIT, 'MARKET': TRIGGER_MARKET}
+ORDER_EVENTS: Dict[str, str] = {
+    'orderAccepted': 'the order rests or starts matching; X = New (a fired trigger order starts here)',
+    'orderFill': 'one execution; X = PartiallyFilled or Filled; also gives a Fill',
+    'orderCancelled': 'cancelled by the user or the system; X = Cancelled',
+    'orderExpired': 'ended by a rule (IOC/FOK remainder, post-only would take, ...); X = Expired, R = reason',
+    'orderModified': 'a resting reduce-only order was shrunk; X unchanged (New/PartiallyFilled), q smaller',
+    'triggerPlaced': 'a trigger order waits for its price; X = TriggerPending',
+    'triggerFailed': 'a trigger fired but the order could not be placed; X = TriggerFailed',
+}
+"""Every ``account.orderUpdate`` event ``e`` and what it means; each becomes one ``OrderInfo``
+whose status comes from ``X`` through ``ORDER_STATUSES``."""
+
+_ORDER_TYPES = {'LIMIT': LIMIT, 'MARKET': MARKET, 'Limit': LIMIT, 'Market': MARKET}
+_TRIGGER_TYPES = {'LIMIT': TRIGGER_LIMIT, 'MARKET': TRIGGER_MARKET, 'Limit': TRIGGER_LIMIT,
+                  'Market': TRIGGER_MARKET}
 _ZERO = Decimal(0)
 # Unit divisors are written as literals below: a constant is cheaper than a global lookup on
 # the hot path (microseconds: 1_000_000, milliseconds: 1_000).
@@ -176,9 +200,11 @@ def parse_liquidation(msg: bp.Liquidation, symbol: str, receipt_ts: float,
     return Liquidation(EXCHANGE, symbol, SIDES[msg.S], msg.q, msg.p, None, FILLED, ts / 1_000_000, raw)
 
 
-def _order_type(msg: bp.OrderUpdate) -> str:
-    table = _ORDER_TYPES if msg.P is None else _TRIGGER_TYPES
-    return table.get(msg.o) or msg.o.lower()
+def order_type(kind: str, trigger_price: Any = None) -> str:
+    """Backpack order type (``LIMIT`` on the stream, ``Limit`` on REST, ...) -> cryptofeed type;
+    with a trigger price it is ``TRIGGER_LIMIT`` / ``TRIGGER_MARKET``."""
+    table = _ORDER_TYPES if trigger_price is None else _TRIGGER_TYPES
+    return table.get(kind) or kind.lower()
 
 
 def _finite(*values: Optional[Decimal]) -> bool:
@@ -188,62 +214,131 @@ def _finite(*values: Optional[Decimal]) -> bool:
     return True
 
 
+def _order_info(symbol: str, order_id: str, side: str, status: str, order_type: str, price: Optional[Decimal],
+                quantity: Optional[Decimal], executed: Optional[Decimal], executed_quote: Optional[Decimal],
+                client_id: Any, timestamp: float, raw: Optional[dict]) -> OrderInfo:
+    """The one place an ``OrderInfo`` is built, for stream frames and REST rows alike."""
+    if price is None:
+        price = executed_quote / executed if _finite(executed_quote, executed) and executed else _ZERO
+    if quantity is None:
+        amount = _ZERO if executed is None else executed
+        remaining = None
+    else:
+        amount = quantity
+        if executed is None:
+            remaining = quantity
+        else:
+            remaining = quantity - executed if _finite(quantity, executed) else None
+    return OrderInfo(EXCHANGE, symbol, str(order_id), SIDES[side], ORDER_STATUSES.get(status, status), order_type,
+                     price, amount, remaining, timestamp, None if client_id is None else str(client_id), None, raw)
+
+
 def parse_order_update(msg: bp.OrderUpdate, symbol: str, receipt_ts: float,
                        raw: Optional[dict] = None) -> OrderInfo:
     """Any ``account.orderUpdate`` event -> ``OrderInfo`` (status from ``X``, timestamp ``T``)."""
-    q, z, Z = msg.q, msg.z, msg.Z
-    price = msg.p
-    if price is None:
-        price = Z / z if _finite(Z, z) and z else _ZERO
-    if q is None:
-        amount = _ZERO if z is None else z
-        remaining = None
-    else:
-        amount = q
-        if z is None:
-            remaining = q
-        else:
-            remaining = q - z if _finite(q, z) else None
-    client_id = None if msg.c is None else str(msg.c)
-    return OrderInfo(EXCHANGE, symbol, msg.i, SIDES[msg.S], ORDER_STATUSES.get(msg.X, msg.X),
-                     _order_type(msg), price, amount, remaining, msg.T / 1_000_000, client_id, None, raw)
+    return _order_info(symbol, msg.i, msg.S, msg.X, order_type(msg.o, msg.P), msg.p, msg.q, msg.z, msg.Z, msg.c,
+                       msg.T / 1_000_000, raw)
+
+
+def _dec(value: Any) -> Optional[Decimal]:
+    return None if value is None else Decimal(str(value))
+
+
+def parse_rest_order(row: Dict[str, Any], symbol: str, receipt_ts: float, raw: Optional[dict] = None) -> OrderInfo:
+    """An order object of ``/api/v1/order(s)`` or a ``/wapi/v1/history/orders`` row -> ``OrderInfo``,
+    equal to what the stream gives for the same state; timestamp = ``receipt_ts`` (the row has
+    no time of its current state)."""
+    return _order_info(symbol, row['id'], row['side'], row['status'],
+                       order_type(row['orderType'], row.get('triggerPrice')), _dec(row.get('price')),
+                       _dec(row.get('quantity')), _dec(row.get('executedQuantity')),
+                       _dec(row.get('executedQuoteQuantity')), row.get('clientId'), receipt_ts, raw)
+
+
+def _fill_raw(fee_asset: Optional[str], raw: Optional[dict]) -> dict:
+    out = dict(raw) if raw else {}
+    out['fee_asset'] = fee_asset
+    return out
 
 
 def parse_fill(msg: bp.OrderUpdate, symbol: str, receipt_ts: float,
                raw: Optional[dict] = None) -> Optional[Fill]:
     """An ``orderFill`` event -> ``Fill`` for that one execution (``l`` at ``L``, fee ``n``,
     trade id ``t``, maker flag ``m``); ``None`` for an update that carries no fill. The fee
-    asset ``N`` has no place in ``Fill``; keep ``raw`` if you need it."""
+    asset ``N`` goes to ``raw['fee_asset']``."""
     t, l, L = msg.t, msg.l, msg.L  # noqa: E741
     if t is None or l is None or L is None:
         return None
     m = msg.m
     liquidity = MAKER if m else (TAKER if m is not None else None)
-    return Fill(EXCHANGE, symbol, SIDES[msg.S], l, L, msg.n, str(t), msg.i, _order_type(msg),
-                liquidity, msg.T / 1_000_000, None, raw)
+    return Fill(EXCHANGE, symbol, SIDES[msg.S], l, L, msg.n, str(t), msg.i, order_type(msg.o, msg.P),
+                liquidity, msg.T / 1_000_000, None, _fill_raw(msg.N, raw))
+
+
+def parse_rest_fill(row: Dict[str, Any], symbol: str, order_type: Optional[str] = None,
+                    raw: Optional[dict] = None) -> Fill:
+    """A ``/wapi/v1/history/fills`` row -> ``Fill``, the same fill the stream gives. The row does
+    not name the order's type: pass it as ``order_type`` (a cryptofeed type) when known."""
+    return Fill(EXCHANGE, symbol, SIDES[row['side']], Decimal(row['quantity']), Decimal(row['price']),
+                _dec(row.get('fee')), str(row['tradeId']), str(row['orderId']), order_type,
+                MAKER if row.get('isMaker') else TAKER, history_seconds(row['timestamp']), None,
+                _fill_raw(row.get('feeSymbol'), raw))
+
+
+def history_seconds(value: Any) -> float:
+    """A history ``timestamp``/``createdAt`` (naive-UTC ``2025-07-27T17:39:00.092``, or ms) -> seconds."""
+    if isinstance(value, (int, float)):
+        return value / 1_000
+    return utc_seconds(datetime.fromisoformat(str(value).replace(' ', 'T')))
+
+
+def position_side(quantity: Decimal, previous_side: Optional[str] = None) -> str:
+    """``LONG`` / ``SHORT`` from the sign of a net quantity; a flat one keeps ``previous_side``
+    (the side it closed), else ``BOTH``."""
+    if quantity > 0:
+        return LONG
+    if quantity < 0:
+        return SHORT
+    return previous_side or BOTH
 
 
 def parse_position(msg: bp.PositionUpdate, symbol: str, receipt_ts: float,
-                   raw: Optional[dict] = None) -> Position:
+                   raw: Optional[dict] = None, previous_side: Optional[str] = None) -> Position:
     """``account.positionUpdate`` (events and snapshot frames) -> ``Position``: signed ``q``,
-    entry price ``B``, unrealized PnL ``P``, side ``BOTH``; timestamp ``T``, else ``E``, else
-    ``receipt_ts``."""
+    entry price ``B``, unrealized PnL ``P``, side from the sign (``position_side``); timestamp
+    ``T``, else ``E``, else ``receipt_ts``."""
     ts = msg.T if msg.T is not None else msg.E
-    return Position(EXCHANGE, symbol, msg.q, msg.B, BOTH, msg.P,
+    return Position(EXCHANGE, symbol, msg.q, msg.B, position_side(msg.q, previous_side), msg.P,
                     receipt_ts if ts is None else ts / 1_000_000, raw)
+
+
+def parse_rest_position(row: Dict[str, Any], symbol: str, receipt_ts: float, raw: Optional[dict] = None,
+                        previous_side: Optional[str] = None) -> Position:
+    """A ``/api/v1/position`` row -> ``Position`` (``netQuantity``, ``entryPrice``,
+    ``pnlUnrealized``); timestamp = ``receipt_ts``."""
+    quantity = Decimal(str(row['netQuantity']))
+    return Position(EXCHANGE, symbol, quantity, Decimal(str(row['entryPrice'])),
+                    position_side(quantity, previous_side), _dec(row.get('pnlUnrealized')), receipt_ts, raw)
 
 
 def parse_balance(asset: str, available: Decimal, locked: Optional[Decimal],
                   raw: Optional[dict] = None) -> Balance:
-    """One asset's balance -> ``Balance(balance=available, reserved=locked)``. Serves both the
-    ``balanceUpdate`` stream and the REST ``/api/v1/capital`` map."""
-    return Balance(EXCHANGE, asset, available, locked, raw)
+    """One asset -> ``Balance(balance=available + locked, reserved=locked)``."""
+    locked = _ZERO if locked is None else locked
+    return Balance(EXCHANGE, asset, available + locked, locked, raw)
 
 
 def parse_balance_update(msg: bp.BalanceUpdate, receipt_ts: float,
                          raw: Optional[dict] = None) -> Balance:
     """``account.balanceUpdate`` -> ``Balance`` (absolute values of asset ``a``)."""
-    return Balance(EXCHANGE, msg.a, msg.A, msg.L, raw)
+    return parse_balance(msg.a, msg.A, msg.L, raw)
+
+
+def parse_capital(data: Dict[str, Any], keep_raw: bool = False) -> List[Balance]:
+    """``GET /api/v1/capital`` (asset -> ``{available, locked, staked}``) -> one ``Balance`` per
+    asset, in asset order."""
+    return [parse_balance(asset, Decimal(entry['available']), _dec(entry.get('locked')),
+                          dict(entry, asset=asset) if keep_raw else None)
+            for asset, entry in sorted(data.items())]
 
 
 class DepthSnapshot(NamedTuple):

@@ -1,4 +1,4 @@
-"""``BackpackFeed``: Backpack public market data through cryptofeed's ``FeedHandler``.
+"""``BackpackFeed``: Backpack market data and account streams through cryptofeed's ``FeedHandler``.
 
 This module wires the pieces; it parses nothing itself. Frames go ``router`` (decode once,
 exact stream split) -> the handler of a channel family in ``channels/`` (market data, the L2
@@ -15,6 +15,8 @@ Channels (backpack-api.md section 8.1)::
     INDEX         markPrice.<s>           perpetuals only (index price ``i``)
     OPEN_INTEREST openInterest.<s>        perpetuals only
     LIQUIDATIONS  liquidation             one all-market stream, filtered to the symbols asked for
+    ORDER_INFO, FILLS, POSITIONS, BALANCES    account.* streams, signed, on a connection of their own
+                                          (channels/account.py); an empty symbol list = every market
 
 Construction does no network I/O: symbols are converted by Backpack's spelling rules
 (``symbols.py``); whether they exist is checked against ``/api/v1/markets`` when the first
@@ -23,37 +25,34 @@ connection subscribes, and unknown ones are left out with an error in the log.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import inspect
 import json
 import logging
 import time
 from collections import defaultdict
-from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
 
 from cryptofeed.config import Config
 from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
 from cryptofeed.defines import (
-    CANDLES, FUNDING, INDEX, L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, TICKER, TRADES,
+    BALANCES, CANDLES, FILLS, FUNDING, INDEX, L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, ORDER_INFO, POSITIONS, TICKER,
+    TRADES,
 )
-from cryptofeed.exceptions import UnsupportedSymbol
 from cryptofeed.feed import Feed
-from cryptofeed.symbols import Symbol, Symbols
 
 from cryptofeed.exchanges.backpack.backoff import backoff_delays
 from cryptofeed.exchanges.backpack.channels import DONE, BookChannel, ChannelContext, MarketChannels, TradeChannel
+from cryptofeed.exchanges.backpack.channels.account import AccountChannel, private_channels_asked
 from cryptofeed.exchanges.backpack.config import DEFAULT_REST_URL, DEFAULT_WS_URL, BackpackConfig
 from cryptofeed.exchanges.backpack.defines import BACKPACK
 from cryptofeed.exchanges.backpack.errors import BackpackConfigError, BackpackError
+from cryptofeed.exchanges.backpack.exchange_symbols import BackpackSymbolsMixin
 from cryptofeed.exchanges.backpack.health import BackpackHealthReport, evaluate_health
 from cryptofeed.exchanges.backpack.metrics import FeedMetrics
 from cryptofeed.exchanges.backpack.options import check_feed_options
 from cryptofeed.exchanges.backpack.rest import BackpackRestClient, RecordedRestClient
 from cryptofeed.exchanges.backpack.router import INVALID, MALFORMED, UNKNOWN_STREAM, Router
-from cryptofeed.exchanges.backpack.symbols import (
-    BackpackSymbolService, SpellingRuleSymbols, exchange_to_normalized, normalized_to_exchange, parse_symbol_data,
-)
+from cryptofeed.exchanges.backpack.symbols import BackpackSymbolService, RuleSymbols, normalized_to_exchange
 from cryptofeed.exchanges.backpack.ws import MAX_FRAME_BYTES, BackpackConnectionHandler, BackpackWSConn
 
 __all__ = ['BackpackFeed', 'DEPTH_WINDOWS']
@@ -71,17 +70,7 @@ class _Stream(NamedTuple):
     symbol: Optional[str]  # normalized symbol; None for the all-market 'liquidation' stream
 
 
-def _run_blocking(coro):
-    """Run ``coro`` to completion from synchronous code, even when a loop is already running."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-class BackpackFeed(Feed):
+class BackpackFeed(BackpackSymbolsMixin, Feed):
     """Backpack spot and USDC perpetual market data as cryptofeed objects.
 
     Beyond cryptofeed's ``Feed`` arguments (``symbols``, ``channels``, ``subscription``,
@@ -115,6 +104,8 @@ class BackpackFeed(Feed):
         False (default): an exception in a callback is logged with its traceback (rate-limited),
         counted in ``callback_errors`` and the feed carries on with the next message. True:
         cryptofeed's behaviour, the exception drops the connection, which reconnects.
+    ``reconcile_interval_s``
+        BALANCES: compare ``/api/v1/capital`` with the balances emitted this often (None: never).
     """
 
     id = BACKPACK
@@ -125,6 +116,8 @@ class BackpackFeed(Feed):
     websocket_channels = {
         TRADES: 'trade', L2_BOOK: 'depth', TICKER: 'bookTicker', CANDLES: 'kline', FUNDING: 'markPrice',
         INDEX: 'markPrice', OPEN_INTEREST: 'openInterest', LIQUIDATIONS: 'liquidation',
+        ORDER_INFO: 'account.orderUpdate', FILLS: 'account.orderUpdate', POSITIONS: 'account.positionUpdate',
+        BALANCES: 'account.balanceUpdate',
     }
     candle_interval_map = {
         '1s': '1s', '1m': '1m', '3m': '3m', '5m': '5m', '15m': '15m', '30m': '30m', '1h': '1h', '2h': '2h',
@@ -134,15 +127,13 @@ class BackpackFeed(Feed):
     valid_depth_limits = (5, 10, 20, 50, 100, 500, 1000)
     request_limit = 20
 
-    _parse_symbol_data = classmethod(lambda cls, data: parse_symbol_data(data))
-
     def __init__(self, config=None, *, depth_interval: Optional[str] = None, snapshot_limit: int = 1000,
                  streams_per_connection: int = 200, keep_raw: bool = False,
                  rest_client: Optional[BackpackRestClient] = None, ping_interval: float = 10.0,
                  ping_timeout: float = 10.0, trade_backfill_limit: int = 10_000, snapshot_workers: int = 2,
                  snapshot_spacing_s: float = 0.05, reconnect_backoff_base_s: float = 0.5,
                  reconnect_backoff_max_s: float = 30.0, raise_callback_errors: bool = False,
-                 max_frame_bytes: int = MAX_FRAME_BYTES, **kwargs):
+                 max_frame_bytes: int = MAX_FRAME_BYTES, reconcile_interval_s: Optional[float] = None, **kwargs):
         check_feed_options(dict(streams_per_connection=streams_per_connection, keep_raw=keep_raw,
                                 ping_interval=ping_interval, ping_timeout=ping_timeout,
                                 trade_backfill_limit=trade_backfill_limit, snapshot_workers=snapshot_workers,
@@ -161,6 +152,8 @@ class BackpackFeed(Feed):
             raise ValueError(f'snapshot_limit must be one of {self.valid_depth_limits}, got {snapshot_limit!r}')
         backoff_delays(reconnect_backoff_base_s, reconnect_backoff_max_s)  # raises ValueError if inconsistent
         kwargs.setdefault('retries', -1)
+        self._wanted = self._wanted_symbols(kwargs.get('subscription'), kwargs.get('symbols'), kwargs.get('channels'))
+        private = private_channels_asked(self._wanted, self.backpack_config)  # raises what to configure
         cryptofeed_config = config if isinstance(config, (Config, str)) or (
             isinstance(config, dict) and 'backpack' in config) else None
         with self._no_symbol_download():
@@ -178,11 +171,7 @@ class BackpackFeed(Feed):
         self.metrics = FeedMetrics()
         self._symbol_service: Optional[BackpackSymbolService] = None
         self._unknown_symbols: set = set()
-        self._wanted = self._wanted_symbols(kwargs.get('subscription'), kwargs.get('symbols'), kwargs.get('channels'))
         self._streams = self._plan_streams()
-        if cfg.enable_private_channels:
-            LOG.warning('%s: enable_private_channels=True has no effect: this version of the feed has no account '
-                        'channels', self.id)
         self._ctx = ChannelContext(
             self.id, self.callbacks, self.metrics, keep_raw=keep_raw,
             cross_check=self.check_bid_ask_overlapping if self.cross_check else None, rest_client=rest_client,
@@ -200,71 +189,24 @@ class BackpackFeed(Feed):
         self._on_subscribe = {'depth': self._book.on_subscribe, 'trade': self._trade.on_subscribe}
         subscribed = {normalized_to_exchange(s): str(s) for s in self.normalized_symbols}
         self._router = Router({**self._market.handlers(), **self._book.handlers(), **self._trade.handlers()},
-                              subscribed, data_symbols=SpellingRuleSymbols(subscribed), on_error=self._on_server_error,
+                              subscribed, data_symbols=RuleSymbols(subscribed), on_error=self._on_server_error,
                               on_drop=self._on_drop, dropped=DONE)
         self.message_handler = self._router.handle
+        self._account = self._private_router = None
+        if private:
+            self._account = AccountChannel(
+                self._ctx, private, signer=cfg.signer(), measure_clock='clock_offset_ms' not in cfg.model_fields_set,
+                retry_base_s=reconnect_backoff_base_s, retry_max_s=reconnect_backoff_max_s,
+                reconcile_interval_s=reconcile_interval_s)
+            self._private_router = Router(self._account.handlers(), {}, data_symbols=RuleSymbols(),
+                                          on_error=self._account.on_error_frame, on_drop=self._on_drop, dropped=DONE)
 
-    # ------------------------------------------------------------------ symbols
-
-    @contextmanager
-    def _no_symbol_download(self) -> Iterator[None]:
-        """cryptofeed's ``Exchange.__init__`` downloads the markets when none are cached; we
-        convert symbols by spelling rules instead, so hand it an empty table for the duration."""
-        lent_empty_table = not Symbols.populated(self.id)
-        if lent_empty_table:
-            Symbols.set(self.id, {}, {})
-        try:
-            yield
-        finally:
-            if lent_empty_table and Symbols.data.get(self.id) == {'normalized': {}, 'info': {}}:
-                Symbols.data.pop(self.id, None)
-
-    def std_symbol_to_exchange_symbol(self, symbol) -> str:
-        if isinstance(symbol, Symbol):
-            symbol = symbol.normalized
-        try:
-            return normalized_to_exchange(symbol)
-        except (ValueError, TypeError):
-            if self.ignore_invalid_instruments:
-                LOG.warning('%s: invalid symbol %s ignored', self.id, symbol)
-                return symbol
-            raise UnsupportedSymbol(f'{symbol} is not a Backpack spot or perpetual symbol '
-                                    f'(expected BASE-QUOTE or BASE-QUOTE-PERP, e.g. SOL-USDC, SOL-USDC-PERP)')
-
-    def exchange_symbol_to_std_symbol(self, symbol: str) -> str:
-        try:
-            return exchange_to_normalized(symbol)
-        except (ValueError, TypeError):
-            if self.ignore_invalid_instruments:
-                return symbol
-            raise UnsupportedSymbol(f'{symbol} is not a Backpack spot or perpetual symbol')
-
-    @classmethod
-    def symbol_mapping(cls, refresh: bool = False, headers: dict = None, config=None) -> Dict[str, str]:
-        """normalized -> exchange symbol for every listed spot/perp market (cached process-wide).
-
-        Blocking, like cryptofeed's own: call it outside the event loop or accept the stall.
-        ``config`` chooses the REST URL, proxy and CA (default: the live exchange).
-        """
-        if Symbols.populated(cls.id) and not refresh:
-            return Symbols.get(cls.id)[0]
-
-        async def fetch():
-            async with BackpackRestClient.from_config(BackpackConfig.coerce(config)) as client:
-                return await client.markets()
-
-        normalized, info = cls._parse_symbol_data(_run_blocking(fetch()))
-        Symbols.set(cls.id, normalized, info)
-        return normalized
-
-    @classmethod
-    def symbols(cls, refresh: bool = False, config=None) -> list:
-        return list(cls.symbol_mapping(refresh=refresh, config=config))
-
-    @classmethod
-    def info(cls, config=None) -> dict:
-        cls.symbol_mapping(config=config)
-        return super().info()
+    # cryptofeed refuses authenticated channels without its own key_id/key_secret; ours are in the
+    # BackpackConfig (checked above), so they answer for it when its Config has none.
+    key_id = property(lambda self: self._key_id or (self.backpack_config.auth and self.backpack_config.auth.public_key),
+                      lambda self, value: setattr(self, '_key_id', value))
+    key_secret = property(lambda self: self._key_secret or (self.backpack_config.auth and '<in BackpackConfig>'),
+                          lambda self, value: setattr(self, '_key_secret', value))
 
     # ------------------------------------------------------------------ planning
 
@@ -287,6 +229,8 @@ class BackpackFeed(Feed):
             if kind == 'liquidation':
                 streams.append(_Stream('liquidation', kind, None))
                 continue
+            if kind.startswith('account.'):
+                continue  # private: the account channel's own connection
             prefix = {'depth': depth, 'kline': f'kline.{kline_interval}'}.get(kind, kind)
             for exchange_symbol in sorted(exchange_symbols):
                 symbol = self.exchange_symbol_to_std_symbol(exchange_symbol)
@@ -317,6 +261,10 @@ class BackpackFeed(Feed):
                                   max_frame_bytes=self.max_frame_bytes)
             conn.streams = chunk
             connections.append((conn, self.subscribe, self.message_handler, self.authenticate))
+        if self._account is not None:
+            conn = self._account.connection(cfg.ws_url, self.id, ssl=ssl_context, proxy=proxy,
+                                            ping_interval=self.ping_interval, ping_timeout=self.ping_timeout)
+            connections.append((conn, self._account.subscribe, self._private_router.handle, self.authenticate))
         return connections
 
     # ------------------------------------------------------------------ lifecycle
@@ -335,6 +283,8 @@ class BackpackFeed(Feed):
             self.connection_handlers.append(handler)
             handler.start(loop)
         self._book.start(loop)
+        if self._account is not None:
+            self._account.start(loop)
         for callbacks in self.callbacks.values():
             for callback in callbacks:
                 if hasattr(callback, 'start'):
@@ -344,6 +294,8 @@ class BackpackFeed(Feed):
     async def shutdown(self):
         """Stop every connection, cancel every task this feed started, close our sessions, then
         let cryptofeed's shutdown flush the backends."""
+        if self._account is not None:
+            self._account.stopping = True
         for handler in self.connection_handlers:
             if isinstance(handler, BackpackConnectionHandler):
                 await handler.stop()
@@ -433,6 +385,9 @@ class BackpackFeed(Feed):
         snap['books'] = self._book.state()
         snap['trades'] = self._trade.state()
         snap['drops'] = self._router.drops
+        if self._account is not None:
+            snap['account'] = self._account.state()
+            snap['drops_private'] = self._private_router.drops
         rest = self._ctx.rest_created
         if rest is not None:
             snap['rest'] = rest.stats.as_dict()

@@ -5,7 +5,8 @@ supervisor or a test. It reads a ``FeedMetrics`` (or the dict its ``snapshot()``
 returns a ``BackpackHealthReport``:
 
 * ``unhealthy`` -- no market data for longer than ``max_message_age_s`` (the feed is not
-  delivering anything);
+  delivering anything), or the exchange refuses the signature of the private channels
+  (``auth_error``: they deliver nothing until it is fixed);
 * ``degraded``  -- data flows but something is off in the last ``window_s`` seconds: too many
   reconnects, sequence gaps, resyncs, parse errors, server errors or REST failures, trade gaps
   that could not be backfilled, books without a snapshot (out of sync) or with a snapshot
@@ -133,6 +134,9 @@ def evaluate_health(metrics: Union[FeedMetrics, Mapping[str, Any]], *, now: floa
         if last_age > max_message_age_s:
             flag(UNHEALTHY, f'no message for {last_age:.0f} s (limit {max_message_age_s:g} s)')
 
+    auth_error = snap.get('auth_error')
+    if auth_error:
+        flag(UNHEALTHY, f'private channels down: authentication failed: {auth_error}')
     recent = snap['recent_events']
     for kind, limit_name, noun in _WINDOWED_CHECKS:
         count = int(recent.get(kind, 0))

@@ -21,7 +21,7 @@ __all__ = ['EVENT_KINDS', 'FeedMetrics']
 
 #: Kinds of events kept with their timestamps for windowed health checks.
 EVENT_KINDS = ('reconnect', 'gap', 'resync', 'parse_error', 'server_error', 'rest_failure',
-               'trade_gap_unrecovered', 'callback_error', 'connect_failure')
+               'trade_gap_unrecovered', 'callback_error', 'connect_failure', 'auth_failure')
 
 _DEFAULT_EVENT_CAPACITY = 512
 
@@ -37,7 +37,8 @@ class FeedMetrics:
     __slots__ = ('clock', 'started_at', 'messages', 'dropped', 'parse_errors', 'server_errors',
                  'unknown_streams', 'reconnects', 'gaps', 'resyncs', 'backfilled_trades',
                  'trade_gaps_unrecovered', 'rest_failures', 'last_message_time', 'exchange_time',
-                 'callback_errors', 'connect_failures', 'connections_given_up',
+                 'callback_errors', 'connect_failures', 'connections_given_up', 'auth_failures', 'auth_error',
+                 'backfilled_fills', 'reconciliation_corrections', 'last_private_message_time',
                  '_book_symbols', '_snapshot_times', '_unsynced_since', '_events')
 
     def __init__(self, *, clock: Callable[[], float] = time.time,
@@ -63,6 +64,14 @@ class FeedMetrics:
         self.callback_errors = 0
         self.connect_failures = 0
         self.connections_given_up: List[str] = []
+        # Private account channels (channels/account.py): rejected signatures, the reason the
+        # private streams are down now (None while they work), fills recovered from REST after a
+        # reconnect, balances corrected by REST reconciliation, the newest private frame.
+        self.auth_failures = 0
+        self.auth_error: Optional[str] = None
+        self.backfilled_fills = 0
+        self.reconciliation_corrections = 0
+        self.last_private_message_time: Optional[float] = None
         self._book_symbols: set[str] = set()
         self._snapshot_times: Dict[str, float] = {}
         self._unsynced_since: Dict[str, float] = {}
@@ -125,6 +134,15 @@ class FeedMetrics:
     def on_rest_failure(self) -> None:
         self.rest_failures += 1
         self._stamp('rest_failure')
+
+    def on_auth_failure(self, reason: str) -> None:
+        """The exchange refused our signature; ``reason`` is shown by health until ``on_auth_ok``."""
+        self.auth_failures += 1
+        self.auth_error = reason
+        self._stamp('auth_failure')
+
+    def on_auth_ok(self) -> None:
+        self.auth_error = None
 
     def expect_books(self, symbols: Iterable[str]) -> None:
         """Declare the symbols whose books should be in sync (those subscribed to L2_BOOK)."""
@@ -212,6 +230,12 @@ class FeedMetrics:
             'backfilled_trades': self.backfilled_trades,
             'trade_gaps_unrecovered': self.trade_gaps_unrecovered,
             'rest_failures': self.rest_failures,
+            'auth_failures': self.auth_failures,
+            'auth_error': self.auth_error,
+            'backfilled_fills': self.backfilled_fills,
+            'reconciliation_corrections': self.reconciliation_corrections,
+            'last_private_message_age_s': (None if self.last_private_message_time is None
+                                           else max(0.0, now - self.last_private_message_time)),
             'snapshot_age_s': {
                 symbol: (max(0.0, now - self._snapshot_times[symbol]) if symbol in self._snapshot_times else None)
                 for symbol in sorted(self._book_symbols)

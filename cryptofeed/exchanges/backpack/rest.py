@@ -458,6 +458,13 @@ class BackpackRestClient:
             'symbol': symbol, 'from': from_ms, 'to': to_ms, 'limit': limit, 'offset': offset,
             'fillType': fill_type, 'marketType': market_type, 'sortDirection': sort_direction})
 
+    async def order_history(self, symbol: Optional[str] = None, *, order_id: Optional[str] = None,
+                            limit: int = 100, offset: int = 0, market_type: Optional[str] = None,
+                            sort_direction: Optional[str] = None) -> List[dict]:
+        return await self.signed_get('orderHistoryQueryAll', '/wapi/v1/history/orders', {
+            'symbol': symbol, 'orderId': order_id, 'limit': limit, 'offset': offset, 'marketType': market_type,
+            'sortDirection': sort_direction})
+
     async def signed_get(self, instruction: str, path: str, params: Params = None) -> Any:
         return await self._call('GET', path, params=params, instruction=instruction)
 

@@ -55,8 +55,8 @@ from cryptofeed.exchanges.backpack.errors import BackpackConfigError, BackpackPr
 
 __all__ = [
     'DEFAULT_TTL_S', 'DEFAULT_ERROR_BACKOFF_S', 'SUPPORTED_MARKET_TYPES', 'BackpackMarket',
-    'SymbolTable', 'BackpackSymbolService', 'SpellingRuleSymbols', 'exchange_to_normalized', 'normalized_to_exchange',
-    'parse_symbol_data',
+    'SymbolTable', 'BackpackSymbolService', 'exchange_to_normalized', 'normalized_to_exchange',
+    'parse_symbol_data', 'RuleSymbols',
 ]
 
 LOG = logging.getLogger('feedhandler.backpack.symbols')
@@ -452,10 +452,11 @@ class BackpackSymbolService:
         return table
 
 
-class SpellingRuleSymbols(dict):
+class RuleSymbols(dict):
     """exchange symbol -> normalized symbol by spelling rules, learnt on first use.
 
-    The router asks it for symbols named in the data of all-market streams (``liquidation``);
+    The router asks it for symbols named in the data of all-market streams (``liquidation``,
+    ``account.*``);
     anything outside Backpack's spot/perp grammar is absent.
     """
 

@@ -26,6 +26,7 @@ from cryptofeed.connection_handler import ConnectionHandler
 from cryptofeed.exceptions import ExhaustedRetries
 
 from cryptofeed.exchanges.backpack.backoff import backoff_delays
+from cryptofeed.exchanges.backpack.errors import BackpackError
 from cryptofeed.exchanges.backpack.net import is_loopback_host
 
 __all__ = ['BackpackWSConn', 'BackpackConnectionHandler', 'MAX_FRAME_BYTES', 'MAX_QUEUED_FRAMES']
@@ -76,7 +77,8 @@ class BackpackConnectionHandler(ConnectionHandler):
     established; ``on_give_up(conn_id)`` when ``retries`` are exhausted (logged; the handler then
     stops instead of raising into a task nobody awaits); ``on_handler_error(exc)`` when handling
     one frame raised (in practice: a user callback). With that hook the frame is reported and
-    the next one read; without it the exception drops the connection, as in cryptofeed.
+    the next one read; without it the exception drops the connection, as in cryptofeed. A
+    ``BackpackError`` always drops it: that is the feed itself refusing the connection.
     """
 
     def __init__(self, conn: BackpackWSConn, subscribe, handler, authenticate, retries: int = -1, *,
@@ -168,6 +170,8 @@ class BackpackConnectionHandler(ConnectionHandler):
                 return
             try:
                 await handler(message, connection, self.conn.last_message)
+            except BackpackError:
+                raise  # the feed's own verdict on this connection (e.g. a refused private subscribe)
             except Exception as exc:
                 on_error(exc)
 

@@ -47,6 +47,7 @@ class Fault:
     retry_after: int = 1
     path: Optional[str] = None
     delay: float = 0.0
+    private_only: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """The normalised request, echoed back to the caller."""
@@ -54,7 +55,7 @@ class Fault:
             'skip_sequence': ('symbol', 'count'),
             'duplicate': ('symbol', 'stream', 'count'),
             'reorder': ('symbol', 'stream', 'count'),
-            'drop_connections': (),
+            'drop_connections': ('duration', 'private_only'),
             'silence_pings': ('duration',),
             'malformed': ('kind', 'symbol'),
             'http_status': ('status', 'count', 'path', 'retry_after'),
@@ -111,7 +112,10 @@ def parse_fault(body: Any, symbols: Optional[list[str]] = None) -> Fault:
             raise FaultError('skip_sequence takes no stream')
         return Fault(name, symbol=symbol, stream=stream, count=_int(body, 'count', 1))
     if name == 'drop_connections':
-        return Fault(name)
+        private_only = body.get('private_only', False)
+        if not isinstance(private_only, bool):
+            raise FaultError('private_only must be true or false')
+        return Fault(name, duration=_number(body, 'duration', 0.0), private_only=private_only)
     if name == 'silence_pings':
         duration = _number(body, 'duration', 0.0)
         if duration <= 0:

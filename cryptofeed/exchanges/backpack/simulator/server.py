@@ -44,7 +44,9 @@ Truth and control endpoints (never affected by HTTP faults):
   - ``{"fault": "reorder", "symbol": "SOL_USDC", "count": 4, "stream": "depth.SOL_USDC"}`` the next
     ``count`` frames of the stream go out in swapped pairs (2,1,4,3; an odd last one unchanged).
   - ``{"fault": "drop_connections"}`` every WebSocket connection is aborted (TCP closed, no Close
-    frame).
+    frame). Options: ``"private_only": true`` aborts only connections with a private (``account.``)
+    subscription; ``"duration": 2.0`` refuses new WebSocket connections (HTTP 503) for that many
+    seconds while REST keeps working, so account events happen while a client is away.
   - ``{"fault": "silence_pings", "duration": 3.0}`` for ``duration`` s the server neither sends
     pings nor answers the clients' pings (nor enforces its own pong timeout).
   - ``{"fault": "malformed", "kind": K, "symbol": "SOL_USDC"}`` one broken frame to every
@@ -150,10 +152,13 @@ class _Conn:
         self.last_ping = now
         self.peer = peer
 
-    def write(self, data: bytes) -> None:
+    def is_open(self) -> bool:
         transport = self.transport
-        if transport is not None and not transport.is_closing() and not self.ws.closed:
-            transport.write(data)
+        return transport is not None and not transport.is_closing() and not self.ws.closed
+
+    def write(self, data: bytes) -> None:
+        if self.is_open():
+            self.transport.write(data)
 
     def buffered(self) -> int:
         transport = self.transport
@@ -176,18 +181,25 @@ class BackpackSimulator:
     the exchange's 1 s, 1 s and 60 s. A client whose send buffer stays above 4 MiB for
     ``slow_consumer_timeout`` s is disconnected; until then the market waits for it.
     ``frames_sent`` counts the market-data frames written so far (all connections).
+    ``private_undelivered`` counts account events (per stream) that no connection of their account
+    was subscribed to: they exist only in the REST history, as on the exchange.
+    ``clock_offset_ms``: the exchange's clock minus the host's (``/api/v1/time``, signature
+    windows and event times all follow it); may be changed while running, as a drifting or
+    stepped server clock would.
     """
 
     def __init__(self, markets: Optional[list[str]] = None, seed: int = 0, tls: bool = False, rate: float = 200.0,
                  ping_interval: float = 60.0, ping_timeout: float = 120.0, strict_keys: Optional[list[str]] = None,
                  starting_balances: Optional[dict[str, str]] = None, *, host: str = '127.0.0.1', port: int = 0,
                  ticker_interval: float = 1.0, mark_interval: float = 1.0, open_interest_interval: float = 60.0,
-                 liquidation_probability: float = 0.02, slow_consumer_timeout: float = 10.0):
+                 liquidation_probability: float = 0.02, slow_consumer_timeout: float = 10.0,
+                 clock_offset_ms: int = 0):
         if rate < 0:
             raise ValueError('rate must be >= 0')
         if ping_interval <= 0 or ping_timeout <= 0:
             raise ValueError('ping_interval and ping_timeout must be > 0')
         self._symbols = list(markets) if markets is not None else None
+        self.clock_offset_ms = int(clock_offset_ms)
         self._seed = seed
         self._tls = tls
         self._rate = float(rate)
@@ -216,6 +228,8 @@ class BackpackSimulator:
         self._bound_port = 0
         self._started = False
         self.frames_sent = 0
+        self._ws_refused_until = 0.0        # drop_connections with a duration: refuse new WS connections
+        self.private_undelivered: dict[str, int] = {}
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -226,13 +240,11 @@ class BackpackSimulator:
     async def __aexit__(self, *exc_info) -> None:
         await self.stop()
 
-    @staticmethod
-    def _now_us() -> int:
-        return time.time_ns() // 1000
+    def _now_us(self) -> int:
+        return time.time_ns() // 1000 + self.clock_offset_ms * 1000
 
-    @staticmethod
-    def _now_ms() -> int:
-        return time.time_ns() // 1_000_000
+    def _now_ms(self) -> int:
+        return time.time_ns() // 1_000_000 + self.clock_offset_ms
 
     async def start(self) -> None:
         """Build the market, bind the port and start the market and keepalive loops."""
@@ -390,8 +402,9 @@ class BackpackSimulator:
             self.model.skip_sequence(fault.symbol, fault.count)
         elif name == 'drop_connections':
             self._pump()
+            self._ws_refused_until = time.monotonic() + fault.duration
             for conn in list(self._conns):
-                if conn.transport is not None:
+                if conn.transport is not None and (conn.private or not fault.private_only):
                     conn.transport.abort()
         elif name == 'malformed':
             self._pump()
@@ -480,18 +493,25 @@ class BackpackSimulator:
         self.frames_sent += sent
 
     def _deliver_private(self, api_key: str, stream_base: str, symbol: Optional[str], data: dict) -> None:
-        """Event sink of the account side: one frame to each connection of ``api_key`` subscribed to it."""
+        """Event sink of the account side: one frame to each connection of ``api_key`` subscribed to it.
+
+        An event no connection of its account is subscribed to is not sent anywhere (as on the
+        exchange: the REST history keeps it); ``private_undelivered`` counts those per stream."""
         names = [stream_base] if not symbol else [stream_base, f'{stream_base}.{symbol}']
+        delivered = False
         for name in names:
             conns = self._index.get(name)
             if not conns:
                 continue
             frame = None
             for conn in conns:
-                if conn.private.get(name) == api_key:
+                if conn.private.get(name) == api_key and conn.is_open():
                     if frame is None:
                         frame = wire.ws_text_frame(wire.encode_envelope(name, data))
                     conn.write(frame)
+                    delivered = True
+        if not delivered:
+            self.private_undelivered[stream_base] = self.private_undelivered.get(stream_base, 0) + 1
 
     # ---------------------------------------------------------------- keepalive
 
@@ -537,6 +557,8 @@ class BackpackSimulator:
         ws = web.WebSocketResponse(autoping=False, compress=False, timeout=1.0, max_msg_size=1 << 20)
         if not ws.can_prepare(request).ok:
             raise _ApiError(426, 'INVALID_CLIENT_REQUEST', 'This endpoint only accepts WebSocket connections')
+        if time.monotonic() < self._ws_refused_until:
+            raise _ApiError(503, 'MAINTENANCE', 'Service unavailable')
         await ws.prepare(request)
         peer = request.remote or '?'
         conn = _Conn(ws, request.transport, time.monotonic(), peer)
