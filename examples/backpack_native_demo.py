@@ -108,7 +108,7 @@ def run(seconds: float, section: dict, place_orders: bool = False) -> int:
     keyed = 'key_secret' in section
     account = private_channels(feed_class) if keyed else []
     if keyed and not account:
-        LOG.warning('%s offers no private channels yet; streaming public data only', feed_class.__name__)
+        LOG.warning('%s offers no private channels; streaming public data only', feed_class.__name__)
     printer = AccountPrinter(every_s=1.0)
     subscription = {channel: SYMBOLS for channel in PUBLIC_CHANNELS + account}
     handler.add_feed('BACKPACK', subscription=subscription, callbacks=printer.callbacks(subscription))
