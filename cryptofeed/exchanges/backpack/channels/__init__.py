@@ -5,7 +5,9 @@ router their stream handlers and never import the feed:
 
 * ``market.MarketChannels``: bookTicker, kline, markPrice, openInterest, liquidation;
 * ``book.BookChannel``: per-symbol ``BookSync`` plus the REST snapshot queue and its workers;
-* ``trades.TradeChannel``: per-symbol ``TradeSequencer`` plus REST backfill of missed trades.
+* ``trades.TradeChannel``: per-symbol ``TradeSequencer`` plus REST backfill of missed trades;
+* ``account.AccountChannel``: ORDER_INFO, FILLS, POSITIONS, BALANCES on a signed connection of
+  their own, with REST catch-up after every (re)connect.
 """
 from __future__ import annotations
 
