@@ -45,7 +45,8 @@ async def test_a_raising_callback_is_logged_counted_and_loses_nothing_not_even_d
                                 reconnect_backoff_base_s=0.1, reconnect_backoff_max_s=0.3) as feed:
             await wait_until(lambda: collector.raised >= 5, timeout=10)
             depth_requests = feed.rest.stats.as_dict()['requests']
-            sim.inject({'fault': 'drop_connections'})          # the missed trades come back as a backfill batch
+            # refused for 0.5 s while the market trades: the missed trades come back as a backfill batch
+            sim.inject({'fault': 'drop_connections', 'duration': 0.5})
             await wait_until(lambda: feed.metrics.reconnects == 1 and feed.metrics.backfilled_trades > 0, timeout=10)
             await asyncio.sleep(0.5)
             sim.pause()
