@@ -304,7 +304,7 @@ def test_reset_returns_to_buffering_and_keeps_counters():
 def test_counters_names():
     assert set(BookSync('X').counters()) == {
         'applied', 'stale_dropped', 'gaps', 'resyncs', 'snapshots_too_old', 'buffer_overflows',
-        'crossed', 'snapshots_ignored'}
+        'crossed', 'snapshots_ignored', 'invalid_levels', 'implausible_ids'}
 
 
 @pytest.mark.parametrize('kwargs', [{'max_depth': -1}, {'max_depth': 1.5}, {'buffer_limit': 0}])

@@ -203,7 +203,8 @@ class BackpackFeed(Feed):
         self._symbol_service: Optional[BackpackSymbolService] = None
         self._wanted = self._wanted_symbols(kwargs.get('subscription'), kwargs.get('symbols'), kwargs.get('channels'))
         self._streams = self._plan_streams()
-        self._books: Dict[str, BookSync] = {s.symbol: BookSync(s.symbol, self.max_depth, exchange=self.id)
+        self._books: Dict[str, BookSync] = {s.symbol: BookSync(s.symbol, self.max_depth, exchange=self.id,
+                                                               on_invalid=lambda: self._on_drop(INVALID))
                                             for s in self._streams if s.kind == 'depth'}
         self._trades: Dict[str, TradeSequencer] = {s.symbol: TradeSequencer(max_gap=trade_backfill_limit)
                                                    for s in self._streams if s.kind == 'trade'}
