@@ -6,13 +6,17 @@ Not a test; no network (the feed is built with unreachable 127.0.0.1:1 URLs and 
 Frames. The simulator's ``MarketModel`` (seeded, fake clock) runs on four markets (SOL_USDC,
 BTC_USDC, SOL_USDC_PERP, ETH_USDC; 20-60 levels a side) and its events are rendered by ``simulator/wire.py`` exactly as the server
 sends them, then turned into ``str`` (cryptofeed hands text frames to ``message_handler`` as
-``str``). Three frame sets:
+``str``). Four frame sets:
 
 * ``trade``: the first N ``trade.<S>`` frames, sequential ids per symbol, interleaved markets.
 * ``depth 1-3 lvl``: the model's level changes, grouped per symbol into realtime frames of 1-3
   levels (50/30/20 %), renumbered so that ``U == u`` and ids stay gap-free, absolute quantities,
   zero deletes included. Regrouping keeps the book exact: the quantities are absolute.
 * ``depth 1 lvl``: the first N ``depth.<S>`` frames verbatim (the model emits one level per id).
+* ``depth busy``: busy books (``busy_books``), generated here, not by the market model: about 200
+  levels a side, 1-10 changed levels per frame (about 5.4 on average), offsets from the touch
+  exponential with mean 30 ticks, 20 % of the changes deleting an existing level, ``U..u``
+  spanning 1-3 ids. Target 0.45 (DESIGN.md section 7); the other depth sets keep 0.40.
 
 Before each timed pass the book state is rebuilt outside the clock: every ``BookSync`` is reset and
 loaded with the model's book at the start of the stream (``apply_snapshot``), every
@@ -36,8 +40,10 @@ Candidates, all on the same frames, in the same process, timed in interleaved ro
 Timing: the frame set is cut into chunks (``--chunk``, 2000 frames); in every round each chunk is
 run by every candidate in turn (order rotated per chunk), so a noisy neighbour on the machine hits
 all candidates alike. A candidate's time is the sum over chunks of its best time for that chunk
-over ``--rounds`` rounds (round 0 is a warm-up); ratio = baseline time / candidate time. The
-median over rounds of the per-round ratio (whole-set times) is printed next to it.
+over ``--rounds`` rounds (round 0 is a warm-up); ratio = baseline time / candidate time. Next to
+it: the median and the interquartile range (p25..p75) over slots of the per-slot ratio, a slot
+being one chunk in one timed round, where every candidate ran back to back. The target is
+judged on that median.
 
 Before timing, one untimed pass per frame set with recording callbacks checks what the timed no-op
 callbacks receive: one ``Trade`` per frame; for depth a full book first, then one delta per frame

@@ -55,7 +55,7 @@ def test_json_number_prices_are_accepted_exactly():
 
 def test_the_intern_table_is_bounded(monkeypatch):
     monkeypatch.setattr(levels, 'CACHE_LIMIT', 16)
-    monkeypatch.setattr(levels, '_prices', {})
+    levels._prices.clear()
     for n in range(100):
         assert levels.dec_hook(levels.BookPrice, f'{n}.5') == Decimal(f'{n}.5')
         assert len(levels._prices) <= 16

@@ -48,6 +48,37 @@ Decisions worth knowing:
   while the buffer is full); its answer may still be recent enough.
 * **Crossed book** (section 9 step 7, on by default): if best bid >= best ask after a frame,
   the book is treated as corrupt, counted in ``crossed`` and resynchronised like a gap.
+
+Corrupt input (never a crash, never a value in the book or a delta, never a frozen book):
+
+* **Values.** Prices reach ``BookSync`` already validated by the decoder (``levels.py``: finite,
+  ``0 < price < 1E+20``; a frame with another price is refused there and counted by the router
+  as ``invalid``). Sizes are checked here, for the whole frame before any level is applied: a
+  size that is not a finite number with ``0 <= size < MAX_LEVEL_VALUE`` (``NaN``, ``sNaN``,
+  ``Infinity``, negative, ``1E+400``) drops the frame, counted in ``invalid_levels`` and reported
+  to ``on_invalid`` (the feed counts it as a parse error). A dropped frame leaves its ids
+  missing, so the next frame is a gap and the usual resync follows. Frames met out of sync
+  (buffered or replayed) have their prices checked too; a direct caller that hands a synced
+  book a NaN price gets the frame dropped and the book resynchronised (it may hold part of it).
+* **Ids.** Backpack's busiest market uses about 70 update ids a second on average (SOL_USDC:
+  ``lastUpdateId`` 4324522523 to 4330360996 in 82279 s, backpack-api.md sections 3.3 and 8.1); a
+  realtime frame spans 1-3 ids, an aggregated one a second's worth. ``max_id_jump`` (default
+  ``MAX_ID_JUMP`` = 1,000,000 ids: hours of average flow, minutes at a hundred times the
+  average rate) bounds how far apart the book, a frame and a snapshot can plausibly be while
+  frames keep arriving; beyond it one of them is corrupt (or the exchange renumbered), so
+  waiting would freeze the book for ever. Counted in ``implausible_ids`` and logged:
+
+  - synced, a frame whose ``u`` is more than ``max_id_jump`` ahead of the book (``u`` 10**9
+    ahead, or a gap that large) or behind it (a restarted counter): the book is discarded
+    (``gaps`` and ``resyncs`` count it too) and a snapshot wanted; the frame is buffered
+    unless its own ``U..u`` span is implausible;
+  - buffering, a frame more than ``max_id_jump`` from the newest buffered frame: the buffer is
+    discarded and the newest frame kept (a bogus frame is thus gone with the next real one);
+  - a snapshot whose ``lastUpdateId`` is not an unsigned 64-bit integer (``10**30``), or more
+    than ``max_id_jump`` ahead of the newest buffered frame, is refused (``needs_snapshot``
+    turns true again); a primed snapshot that far ahead of the next live frame is discarded.
+  - a frame out of sync whose ids are not unsigned 64-bit or whose span exceeds
+    ``max_id_jump`` is dropped.
 * **Object lifetime.** The emitted ``OrderBook`` is updated in place between emissions, as the
   cryptofeed exchanges do with ``self._l2_book[symbol]``; read it inside the callback. Each
   (re)sync builds a new object; after a sync loss the old one is abandoned (after a crossed

@@ -73,14 +73,19 @@ def parse_price(raw: Any) -> BookPrice:
 
 
 def dec_hook(kind: type, raw: Any) -> Any:
-    """msgspec ``dec_hook``: ``BookPrice`` fields, validated and interned."""
-    if kind is BookPrice:
-        value = _prices.get(raw) if raw.__class__ is str else None
-        if value is None:
-            value = parse_price(raw)
-            if raw.__class__ is str:
-                if len(_prices) >= CACHE_LIMIT:
-                    _prices.clear()
-                _prices[raw] = value
-        return value
-    raise NotImplementedError(f'no decoder for {kind!r}')
+    """msgspec ``dec_hook``: ``BookPrice`` fields, validated and interned (the hot path is one
+    dict lookup: only validated prices are stored, under their exact text, so no other JSON
+    value can hit an entry)."""
+    value = _lookup(raw) if raw.__class__ is str else None
+    if value is None:
+        if kind is not BookPrice:
+            raise NotImplementedError(f'no decoder for {kind!r}')
+        value = parse_price(raw)
+        if raw.__class__ is str:
+            if len(_prices) >= CACHE_LIMIT:
+                _prices.clear()
+            _prices[raw] = value
+    return value
+
+
+_lookup = _prices.get
