@@ -692,7 +692,8 @@ async def amain(args) -> int:
     print('feed = await BackpackFeed.message_handler (max_depth=0 unless stated); ceiling = orjson + Decimal +')
     print('cryptofeed Trade / BookSync.on_depth without the feed; ccxt.pro = orjson.loads + handle_message;')
     print('indented rows = cumulative stages of the feed path without the feed (what the feed glue adds is')
-    print('"feed" minus the last indented row).')
+    print('"feed" minus the last indented row). The depth ceiling builds fresh Decimal prices with orjson and so pays')
+    print('their hash in the book, which the feed\'s interned prices (levels.py) avoid: it is no upper bound for depth.')
 
     if PROBLEMS:
         print()

@@ -689,3 +689,17 @@ def test_a_plausible_jump_is_still_an_ordinary_gap():
 def test_max_id_jump_must_be_a_positive_integer(value):
     with pytest.raises(ValueError, match='max_id_jump'):
         BookSync('X', max_id_jump=value)
+
+
+@pytest.mark.parametrize('first, last', [(10 ** 9, 10 ** 9), (3, 3)])
+def test_a_frame_with_implausible_ids_and_impossible_sizes_is_not_buffered_either(first, last):
+    sync = synced_book(last_id=5_000_000) if first < 10 else synced_book()
+    assert sync.on_depth(first, last, lv(('99', 'NaN')), [], 2.0) is None
+    assert not sync.synced and sync.buffered == 0 and sync.invalid_levels == 1 and sync.implausible_ids == 1
+
+
+def test_a_gap_frame_with_a_signalling_nan_price_is_not_buffered():
+    sync = synced_book()
+    assert sync.on_depth(13, 13, [(D('sNaN'), D('1'))], [], 2.0) is None
+    assert sync.gaps == 1 and sync.buffered == 0 and sync.invalid_levels == 1
+    assert sync.apply_snapshot(12, lv(('99', '1')), lv(('101', '1'))) is None   # nothing to bridge yet

@@ -305,7 +305,10 @@ class BookSync:
                 return self._invalid(first_id, last_id, bids, asks)
             if first_id > last + 1:
                 self.gaps += 1
-                self._lose_sync((first_id, last_id, bids, asks, timestamp))
+                self._lose_sync(None)
+                frame = (first_id, last_id, bids, asks, timestamp)
+                if self._valid_levels(frame):  # the prices too, for callers that bypass the decoder
+                    self._push(frame)
                 return None
             self._last = last_id
             self.applied += 1
@@ -434,18 +437,23 @@ class BookSync:
 
     def _admissible(self, frame: _Frame) -> bool:
         """Checks of a frame met out of sync (not the hot path): plausible ids, valid levels."""
+        if not self._possible_ids(frame):
+            self._refused_ids(f'frame {frame[0]}..{frame[1]} does not span a possible range of update ids; '
+                              f'dropped')
+            return False
+        return self._valid_levels(frame)
+
+    def _possible_ids(self, frame: _Frame) -> bool:
+        first_id, last_id = frame[0], frame[1]
+        return 0 <= first_id <= MAX_ID and 0 <= last_id <= MAX_ID and last_id - first_id <= self.max_id_jump
+
+    def _valid_levels(self, frame: _Frame) -> bool:
+        """Every price and size of the frame in range; otherwise the frame is counted as invalid."""
         first_id, last_id, bids, asks, _ = frame
-        if not (0 <= first_id <= MAX_ID and 0 <= last_id <= MAX_ID) or last_id - first_id > self.max_id_jump:
-            self._refused_ids(f'frame {first_id}..{last_id} does not span a possible range of update ids; dropped')
-            return False
-        try:
-            for price, qty in (*bids, *asks):
-                if not (price.is_finite() and _ZERO < price < _LIMIT and _ZERO <= qty < _LIMIT):
-                    raise ValueError
-        except (ArithmeticError, AttributeError, TypeError, ValueError):
-            self._invalid(first_id, last_id, bids, asks)
-            return False
-        return True
+        if all(_valid_level(level) for level in (*bids, *asks)):
+            return True
+        self._invalid(first_id, last_id, bids, asks)
+        return False
 
     def _invalid(self, first_id: int, last_id: int, bids: Sequence[Level], asks: Sequence[Level]) -> None:
         """Drop a frame whose levels are not finite numbers in range; the next frame finds the gap."""
@@ -458,12 +466,15 @@ class BookSync:
         return None
 
     def _implausible(self, frame: _Frame, why: str) -> None:
-        """A synced book met a frame whose ids cannot follow it: resynchronise."""
+        """A synced book met a frame whose ids cannot follow it: resynchronise. The frame is kept
+        (it may be the exchange's new numbering) if it passes the out-of-sync checks."""
         self.gaps += 1
-        plausible = frame[1] - frame[0] <= self.max_id_jump and 0 <= frame[0] and frame[1] <= MAX_ID
-        self._lose_sync(frame if plausible else None)
+        self._lose_sync(None)
+        possible = self._possible_ids(frame)
         self._refused_ids(f'{why}: implausible jump (more than {self.max_id_jump} ids); book discarded, '
-                          f'resynchronising' + ('' if plausible else ', frame dropped'))
+                          f'resynchronising' + ('' if possible else '; frame dropped'))
+        if possible and self._valid_levels(frame):
+            self._push(frame)
         return None
 
     def _refused_ids(self, message: str) -> None:
