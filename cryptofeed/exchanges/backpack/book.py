@@ -71,12 +71,12 @@ Corrupt input (never a crash, never a value in the book or a delta, never a froz
   - synced, a frame whose ``u`` is more than ``max_id_jump`` ahead of the book (``u`` 10**9
     ahead, or a gap that large) or behind it (a restarted counter): the book is discarded
     (``gaps`` and ``resyncs`` count it too) and a snapshot wanted; the frame is buffered
-    unless its own ``U..u`` span is implausible;
+    (it may be the exchange's new numbering) if its ids and levels pass the out-of-sync checks;
   - buffering, a frame more than ``max_id_jump`` from the newest buffered frame: the buffer is
     discarded and the newest frame kept (a bogus frame is thus gone with the next real one);
   - a snapshot whose ``lastUpdateId`` is not an unsigned 64-bit integer (``10**30``), or more
     than ``max_id_jump`` ahead of the newest buffered frame, is refused (``needs_snapshot``
-    turns true again); a primed snapshot that far ahead of the next live frame is discarded.
+    turns true again); a primed snapshot that far ahead of the next live frame is discarded;
   - a frame out of sync whose ids are not unsigned 64-bit or whose span exceeds
     ``max_id_jump`` is dropped.
 * **Object lifetime.** The emitted ``OrderBook`` is updated in place between emissions, as the
