@@ -10,6 +10,7 @@ import re
 from cryptofeed.defines import L2_BOOK, TRADES
 
 from cryptofeed.exchanges.backpack.rest import BackpackRestClient
+from cryptofeed.exchanges.backpack.simulator.faults import HOSTILE_DEPTH_KINDS
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 
 from tests.integration.feed_harness import (
@@ -185,3 +186,60 @@ async def test_a_trade_gap_too_large_to_backfill_is_reported_in_a_warning_and_a_
         assert ids == sorted(set(ids))  # still in order and never twice, only with a hole
         assert any('could not be recovered' in r.getMessage() or 'not fetched' in r.getMessage()
                    for r in caplog.records)
+
+
+async def test_depth_frames_with_impossible_values_are_dropped_counted_and_never_reach_the_book(caplog):
+    kinds = [kind for kind in HOSTILE_DEPTH_KINDS if kind != 'id_jump']
+    size_kinds = [kind for kind in kinds if kind.endswith('_size')]
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=17, rate=200) as sim:
+        collector = Collector()
+        with caplog.at_level(logging.WARNING, logger='feedhandler'):
+            async with running_feed(sim, ['SOL-USDC'], [L2_BOOK], collector) as feed:
+                await wait_until(lambda: feed._book.books['SOL-USDC'].synced, timeout=10)
+                for kind in kinds:
+                    sim.inject({'fault': 'hostile_depth', 'kind': kind, 'symbol': 'SOL_USDC'})
+                    await asyncio.sleep(0.02)
+                await wait_until(lambda: feed.metrics_snapshot()['parse_errors'] >= len(kinds), timeout=5)
+                await _settle_book(feed, collector, sim)   # feed's book and the delta replica == truth
+                snapshot = feed.metrics_snapshot()
+                book = snapshot['books']['SOL-USDC']
+                assert snapshot['parse_errors'] == len(kinds) and snapshot['reconnects'] == 0
+                assert book['invalid_levels'] == len(size_kinds)
+                assert snapshot['drops']['invalid'] == len(kinds) - len(size_kinds)
+                assert book['resyncs'] == 0 and collector.full_books['SOL-USDC'] == 1
+    logged = ' '.join(r.getMessage() for r in caplog.records)
+    assert 'depth frame' in logged and 'price' in logged
+
+
+async def test_a_depth_frame_jumping_1e9_ids_ahead_resyncs_the_book_instead_of_freezing_it():
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=18, rate=200) as sim:
+        collector = Collector()
+        async with running_feed(sim, ['SOL-USDC'], [L2_BOOK], collector) as feed:
+            await wait_until(lambda: feed._book.books['SOL-USDC'].synced, timeout=10)
+            sim.inject({'fault': 'hostile_depth', 'kind': 'id_jump', 'symbol': 'SOL_USDC'})
+            await wait_until(lambda: feed._book.books['SOL-USDC'].implausible_ids >= 1, timeout=5)
+            await wait_until(lambda: collector.full_books['SOL-USDC'] >= 2, timeout=10)
+            await _settle_book(feed, collector, sim)
+            assert feed.metrics_snapshot()['resyncs'] >= 1
+
+
+async def test_the_exchange_renumbering_its_depth_ids_is_followed_not_frozen():
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=19, rate=200) as sim:
+        collector = Collector()
+        async with running_feed(sim, ['SOL-USDC'], [L2_BOOK], collector) as feed:
+            await wait_until(lambda: feed._book.books['SOL-USDC'].synced, timeout=10)
+            sim.inject({'fault': 'skip_sequence', 'symbol': 'SOL_USDC', 'count': 10 ** 9})
+            await wait_until(lambda: feed._book.books['SOL-USDC'].implausible_ids >= 1, timeout=5)
+            await _settle_book(feed, collector, sim)
+            assert feed._book.books['SOL-USDC'].last_update_id > 10 ** 9
+
+
+async def test_a_snapshot_with_an_impossible_last_update_id_is_refused_and_fetched_again():
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=20, rate=200) as sim:
+        sim.inject({'fault': 'corrupt_snapshot', 'count': 2})
+        collector = Collector()
+        async with running_feed(sim, ['SOL-USDC'], [L2_BOOK], collector) as feed:
+            await wait_until(lambda: feed._book.books['SOL-USDC'].synced, timeout=10)
+            assert feed._book.books['SOL-USDC'].implausible_ids == 2
+            await _settle_book(feed, collector, sim)
+            assert feed._book.books['SOL-USDC'].last_update_id < 10 ** 18

@@ -162,6 +162,39 @@ async def test_silence_pings_makes_a_client_liveness_check_fire(session):
             assert closed.value.sent is not None and closed.value.sent.code == 1011
 
 
+async def test_hostile_depth_frames_follow_the_sequence_and_reach_depth_subscribers_only(session):
+    async with BackpackSimulator(markets=['SOL_USDC'], rate=0, ticker_interval=3600) as sim:
+        async with websockets.connect(sim.ws_url) as quiet, websockets.connect(sim.ws_url) as depth:
+            await subscribe(depth, 'depth.SOL_USDC')
+            await asyncio.sleep(0.05)
+            truth = sim.book('SOL_USDC')
+            sim.inject({'fault': 'hostile_depth', 'kind': 'nan_size', 'symbol': 'SOL_USDC'})
+            status, answer = await post_fault(session, sim, {'fault': 'hostile_depth', 'kind': 'snan_price'})
+            assert status == 200 and answer['fault'] == {'fault': 'hostile_depth', 'kind': 'snan_price',
+                                                         'symbol': 'SOL_USDC'}
+            sim.inject({'fault': 'hostile_depth', 'kind': 'id_jump', 'symbol': 'SOL_USDC'})
+            frames = [json.loads(await asyncio.wait_for(depth.recv(), 2))['data'] for _ in range(3)]
+            nxt = truth['sequence'] + 1
+            assert [(f['U'], f['u']) for f in frames] == [(nxt, nxt), (nxt, nxt), (nxt, nxt - 1 + 10 ** 9)]
+            assert frames[0]['b'] == [[truth['bids'][0][0], 'NaN']] and frames[1]['b'][0][0] == 'sNaN'
+            assert frames[2]['b'] == [truth['bids'][0]] and frames[2]['a'] == []
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(quiet.recv(), 0.2)
+            assert sim.book('SOL_USDC') == truth                 # the market itself is untouched
+
+
+async def test_corrupt_snapshots_carry_an_impossible_last_update_id(session):
+    async with BackpackSimulator(markets=['SOL_USDC'], rate=0) as sim:
+        sim.inject({'fault': 'corrupt_snapshot', 'count': 1})
+        url = sim.rest_url + '/api/v1/depth?symbol=SOL_USDC'
+        async with session.get(url) as resp:
+            corrupt = await resp.json()
+        async with session.get(url) as resp:
+            fine = await resp.json()
+        assert corrupt['lastUpdateId'] == str(10 ** 30) and corrupt['bids'] == fine['bids']
+        assert int(fine['lastUpdateId']) == sim.book('SOL_USDC')['sequence']
+
+
 async def test_malformed_frames_reach_every_connection():
     async with BackpackSimulator(markets=['SOL_USDC', 'ETH_USDC'], rate=0, ticker_interval=3600) as sim:
         async with websockets.connect(sim.ws_url) as quiet, websockets.connect(sim.ws_url) as busy:
@@ -260,6 +293,7 @@ async def test_invalid_fault_requests_are_refused(session):
     async with BackpackSimulator(markets=['SOL_USDC'], rate=0) as sim:
         for body in ({'fault': 'explode'}, {'fault': 'skip_sequence'}, {'fault': 'skip_sequence', 'symbol': 'NOPE'},
                      {'fault': 'http_status', 'status': 418}, {'fault': 'malformed', 'kind': 'garbage'},
+                     {'fault': 'hostile_depth', 'kind': 'garbage'}, {'fault': 'corrupt_snapshot', 'count': 0},
                      {'fault': 'silence_pings'}, {'fault': 'slow_rest', 'delay': 1, 'count': 1, 'duration': 1},
                      {'fault': 'duplicate', 'symbol': 'SOL_USDC', 'stream': 'trade.SOL_USDC'}, ['not', 'an', 'object']):
             status, answer = await post_fault(session, sim, body)

@@ -304,7 +304,7 @@ def test_reset_returns_to_buffering_and_keeps_counters():
 def test_counters_names():
     assert set(BookSync('X').counters()) == {
         'applied', 'stale_dropped', 'gaps', 'resyncs', 'snapshots_too_old', 'buffer_overflows',
-        'crossed', 'snapshots_ignored'}
+        'crossed', 'snapshots_ignored', 'invalid_levels', 'implausible_ids'}
 
 
 @pytest.mark.parametrize('kwargs', [{'max_depth': -1}, {'max_depth': 1.5}, {'buffer_limit': 0}])
@@ -565,3 +565,141 @@ def test_random_delivery_never_emits_a_wrong_book_and_converges(
         if count:
             event(f'{name} > 0')
     event(f'emissions: {min(consumer.emissions, 10)}{"+" if consumer.emissions >= 10 else ""}')
+
+
+# ---------------------------------------------------------------------------- corrupt input (issue 10, items 5 and 6)
+
+BAD_SIZES = ['NaN', 'sNaN', 'Infinity', '-Infinity', '1E+400', '1E+20', '-5', '-0.01']
+
+
+@pytest.mark.parametrize('bad', BAD_SIZES)
+def test_a_frame_with_an_impossible_size_is_dropped_whole_and_counted(bad):
+    calls = []
+    sync = synced_book(on_invalid=lambda: calls.append(1))
+    before = sides(sync.book)
+    # The valid ask comes first on purpose: nothing of the frame may reach the book.
+    assert sync.on_depth(11, 11, lv(('99', '4'), ('96', bad)), lv(('101', '5')), 2.0) is None
+    assert sync.invalid_levels == 1 and calls == [1]
+    assert sides(sync.book) == before and sync.synced and sync.last_update_id == 10
+    # The dropped ids are a gap for the next frame: the usual resync follows.
+    assert sync.on_depth(12, 12, lv(('99', '4')), [], 2.1) is None
+    assert sync.gaps == 1 and sync.needs_snapshot
+
+
+@pytest.mark.parametrize('bad', BAD_SIZES)
+def test_a_buffered_frame_with_an_impossible_size_is_not_kept(bad):
+    sync = BookSync('SOL-USDC')
+    assert sync.on_depth(5, 5, lv(('99', bad)), [], 1.0) is None
+    assert sync.buffered == 0 and sync.invalid_levels == 1
+    sync.on_depth(6, 6, lv(('99', '1')), [], 1.1)
+    emission = sync.apply_snapshot(5, lv(('98', '1')), lv(('101', '1')))
+    assert sides(emission.book) == ({D('99'): D('1'), D('98'): D('1')}, {D('101'): D('1')})
+
+
+@pytest.mark.parametrize('bad', ['NaN', 'sNaN'])
+def test_nan_prices_from_a_direct_caller_never_crash_nor_reach_a_delta(bad):
+    """The decoder refuses impossible prices (levels.py); a synced BookSync called directly with a
+    NaN price survives it: the frame is dropped and the book, which may hold part of it, resynced."""
+    sync = synced_book()
+    assert sync.on_depth(11, 11, lv(('99', '4')) + [(D(bad), D('1'))], [], 2.0) is None
+    assert sync.invalid_levels == 1 and not sync.synced and sync.needs_snapshot
+
+
+@pytest.mark.parametrize('bad', ['NaN', 'sNaN', 'Infinity', '-1', '0', '1E+400'])
+def test_impossible_prices_are_not_buffered(bad):
+    sync = BookSync('SOL-USDC')
+    assert sync.on_depth(5, 5, [], [(D(bad), D('1'))], 1.0) is None
+    assert sync.buffered == 0 and sync.invalid_levels == 1
+
+
+def test_a_frame_reaching_implausibly_far_ahead_resyncs_instead_of_freezing_the_book(caplog):
+    sync = synced_book()
+    with caplog.at_level('WARNING', logger='feedhandler.backpack.book'):
+        assert sync.on_depth(11, 10 + 10 ** 9, lv(('99', '4')), [], 2.0) is None
+    assert sync.implausible_ids == 1 and sync.resyncs == 1 and not sync.synced
+    assert sync.needs_snapshot and sync.buffered == 0          # a frame spanning 1e9 ids is not kept
+    assert any('implausible' in r.getMessage() and 'SOL-USDC' in r.getMessage() for r in caplog.records)
+    sync.on_depth(11, 11, lv(('99', '4')), [], 2.1)
+    sync.snapshot_requested()
+    emission = sync.apply_snapshot(10, lv(('99', '1')), lv(('101', '1')))
+    assert emission is not None and sync.synced and sync.last_update_id == 11
+    assert sync.on_depth(12, 12, lv(('98', '1')), [], 2.2).sequence_number == 12
+
+
+def test_a_frame_implausibly_far_ahead_is_dropped_by_the_next_real_frame():
+    sync = synced_book()
+    assert sync.on_depth(10 ** 9, 10 ** 9, lv(('99', '4')), [], 2.0) is None
+    assert sync.implausible_ids == 1 and not sync.synced and sync.buffered == 1
+    sync.on_depth(11, 11, lv(('99', '5')), [], 2.1)             # the real stream goes on
+    sync.on_depth(12, 12, lv(('98', '6')), [], 2.2)
+    assert sync.buffered == 2 and sync.implausible_ids == 2    # the bogus frame left the buffer
+    emission = sync.apply_snapshot(10, lv(('99', '1'), ('98', '2')), lv(('101', '1')))
+    assert emission is not None and sync.synced and sync.last_update_id == 12
+    assert sides(emission.book)[0] == {D('99'): D('5'), D('98'): D('6')}
+
+
+def test_a_frame_implausibly_far_behind_a_synced_book_resyncs_it():
+    """The exchange restarted its counter (or the book's id was bogus): never stale forever."""
+    sync = synced_book(last_id=5_000_000)
+    assert sync.on_depth(7, 7, lv(('99', '4')), [], 2.0) is None
+    assert sync.implausible_ids == 1 and not sync.synced and sync.buffered == 1
+    emission = sync.apply_snapshot(6, lv(('99', '1')), lv(('101', '1')))
+    assert emission is not None and sync.synced and sync.last_update_id == 7
+
+
+@pytest.mark.parametrize('last_update_id', [str(10 ** 30), 10 ** 30, 2 ** 64, -1])
+def test_an_impossible_snapshot_id_is_refused_and_another_snapshot_wanted(last_update_id):
+    sync = BookSync('SOL-USDC')
+    sync.on_depth(5, 5, lv(('99', '1')), [], 1.0)
+    sync.snapshot_requested()
+    assert sync.apply_snapshot(last_update_id, lv(('98', '1')), lv(('101', '1'))) is None
+    assert sync.state == BUFFERING and sync.implausible_ids == 1 and sync.needs_snapshot
+    assert sync.buffered == 1
+    emission = sync.apply_snapshot(4, lv(('98', '1')), lv(('101', '1')))
+    assert emission is not None and sync.synced and sync.last_update_id == 5
+
+
+def test_a_snapshot_implausibly_far_ahead_of_the_frames_is_refused():
+    sync = BookSync('SOL-USDC')
+    sync.on_depth(5, 5, lv(('99', '1')), [], 1.0)
+    assert sync.apply_snapshot(10 ** 15, lv(('98', '1')), lv(('101', '1'))) is None
+    assert sync.state == BUFFERING and sync.implausible_ids == 1 and sync.needs_snapshot
+
+
+def test_a_primed_snapshot_implausibly_far_ahead_of_the_next_frame_is_discarded():
+    sync = BookSync('SOL-USDC')
+    sync.on_depth(5, 5, lv(('99', '1')), [], 1.0)
+    sync.snapshot_requested()
+    sync.reset()                                       # reconnect: buffer gone, answer still coming
+    assert sync.apply_snapshot(10 ** 15, lv(('98', '1')), lv(('101', '1'))) is None
+    assert sync.state == PRIMED
+    assert sync.on_depth(6, 6, lv(('99', '2')), [], 1.1) is None
+    assert sync.state == BUFFERING and sync.implausible_ids == 1 and sync.needs_snapshot and sync.buffered == 1
+
+
+def test_a_plausible_jump_is_still_an_ordinary_gap():
+    sync = synced_book(max_id_jump=100)
+    assert sync.on_depth(110, 110, lv(('99', '4')), [], 2.0) is None
+    assert sync.gaps == 1 and sync.implausible_ids == 0 and sync.buffered == 1
+    assert sync.on_depth(111, 111, lv(('99', '5')), [], 2.1) is None
+    assert sync.buffered == 2
+
+
+@pytest.mark.parametrize('value', [0, -1, 1.5, True, None])
+def test_max_id_jump_must_be_a_positive_integer(value):
+    with pytest.raises(ValueError, match='max_id_jump'):
+        BookSync('X', max_id_jump=value)
+
+
+@pytest.mark.parametrize('first, last', [(10 ** 9, 10 ** 9), (3, 3)])
+def test_a_frame_with_implausible_ids_and_impossible_sizes_is_not_buffered_either(first, last):
+    sync = synced_book(last_id=5_000_000) if first < 10 else synced_book()
+    assert sync.on_depth(first, last, lv(('99', 'NaN')), [], 2.0) is None
+    assert not sync.synced and sync.buffered == 0 and sync.invalid_levels == 1 and sync.implausible_ids == 1
+
+
+def test_a_gap_frame_with_a_signalling_nan_price_is_not_buffered():
+    sync = synced_book()
+    assert sync.on_depth(13, 13, [(D('sNaN'), D('1'))], [], 2.0) is None
+    assert sync.gaps == 1 and sync.buffered == 0 and sync.invalid_levels == 1
+    assert sync.apply_snapshot(12, lv(('99', '1')), lv(('101', '1'))) is None   # nothing to bridge yet

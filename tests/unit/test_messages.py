@@ -70,7 +70,9 @@ def test_depth_levels_are_decimal_tuples_and_zero_quantities_compare_zero():
     assert agg.a == [(Decimal('219.00'), Decimal('2.98'))]
     assert agg.b == [(Decimal('218.12'), Decimal('0.02')), (Decimal('218.60'), Decimal('22.35')),
                      (Decimal('218.61'), Decimal('13.88'))]
-    assert all(type(level) is tuple and type(level[0]) is Decimal for level in agg.a + agg.b)
+    # Prices are interned ``levels.BookPrice`` objects: a Decimal subclass with nothing of its own.
+    assert all(type(level) is tuple and isinstance(level[0], Decimal) and type(level[1]) is Decimal
+               for level in agg.a + agg.b)
     zero = strict('ws_depth.json', 'zero_quantities').data
     assert [q == 0 for _, q in zero.a + zero.b] == [True, True, True, False]
     realtime = strict('ws_depth.json', 'realtime').data

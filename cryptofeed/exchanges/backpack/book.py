@@ -48,6 +48,37 @@ Decisions worth knowing:
   while the buffer is full); its answer may still be recent enough.
 * **Crossed book** (section 9 step 7, on by default): if best bid >= best ask after a frame,
   the book is treated as corrupt, counted in ``crossed`` and resynchronised like a gap.
+
+Corrupt input (never a crash, never a value in the book or a delta, never a frozen book):
+
+* **Values.** Prices reach ``BookSync`` already validated by the decoder (``levels.py``: finite,
+  ``0 < price < 1E+20``; a frame with another price is refused there and counted by the router
+  as ``invalid``). Sizes are checked here, for the whole frame before any level is applied: a
+  size that is not a finite number with ``0 <= size < MAX_LEVEL_VALUE`` (``NaN``, ``sNaN``,
+  ``Infinity``, negative, ``1E+400``) drops the frame, counted in ``invalid_levels`` and reported
+  to ``on_invalid`` (the feed counts it as a parse error). A dropped frame leaves its ids
+  missing, so the next frame is a gap and the usual resync follows. Frames met out of sync
+  (buffered or replayed) have their prices checked too; a direct caller that hands a synced
+  book a NaN price gets the frame dropped and the book resynchronised (it may hold part of it).
+* **Ids.** Backpack's busiest market uses about 70 update ids a second on average (SOL_USDC:
+  ``lastUpdateId`` 4324522523 to 4330360996 in 82279 s, backpack-api.md sections 3.3 and 8.1); a
+  realtime frame spans 1-3 ids, an aggregated one a second's worth. ``max_id_jump`` (default
+  ``MAX_ID_JUMP`` = 1,000,000 ids: hours of average flow, minutes at a hundred times the
+  average rate) bounds how far apart the book, a frame and a snapshot can plausibly be while
+  frames keep arriving; beyond it one of them is corrupt (or the exchange renumbered), so
+  waiting would freeze the book for ever. Counted in ``implausible_ids`` and logged:
+
+  - synced, a frame whose ``u`` is more than ``max_id_jump`` ahead of the book (``u`` 10**9
+    ahead, or a gap that large) or behind it (a restarted counter): the book is discarded
+    (``gaps`` and ``resyncs`` count it too) and a snapshot wanted; the frame is buffered
+    (it may be the exchange's new numbering) if its ids and levels pass the out-of-sync checks;
+  - buffering, a frame more than ``max_id_jump`` from the newest buffered frame: the buffer is
+    discarded and the newest frame kept (a bogus frame is thus gone with the next real one);
+  - a snapshot whose ``lastUpdateId`` is not an unsigned 64-bit integer (``10**30``), or more
+    than ``max_id_jump`` ahead of the newest buffered frame, is refused (``needs_snapshot``
+    turns true again); a primed snapshot that far ahead of the next live frame is discarded;
+  - a frame out of sync whose ids are not unsigned 64-bit or whose span exceeds
+    ``max_id_jump`` is dropped.
 * **Object lifetime.** The emitted ``OrderBook`` is updated in place between emissions, as the
   cryptofeed exchanges do with ``self._l2_book[symbol]``; read it inside the callback. Each
   (re)sync builds a new object; after a sync loss the old one is abandoned (after a crossed
@@ -65,18 +96,23 @@ re-sorts the whole side after every change; ``check_crossed`` does the same chec
 """
 from __future__ import annotations
 
+import logging
+import time
 from bisect import bisect_left
 from collections import deque
 from decimal import Decimal
 from operator import itemgetter
-from typing import Deque, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from cryptofeed.defines import ASK, BID
 from cryptofeed.types import OrderBook
 
 from cryptofeed.exchanges.backpack.defines import BACKPACK
+from cryptofeed.exchanges.backpack.levels import MAX_LEVEL_VALUE
 
-__all__ = ['BookSync', 'Emission', 'Level', 'BUFFERING', 'PRIMED', 'SYNCED']
+__all__ = ['BookSync', 'Emission', 'Level', 'BUFFERING', 'PRIMED', 'SYNCED', 'MAX_ID', 'MAX_ID_JUMP']
+
+LOG = logging.getLogger('feedhandler.backpack.book')
 
 Level = Tuple[Decimal, Decimal]
 Delta = Dict[str, List[Level]]
@@ -85,7 +121,14 @@ BUFFERING = 'buffering'
 PRIMED = 'primed'
 SYNCED = 'synced'
 
+MAX_ID = 2 ** 64 - 1
+"""Largest update id accepted (the engine's ids are unsigned 64-bit; a larger one is corrupt)."""
+MAX_ID_JUMP = 1_000_000
+"""Default ``max_id_jump``: how far apart (in update ids) the book, a frame and a snapshot may be."""
+
 _ZERO = Decimal(0)
+_LIMIT = MAX_LEVEL_VALUE
+_LOG_INTERVAL_S = 10.0
 _by_last_id = itemgetter(1)
 _Frame = Tuple[int, int, Sequence[Level], Sequence[Level], float]
 
@@ -114,7 +157,16 @@ class BookSync:
     ``resyncs`` times a synced book was discarded (a gap or a crossed book) and a new
     snapshot cycle began; ``snapshots_too_old`` snapshots that no frame could bridge;
     ``buffer_overflows`` buffered frames dropped; ``snapshots_ignored`` snapshots delivered
-    while already synced. ``snapshot_timestamp`` keeps the timestamp of the last snapshot.
+    while already synced; ``invalid_levels`` frames dropped for a size that is not a finite
+    number in ``0 <= size < MAX_LEVEL_VALUE`` (or a price a direct caller passed unvalidated);
+    ``implausible_ids`` frames, buffers and snapshots refused for update ids that cannot be
+    real (see "Corrupt input" in the module docstring). ``snapshot_timestamp`` keeps the
+    timestamp of the last snapshot.
+
+    ``max_id_jump`` bounds how far apart the book, a frame and a snapshot may be, in update ids.
+    ``on_invalid`` (optional, no arguments) is called once per frame dropped for its values, so
+    that the caller counts it with its malformed frames. Corrupt input is also logged (WARNING,
+    at most one line per book per 10 s, with the number of similar events suppressed).
     """
 
     __slots__ = (
@@ -122,15 +174,23 @@ class BookSync:
         '_state', '_last', '_last_ts', '_buffer', '_requested', '_wanted',
         '_book', '_bids', '_asks', '_bid_px', '_ask_px', 'snapshot_timestamp',
         'applied', 'stale_dropped', 'gaps', 'resyncs', 'snapshots_too_old', 'buffer_overflows',
-        'crossed', 'snapshots_ignored', 'last_break',
+        'crossed', 'snapshots_ignored', 'invalid_levels', 'implausible_ids', 'max_id_jump', 'on_invalid',
+        '_logged_at', '_suppressed', 'last_break',
     )
 
     def __init__(self, symbol: str, max_depth: int = 0, buffer_limit: int = 10000, *,
-                 exchange: str = BACKPACK, check_crossed: bool = True) -> None:
+                 exchange: str = BACKPACK, check_crossed: bool = True, max_id_jump: int = MAX_ID_JUMP,
+                 on_invalid: Optional[Callable[[], Any]] = None) -> None:
         if not isinstance(max_depth, int) or max_depth < 0:
             raise ValueError(f'max_depth must be an integer >= 0 (0 = unlimited), got {max_depth!r}')
         if not isinstance(buffer_limit, int) or buffer_limit < 1:
             raise ValueError(f'buffer_limit must be an integer >= 1, got {buffer_limit!r}')
+        if isinstance(max_id_jump, bool) or not isinstance(max_id_jump, int) or max_id_jump < 1:
+            raise ValueError(f'max_id_jump must be an integer >= 1, got {max_id_jump!r}')
+        self.max_id_jump = max_id_jump
+        self.on_invalid = on_invalid
+        self._logged_at: Optional[float] = None
+        self._suppressed = 0
         self.symbol = symbol
         self.exchange = exchange
         self.max_depth = max_depth
@@ -145,6 +205,8 @@ class BookSync:
         self.buffer_overflows = 0
         self.crossed = 0
         self.snapshots_ignored = 0
+        self.invalid_levels = 0
+        self.implausible_ids = 0
         self.last_break: Optional[Tuple[Optional[int], Optional[int], Optional[int]]] = None
         self.reset()
 
@@ -198,7 +260,8 @@ class BookSync:
             'applied': self.applied, 'stale_dropped': self.stale_dropped, 'gaps': self.gaps,
             'resyncs': self.resyncs, 'snapshots_too_old': self.snapshots_too_old,
             'buffer_overflows': self.buffer_overflows, 'crossed': self.crossed,
-            'snapshots_ignored': self.snapshots_ignored,
+            'snapshots_ignored': self.snapshots_ignored, 'invalid_levels': self.invalid_levels,
+            'implausible_ids': self.implausible_ids,
         }
 
     def snapshot_requested(self) -> None:
@@ -219,51 +282,76 @@ class BookSync:
         if self._state is SYNCED:
             last = self._last
             if last_id <= last:
+                if last - last_id > self.max_id_jump:
+                    return self._implausible((first_id, last_id, bids, asks, timestamp),
+                                             f'frame {first_id}..{last_id} is far behind the book at {last}')
                 self.stale_dropped += 1
                 return None
+            if last_id - last > self.max_id_jump:
+                return self._implausible((first_id, last_id, bids, asks, timestamp),
+                                         f'frame {first_id}..{last_id} is far ahead of the book at {last}')
+            try:
+                for _, qty in bids:
+                    if not _ZERO <= qty < _LIMIT:
+                        raise ValueError
+                for _, qty in asks:
+                    if not _ZERO <= qty < _LIMIT:
+                        raise ValueError
+            except (ArithmeticError, TypeError, ValueError):
+                return self._invalid(first_id, last_id, bids, asks)
             if first_id > last + 1:
                 self.gaps += 1
-                self._lose_sync((first_id, last_id, bids, asks, timestamp))
+                self._lose_sync(None)
+                self.last_break = (last, first_id, last_id)
+                frame = (first_id, last_id, bids, asks, timestamp)
+                if self._valid_levels(frame):  # the prices too, for callers that bypass the decoder
+                    self._push(frame)
                 return None
             self._last = last_id
             self.applied += 1
-            if self.max_depth:
-                delta, grew = self._apply_top(bids, asks)
-            else:
-                # The unbounded case, inlined: this is the hot path. Only a new price level can
-                # cross the book (updates keep the price set, deletes shrink it).
-                grew = False
-                bid_delta = []
-                if bids:
-                    levels = self._bids
-                    prices = self._bid_px
-                    for price, qty in bids:
-                        if qty:
-                            if price not in levels:
-                                prices.insert(bisect_left(prices, price), price)
-                                grew = True
-                            levels[price] = qty
-                            bid_delta.append((price, qty))
-                        elif price in levels:
-                            del levels[price]
-                            del prices[bisect_left(prices, price)]
-                            bid_delta.append((price, _ZERO))
-                ask_delta = []
-                if asks:
-                    levels = self._asks
-                    prices = self._ask_px
-                    for price, qty in asks:
-                        if qty:
-                            if price not in levels:
-                                prices.insert(bisect_left(prices, price), price)
-                                grew = True
-                            levels[price] = qty
-                            ask_delta.append((price, qty))
-                        elif price in levels:
-                            del levels[price]
-                            del prices[bisect_left(prices, price)]
-                            ask_delta.append((price, _ZERO))
-                delta = {BID: bid_delta, ASK: ask_delta} if bid_delta or ask_delta else None
+            try:
+                if self.max_depth:
+                    delta, grew = self._apply_top(bids, asks)
+                else:
+                    # The unbounded case, inlined: this is the hot path. Only a new price level can
+                    # cross the book (updates keep the price set, deletes shrink it).
+                    grew = False
+                    bid_delta = []
+                    if bids:
+                        levels = self._bids
+                        prices = self._bid_px
+                        for price, qty in bids:
+                            if qty:
+                                if price not in levels:
+                                    prices.insert(bisect_left(prices, price), price)
+                                    grew = True
+                                levels[price] = qty
+                                bid_delta.append((price, qty))
+                            elif price in levels:
+                                del levels[price]
+                                del prices[bisect_left(prices, price)]
+                                bid_delta.append((price, _ZERO))
+                    ask_delta = []
+                    if asks:
+                        levels = self._asks
+                        prices = self._ask_px
+                        for price, qty in asks:
+                            if qty:
+                                if price not in levels:
+                                    prices.insert(bisect_left(prices, price), price)
+                                    grew = True
+                                levels[price] = qty
+                                ask_delta.append((price, qty))
+                            elif price in levels:
+                                del levels[price]
+                                del prices[bisect_left(prices, price)]
+                                ask_delta.append((price, _ZERO))
+                    delta = {BID: bid_delta, ASK: ask_delta} if bid_delta or ask_delta else None
+            except (ArithmeticError, TypeError):
+                # A NaN or signalling-NaN price from a caller that bypassed the decoder's
+                # validation (levels.py): the book may hold part of the frame, so it is dropped.
+                self._lose_sync(None)
+                return self._invalid(first_id, last_id, bids, asks)
             if grew and self.check_crossed:
                 bid_px = self._bid_px
                 ask_px = self._ask_px
@@ -274,10 +362,18 @@ class BookSync:
             if delta is None:
                 return None
             return _emission(Emission, (self._book, delta, last_id, timestamp))
+        frame = (first_id, last_id, bids, asks, timestamp)
+        if not self._admissible(frame):
+            return None
         if self._state is PRIMED:
-            self._step((first_id, last_id, bids, asks, timestamp))
+            if self._last - last_id > self.max_id_jump:
+                self._lose_sync(frame)
+                self._refused_ids(f'snapshot {self._last} is far ahead of frame {first_id}..{last_id}; '
+                                  f'snapshot discarded')
+                return None
+            self._step(frame)
             return self._full() if self._state is SYNCED else None
-        self._push((first_id, last_id, bids, asks, timestamp))
+        self._push(frame)
         return None
 
     def apply_snapshot(self, last_update_id: Union[int, str], bids: Iterable[Level],
@@ -292,8 +388,16 @@ class BookSync:
         if self._state is SYNCED:
             self.snapshots_ignored += 1
             return None
+        last = int(last_update_id)
+        if not 0 <= last <= MAX_ID:
+            self._refused_ids(f'snapshot lastUpdateId {last} is not a possible update id; snapshot discarded')
+            return None
+        if self._buffer and last - self._buffer[-1][1] > self.max_id_jump:
+            self._refused_ids(f'snapshot lastUpdateId {last} is far ahead of the newest frame '
+                              f'(u={self._buffer[-1][1]}); snapshot discarded')
+            return None
         self._load(bids, asks)
-        self._last = int(last_update_id)
+        self._last = last
         self._last_ts = None
         self.snapshot_timestamp = timestamp
         self._state = PRIMED
@@ -316,11 +420,76 @@ class BookSync:
 
     def _push(self, frame: _Frame) -> None:
         buffer = self._buffer
+        if buffer and abs(frame[1] - buffer[-1][1]) > self.max_id_jump:
+            # One of them is corrupt, or the exchange renumbered: trust the newest frame. A bogus
+            # frame is then gone with the next real one.
+            self._refused_ids(f'frame {frame[0]}..{frame[1]} is far from the buffered frames '
+                              f'(newest u={buffer[-1][1]}); {len(buffer)} buffered frames discarded')
+            buffer.clear()
         if len(buffer) >= self.buffer_limit:
             buffer.popleft()
             self.buffer_overflows += 1
         buffer.append(frame)
         self._wanted = True
+
+    def _admissible(self, frame: _Frame) -> bool:
+        """Checks of a frame met out of sync (not the hot path): plausible ids, valid levels."""
+        if not self._possible_ids(frame):
+            self._refused_ids(f'frame {frame[0]}..{frame[1]} does not span a possible range of update ids; '
+                              f'dropped')
+            return False
+        return self._valid_levels(frame)
+
+    def _possible_ids(self, frame: _Frame) -> bool:
+        first_id, last_id = frame[0], frame[1]
+        return 0 <= first_id <= MAX_ID and 0 <= last_id <= MAX_ID and last_id - first_id <= self.max_id_jump
+
+    def _valid_levels(self, frame: _Frame) -> bool:
+        """Every price and size of the frame in range; otherwise the frame is counted as invalid."""
+        first_id, last_id, bids, asks, _ = frame
+        if all(_valid_level(level) for level in (*bids, *asks)):
+            return True
+        self._invalid(first_id, last_id, bids, asks)
+        return False
+
+    def _invalid(self, first_id: int, last_id: int, bids: Sequence[Level], asks: Sequence[Level]) -> None:
+        """Drop a frame whose levels are not finite numbers in range; the next frame finds the gap."""
+        self.invalid_levels += 1
+        if self.on_invalid is not None:
+            self.on_invalid()
+        bad = next((level for level in (*bids, *asks) if not _valid_level(level)), None)
+        self._warn(f'depth frame {first_id}..{last_id} dropped: level {_show(bad)} is not a finite '
+                   f'price > 0 and size >= 0 below {_LIMIT}')
+        return None
+
+    def _implausible(self, frame: _Frame, why: str) -> None:
+        """A synced book met a frame whose ids cannot follow it: resynchronise. The frame is kept
+        (it may be the exchange's new numbering) if it passes the out-of-sync checks."""
+        self.gaps += 1
+        last = self._last
+        self._lose_sync(None)
+        self.last_break = (last, frame[0], frame[1])
+        possible = self._possible_ids(frame)
+        self._refused_ids(f'{why}: implausible jump (more than {self.max_id_jump} ids); book discarded, '
+                          f'resynchronising' + ('' if possible else '; frame dropped'))
+        if possible and self._valid_levels(frame):
+            self._push(frame)
+        return None
+
+    def _refused_ids(self, message: str) -> None:
+        self.implausible_ids += 1
+        self._wanted = True
+        self._warn(message)
+
+    def _warn(self, message: str) -> None:
+        now = time.monotonic()
+        if self._logged_at is not None and now - self._logged_at < _LOG_INTERVAL_S:
+            self._suppressed += 1
+            return
+        more = f' ({self._suppressed} more since the last report)' if self._suppressed else ''
+        self._logged_at = now
+        self._suppressed = 0
+        LOG.warning('%s %s: %s%s', self.exchange, self.symbol, message, more)
 
     def _lose_sync(self, frame: Optional[_Frame]) -> None:
         """Discard the book; buffer ``frame`` (if any) and want a new snapshot.
@@ -512,3 +681,17 @@ def _set_levels(levels, prices: List[Decimal], updates: Iterable[Level]) -> None
         elif price in levels:
             del levels[price]
             del prices[bisect_left(prices, price)]
+
+
+def _valid_level(level: Any) -> bool:
+    try:
+        price, qty = level
+        return price.is_finite() and _ZERO < price < _LIMIT and _ZERO <= qty < _LIMIT
+    except (ArithmeticError, AttributeError, TypeError, ValueError):
+        return False
+
+
+def _show(level: Any) -> str:
+    """A level for a log line, bounded (a hostile value may be long)."""
+    text = repr(level if not isinstance(level, tuple) else tuple(str(v) for v in level))
+    return text if len(text) <= 80 else text[:77] + '...'

@@ -41,6 +41,8 @@ from typing import Any, Dict, List, Literal, Optional, Tuple, Union
 
 import msgspec
 
+from cryptofeed.exchanges.backpack.levels import BookPrice, dec_hook
+
 __all__ = [
     'Level', 'Side', 'Trade', 'Depth', 'BookTicker', 'Ticker24h', 'Kline', 'MarkPrice', 'OpenInterest',
     'Liquidation', 'OrderUpdate', 'OrderAccepted', 'OrderCancelled', 'OrderExpired', 'OrderFill',
@@ -50,8 +52,11 @@ __all__ = [
     'PROBE_DECODER', 'ERROR_DECODER', 'PAYLOAD_DECODERS', 'PAYLOAD_TYPES',
 ]
 
-Level = Tuple[Decimal, Decimal]
-"""One book level ``[price, quantity]``; quantity is absolute and zero removes the level."""
+Level = Tuple[BookPrice, Decimal]
+"""One book level ``[price, quantity]``, both ``Decimal``; quantity is absolute and zero removes the
+level. The price is validated and interned at decode time (``levels.py``): a frame with a NaN,
+infinite, non-positive or absurdly large price is refused like any malformed payload. Sizes are
+checked by ``book.BookSync``."""
 
 Side = Literal['Bid', 'Ask']
 """An order side; any other value makes the frame invalid rather than guessing a direction."""
@@ -387,12 +392,12 @@ STREAM_PAYLOADS: Dict[str, type] = {
 for the private streams)."""
 
 
-ENVELOPE_DECODER = msgspec.json.Decoder(Envelope)
-ENVELOPE_DECODER_LAX = msgspec.json.Decoder(Envelope, strict=False)
+ENVELOPE_DECODER = msgspec.json.Decoder(Envelope, dec_hook=dec_hook)
+ENVELOPE_DECODER_LAX = msgspec.json.Decoder(Envelope, strict=False, dec_hook=dec_hook)
 PROBE_DECODER = msgspec.json.Decoder(Probe)
 ERROR_DECODER = msgspec.json.Decoder(ErrorFrame, strict=False)
 PAYLOAD_DECODERS: Dict[str, msgspec.json.Decoder] = {
-    kind: msgspec.json.Decoder(cls, strict=False) for kind, cls in STREAM_PAYLOADS.items()
+    kind: msgspec.json.Decoder(cls, strict=False, dec_hook=dec_hook) for kind, cls in STREAM_PAYLOADS.items()
 }
 
 

@@ -39,7 +39,8 @@ class BookChannel:
                  snapshot_workers: int = 2, snapshot_spacing_s: float = 0.05, retry_base_s: float = 0.5,
                  retry_max_s: float = 30.0):
         self.ctx = ctx
-        self.books: Dict[str, BookSync] = {s: BookSync(s, max_depth, exchange=ctx.exchange_id) for s in symbols}
+        self.books: Dict[str, BookSync] = {s: BookSync(s, max_depth, exchange=ctx.exchange_id,
+                                                         on_invalid=self._invalid_frame) for s in symbols}
         self.gate = SymbolGate()
         self.snapshot_limit = snapshot_limit
         self.snapshot_workers = max(1, snapshot_workers)
@@ -171,6 +172,11 @@ class BookChannel:
     def _retry_later(self, symbol: str, sync: BookSync, delay: float) -> None:
         self._not_before[symbol] = time.monotonic() + delay
         sync.snapshot_failed()
+
+    def _invalid_frame(self) -> None:
+        """A depth frame ``BookSync`` refused (hostile sizes): dropped and counted as unreadable."""
+        self.ctx.metrics.on_dropped()
+        self.ctx.metrics.on_parse_error()
 
     # ---------------------------------------------------------------- observability
 

@@ -3,7 +3,8 @@
 Use ``parse_fault()`` to turn a ``POST /_sim/faults`` body (or ``BackpackSimulator.inject()``
 argument) into a validated ``Fault``; ``FaultState`` keeps what outlives the request: HTTP
 error/slow-down budgets, duplicate/reorder budgets per stream and the ping silence deadline.
-``malformed_payload()`` builds the documented broken frames. The JSON of every fault is listed
+``malformed_payload()`` builds the documented broken frames, ``hostile_depth_payload()`` the
+depth frames with impossible values or ids. The JSON of every fault is listed
 in the ``server`` module docstring. Pure: the monotonic clock is injected, no I/O.
 """
 from __future__ import annotations
@@ -14,13 +15,24 @@ from typing import Any, Callable, Mapping, Optional
 from cryptofeed.exchanges.backpack.simulator.wire import encode_json
 
 __all__ = [
-    'FAULT_KINDS', 'MALFORMED_KINDS', 'HTTP_FAULT_STATUSES', 'FaultError', 'Fault', 'HttpFault', 'FaultState',
-    'parse_fault', 'malformed_payload', 'http_error_body',
+    'FAULT_KINDS', 'MALFORMED_KINDS', 'HOSTILE_DEPTH_KINDS', 'HTTP_FAULT_STATUSES', 'CORRUPT_SNAPSHOT_ID',
+    'FaultError', 'Fault', 'HttpFault', 'FaultState', 'parse_fault', 'malformed_payload', 'hostile_depth_payload',
+    'http_error_body',
 ]
 
 FAULT_KINDS = ('skip_sequence', 'duplicate', 'reorder', 'drop_connections', 'silence_pings', 'malformed',
-               'http_status', 'slow_rest')
+               'http_status', 'slow_rest', 'hostile_depth', 'corrupt_snapshot')
 MALFORMED_KINDS = ('truncated_json', 'unknown_stream', 'wrong_types')
+# kind -> (price, size) of the one bid level of a hostile depth frame; None = the real best bid's
+HOSTILE_DEPTH_KINDS = {
+    'nan_price': ('NaN', None), 'snan_price': ('sNaN', None), 'infinite_price': ('Infinity', None),
+    'negative_price': ('-1', None), 'huge_price': ('1E+400', None),
+    'nan_size': (None, 'NaN'), 'snan_size': (None, 'sNaN'), 'infinite_size': (None, 'Infinity'),
+    'negative_size': (None, '-5'), 'huge_size': (None, '1E+400'),
+    'id_jump': (None, None),
+}
+ID_JUMP = 10 ** 9
+CORRUPT_SNAPSHOT_ID = 10 ** 30
 HTTP_FAULT_STATUSES = {
     429: ('TOO_MANY_REQUESTS', 'Too many requests'),
     451: ('FORBIDDEN', 'Unavailable for legal reasons: access from this region is restricted'),
@@ -60,6 +72,8 @@ class Fault:
             'malformed': ('kind', 'symbol'),
             'http_status': ('status', 'count', 'path', 'retry_after'),
             'slow_rest': ('delay', 'count', 'duration', 'path'),
+            'hostile_depth': ('kind', 'symbol'),
+            'corrupt_snapshot': ('count',),
         }[self.fault]
         out: dict[str, Any] = {'fault': self.fault}
         for name in keep:
@@ -126,6 +140,13 @@ def parse_fault(body: Any, symbols: Optional[list[str]] = None) -> Fault:
         if kind not in MALFORMED_KINDS:
             raise FaultError(f'kind must be one of {", ".join(MALFORMED_KINDS)}')
         return Fault(name, kind=kind, symbol=symbol or (symbols[0] if symbols else 'SOL_USDC'))
+    if name == 'hostile_depth':
+        kind = body.get('kind')
+        if kind not in HOSTILE_DEPTH_KINDS:
+            raise FaultError(f'kind must be one of {", ".join(HOSTILE_DEPTH_KINDS)}')
+        return Fault(name, kind=kind, symbol=symbol or (symbols[0] if symbols else 'SOL_USDC'))
+    if name == 'corrupt_snapshot':
+        return Fault(name, count=_int(body, 'count', 1))
     path = _opt_str(body, 'path')
     if path is not None and not path.startswith('/'):
         raise FaultError('path must start with /')
@@ -178,6 +199,7 @@ class FaultState:
         self._duplicate: dict[str, int] = {}
         self._reorder: dict[str, _Reorder] = {}
         self._silent_until = 0.0
+        self._corrupt_snapshots = 0
 
     def apply(self, fault: Fault) -> None:
         """Record a fault that acts later (HTTP, frame and ping faults); others are the server's job."""
@@ -196,6 +218,15 @@ class FaultState:
                 state.remaining += fault.count
         elif fault.fault == 'silence_pings':
             self._silent_until = max(self._silent_until, self._clock() + fault.duration)
+        elif fault.fault == 'corrupt_snapshot':
+            self._corrupt_snapshots += fault.count
+
+    def take_corrupt_snapshot(self) -> bool:
+        """True when this ``/api/v1/depth`` answer must carry a corrupt ``lastUpdateId``."""
+        if self._corrupt_snapshots:
+            self._corrupt_snapshots -= 1
+            return True
+        return False
 
     # ---------------------------------------------------------------- HTTP
 
@@ -274,3 +305,19 @@ def malformed_payload(kind: str, symbol: str, emit_us: int) -> bytes:
             'p': '100.00', 'q': '1.00', 's': symbol, 't': 1}})
         return whole[:len(whole) // 2]
     raise FaultError(f'kind must be one of {", ".join(MALFORMED_KINDS)}')
+
+
+def hostile_depth_payload(kind: str, symbol: str, sequence: int, best_bid: tuple[str, str], emit_us: int) -> bytes:
+    """A ``depth.<symbol>`` frame that follows ``sequence`` (``U = u = sequence + 1``) but whose one
+    bid level carries an impossible value (``kind`` in ``HOSTILE_DEPTH_KINDS``), or, for
+    ``id_jump``, the unchanged best bid with ``u = sequence + 10**9``. The market's own next frame
+    carries the same ``U``: a client that drops the hostile frame stays in sequence."""
+    try:
+        price, size = HOSTILE_DEPTH_KINDS[kind]
+    except KeyError:
+        raise FaultError(f'kind must be one of {", ".join(HOSTILE_DEPTH_KINDS)}') from None
+    last = sequence + (ID_JUMP if kind == 'id_jump' else 1)
+    level = [price or best_bid[0], size or best_bid[1]]
+    return encode_json({'stream': f'depth.{symbol}', 'data': {
+        'E': emit_us, 'T': emit_us, 'U': sequence + 1, 'a': [], 'b': [level], 'e': 'depth', 's': symbol,
+        'u': last}})

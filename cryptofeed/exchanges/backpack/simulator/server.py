@@ -55,6 +55,14 @@ Truth and control endpoints (never affected by HTTP faults):
     ``unknown_stream``: ``{"stream":"unknownStream.<S>","data":{"E":<µs>,"e":"unknownStream","s":<S>}}``;
     ``wrong_types``: ``{"stream":"trade.<S>","data":{"E":"not-a-number","T":null,"a":12345,
     "b":67890,"e":"trade","m":"false","p":101.5,"q":[1],"s":<S>,"t":"abc"}}``.
+  - ``{"fault": "hostile_depth", "kind": K, "symbol": "SOL_USDC"}`` one ``depth.<S>`` frame to the
+    connections subscribed to it, with ``U = u =`` the next id (which the market's own next frame
+    reuses) and one bid level whose price or size is ``K``: ``nan_price``, ``snan_price``,
+    ``infinite_price``, ``negative_price``, ``huge_price`` (``1E+400``), ``nan_size``, ``snan_size``,
+    ``infinite_size``, ``negative_size``, ``huge_size``; or ``id_jump``: the unchanged best bid with
+    ``u`` 10**9 ahead.
+  - ``{"fault": "corrupt_snapshot", "count": 1}`` the next ``count`` ``/api/v1/depth`` answers carry
+    ``lastUpdateId`` ``"1000000000000000000000000000000"`` (10**30), levels unchanged.
   - ``{"fault": "http_status", "status": 429, "count": 2, "path": "/api/v1/depth", "retry_after": 3}``
     the next ``count`` requests (to ``path`` only, when given; WebSocket handshakes included when
     no path is given) get ``status``: 429 with header ``Retry-After: <retry_after>`` and body
@@ -77,13 +85,15 @@ import shutil
 import ssl
 import tempfile
 import time
+from decimal import Decimal
 from typing import Any, Optional
 
 from aiohttp import WSMsgType, web
 
 from cryptofeed.exchanges.backpack.simulator import wire
 from cryptofeed.exchanges.backpack.simulator.faults import (
-    Fault, FaultError, FaultState, http_error_body, malformed_payload, parse_fault,
+    CORRUPT_SNAPSHOT_ID, Fault, FaultError, FaultState, hostile_depth_payload, http_error_body, malformed_payload,
+    parse_fault,
 )
 from cryptofeed.exchanges.backpack.simulator.market import (
     DAY_US, DEPTH_WINDOWS_MS, KLINE_INTERVALS, DepthUpdate, MarketModel, TradePrint,
@@ -410,6 +420,14 @@ class BackpackSimulator:
             self._pump()
             frame = wire.ws_text_frame(malformed_payload(fault.kind, fault.symbol, self._now_us()))
             for conn in list(self._conns):
+                conn.write(frame)
+        elif name == 'hostile_depth':
+            self._pump()
+            top = self.model.book_snapshot(fault.symbol, 1)
+            best = top.bids[0] if top.bids else (Decimal(1), Decimal(1))
+            frame = wire.ws_text_frame(hostile_depth_payload(
+                fault.kind, fault.symbol, top.sequence, (wire.dstr(best[0]), wire.dstr(best[1])), self._now_us()))
+            for conn in list(self._index.get(f'depth.{fault.symbol}', ())):
                 conn.write(frame)
         else:
             self._faults.apply(fault)
@@ -784,7 +802,10 @@ class BackpackSimulator:
         limit = _int_param(request, 'limit', 1000, low=1)
         if limit not in _DEPTH_LIMITS:
             raise _ApiError(400, 'INVALID_CLIENT_REQUEST', f'limit must be one of {_DEPTH_LIMITS}')
-        return _json(wire.depth_rest(self.model.book_snapshot(symbol, limit)))
+        body = wire.depth_rest(self.model.book_snapshot(symbol, limit))
+        if self._faults.take_corrupt_snapshot():
+            body['lastUpdateId'] = str(CORRUPT_SNAPSHOT_ID)
+        return _json(body)
 
     async def _trades(self, request: web.Request) -> web.Response:
         symbol = self._symbol(request)
