@@ -50,6 +50,7 @@ from cryptofeed.exchanges.backpack.errors import BackpackError, BackpackRegionRe
 from cryptofeed.exchanges.backpack.health import BackpackHealthReport, evaluate_health
 from cryptofeed.exchanges.backpack.metrics import FeedMetrics
 from cryptofeed.exchanges.backpack.rest import BackpackRestClient
+from cryptofeed.exchanges.backpack.rest_api import BackpackRestMixin
 from cryptofeed.exchanges.backpack.router import INVALID, MALFORMED, UNKNOWN_STREAM, Router
 from cryptofeed.exchanges.backpack.symbols import (
     BackpackSymbolService, exchange_to_normalized, normalized_to_exchange, parse_symbol_data,
@@ -114,7 +115,7 @@ def _run_blocking(coro):
         return pool.submit(asyncio.run, coro).result()
 
 
-class BackpackFeed(Feed):
+class BackpackFeed(Feed, BackpackRestMixin):
     """Backpack spot and USDC perpetual market data as cryptofeed objects.
 
     Beyond cryptofeed's ``Feed`` arguments (``symbols``, ``channels``, ``subscription``,

@@ -49,6 +49,7 @@ Nothing here logs or raises request headers, signatures or key material.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import os
@@ -406,6 +407,15 @@ class BackpackRestClient:
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
             self._owns_session = True
         return self._session
+
+    def fork(self) -> 'BackpackRestClient':
+        """The same client (URL, signer, proxy, retries, breaker, stats) without a session yet:
+        for use on another event loop, since an aiohttp session serves only the loop it was made
+        on. The fork makes and owns its session; close it when done."""
+        twin = copy.copy(self)
+        twin._session = None
+        twin._owns_session = True
+        return twin
 
     async def close(self) -> None:
         """Close the session if this client created it; an injected session is left open."""
