@@ -5,8 +5,9 @@ so they are tested without a network and know nothing of cryptofeed types.
 
 ``RequestPacer``
     At most ``max_requests`` in any sliding window of ``period_s`` (Backpack's historical
-    endpoints allow 30 a minute). A caller waits for a free slot instead of provoking 429s; a
-    429 that still happens is waited out by the REST client (Retry-After).
+    endpoints allow 30 a minute), counted from when each request finished. A caller waits for a
+    free slot instead of provoking 429s; a 429 that still happens is waited out by the REST
+    client (Retry-After).
 
 ``trade_pages(fetch, start_ms, end_ms)``
     Every trade with ``start_ms <= timestamp <= end_ms``, oldest first, exactly once, from
@@ -37,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import deque
+from contextlib import asynccontextmanager
 from typing import AsyncIterator, Awaitable, Callable, Dict, Iterator, List, Optional, Tuple
 
 __all__ = [
@@ -59,10 +60,14 @@ Fetch = Callable[[int, int], Awaitable[List[dict]]]
 
 
 class RequestPacer:
-    """Sliding-window limiter: ``acquire()`` returns once a request may be sent.
+    """Sliding-window limiter: at most ``max_requests`` requests in any ``period_s``.
 
-    Safe to share between event loops and threads (the ``*_sync`` calls run on their own loop).
-    ``clock`` is injectable for tests; ``delay()`` is the pure part.
+    ``async with pacer.slot(): <one request>`` waits for a free slot first. A slot counts from
+    when its request *finished*, not when it was sent: the server counts a request when it
+    arrives, which is somewhere in between, so counting from the send could let the next
+    window start early by a request's latency and earn a 429. Safe to share between event
+    loops and threads (the ``*_sync`` calls run on their own loop). ``clock`` is injectable
+    for tests; ``delay()`` and ``take()``/``release()`` are the loop-free part.
     """
 
     def __init__(self, max_requests: int = 30, period_s: float = 60.0,
@@ -75,39 +80,54 @@ class RequestPacer:
         self.period_s = float(period_s)
         self.clock = clock
         self.waited_s = 0.0
-        self._sent: deque = deque()
+        self._slots: List[List[float]] = []   # [time]: reservation or completion time of each slot
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f'RequestPacer({self.max_requests} per {self.period_s:g} s)'
 
+    def _prune(self, now: float) -> None:
+        cutoff = now - self.period_s
+        self._slots = [slot for slot in self._slots if slot[0] > cutoff]
+
     def delay(self) -> float:
         """Seconds until a request may go out (0: now)."""
         now = self.clock()
         with self._lock:
-            sent = self._sent
-            while sent and sent[0] <= now - self.period_s:
-                sent.popleft()
-            if len(sent) < self.max_requests:
+            self._prune(now)
+            if len(self._slots) < self.max_requests:
                 return 0.0
-            return sent[0] + self.period_s - now
+            return min(slot[0] for slot in self._slots) + self.period_s - now
 
-    def try_acquire(self) -> float:
-        """Take a slot and return 0, or return the wait in seconds without taking one."""
-        wait = self.delay()
-        if wait > 0:
-            return wait
+    def take(self) -> Optional[List[float]]:
+        """Reserve a slot now, or None when none is free."""
+        now = self.clock()
         with self._lock:
-            self._sent.append(self.clock())
-        return 0.0
+            self._prune(now)
+            if len(self._slots) >= self.max_requests:
+                return None
+            slot = [now]
+            self._slots.append(slot)
+            return slot
 
-    async def acquire(self) -> None:
+    def release(self, slot: List[float]) -> None:
+        """The request of ``slot`` finished: its window starts now."""
+        with self._lock:
+            slot[0] = max(slot[0], self.clock())
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
         while True:
-            wait = self.try_acquire()
-            if not wait:
-                return
+            reserved = self.take()
+            if reserved is not None:
+                break
+            wait = max(self.delay(), 0.001)
             self.waited_s += wait
             await asyncio.sleep(wait)
+        try:
+            yield
+        finally:
+            self.release(reserved)
 
 
 def _sorted(rows: List[dict]) -> List[dict]:

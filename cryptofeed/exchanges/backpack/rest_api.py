@@ -269,8 +269,8 @@ class BackpackRestMixin(RestExchange):
         pacer = self._history_pacer()
 
         async def fetch(limit: int, offset: int) -> List[dict]:
-            await pacer.acquire()
-            return await client.trades_history(exchange, limit, offset)
+            async with pacer.slot():
+                return await client.trades_history(exchange, limit, offset)
 
         async for rows in trade_pages(fetch, _ms_ceil(start_s), _ms_floor(end_s)):
             yield [parse_rest_trade_dict(row, std) for row in rows]
@@ -293,8 +293,8 @@ class BackpackRestMixin(RestExchange):
         pacer = self._history_pacer()
         last_start = None
         for first, stop in kline_windows(math.floor(start_s), math.ceil(end_s), size):
-            await pacer.acquire()
-            rows = await client.klines(exchange, venue_interval, first, stop)
+            async with pacer.slot():
+                rows = await client.klines(exchange, venue_interval, first, stop)
             now = time.time()
             page = []
             for row in rows or ():
@@ -371,9 +371,9 @@ class BackpackRestMixin(RestExchange):
             for row in await client.open_orders():
                 if str(row.get('id')) == order_id:
                     return parse_rest_order(row, self._std(row['symbol']))
-        await self._history_pacer().acquire()
-        rows = await client.signed_get('orderHistoryQueryAll', '/wapi/v1/history/orders',
-                                       {'orderId': order_id, 'symbol': exchange, 'limit': 1})
+        async with self._history_pacer().slot():
+            rows = await client.signed_get('orderHistoryQueryAll', '/wapi/v1/history/orders',
+                                           {'orderId': order_id, 'symbol': exchange, 'limit': 1})
         if not rows:
             raise BackpackRequestError(f'order {order_id} not found', status=404, code='RESOURCE_NOT_FOUND',
                                        path='/wapi/v1/history/orders')
@@ -395,9 +395,9 @@ class BackpackRestMixin(RestExchange):
         fills: List[Fill] = []
         offset = 0
         while True:
-            await pacer.acquire()
-            page = await client.fill_history(exchange, from_ms=from_ms, to_ms=to_ms, limit=HISTORY_PAGE_LIMIT,
-                                             offset=offset, sort_direction='Asc')
+            async with pacer.slot():
+                page = await client.fill_history(exchange, from_ms=from_ms, to_ms=to_ms, limit=HISTORY_PAGE_LIMIT,
+                                                 offset=offset, sort_direction='Asc')
             fills.extend(parse_rest_fill(row, self._std(row['symbol'])) for row in page or ())
             if not page or len(page) < HISTORY_PAGE_LIMIT:
                 return fills
