@@ -14,15 +14,20 @@ so they are tested without a network and know nothing of cryptofeed types.
     ``/api/v1/trades/history`` whose only handles are ``limit`` (<= 1000) and ``offset``
     counted back from the newest trade (backpack-api.md section 3.4). The rules:
 
-    1. Locate: read pages at offsets 0, L, 2L, 4L, ... (L = page size) until one holds a trade
-       older than ``start_ms`` or history ends, then halve the bracket until it is narrower than
-       L/2: the page at its old end then straddles ``start_ms`` and is the first page.
-    2. Walk forward (towards offset 0) by ``L - margin`` per page. New trades keep arriving and
-       push every offset back, so consecutive pages must overlap: a page whose oldest trade is
-       newer than the newest trade already taken would have skipped some, and is read again
-       further back. Trades at or below the newest id taken are dropped; nothing is taken
-       twice and, because of the overlap check, nothing is skipped. ``margin`` grows with the
-       drift observed, so a busy market costs a few re-reads, not a gap.
+    1. Locate: read pages at offsets 0, L, 2L, 4L, ... (L = page size) until one is not
+       entirely after ``start_ms``, then halve the bracket until it is narrower than L/2; from
+       the oldest trade of the last page found entirely after ``start_ms``, step back one
+       overlapping page at a time (as in rule 2) until a page reaches past ``start_ms`` or
+       holds the oldest trade there is.
+    2. Walk forward (towards offset 0). New trades keep arriving and push every offset back,
+       so each page is aimed to start at the newest trade taken so far *where it will be* once
+       the expected number of new trades (the drift) has arrived, with slack of half the drift.
+       The drift is measured, not guessed: where that trade shows up in the answer tells how
+       far it moved. A page must contain that trade: one entirely newer would have skipped
+       trades (more arrived than expected: the estimate is raised to what the page proves and
+       the page read again), one entirely older is read again with a lower estimate. Trades at
+       or below the newest id taken are dropped: nothing is taken twice and, because every
+       accepted page overlaps the previous one, nothing is skipped.
     3. Stop at the first trade newer than ``end_ms``, or after the page at offset 0.
 
     Rows are ordered by ``id`` (the server's order is not relied on), and ids are only compared,
@@ -36,6 +41,7 @@ so they are tested without a network and know nothing of cryptofeed types.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -134,30 +140,61 @@ def _sorted(rows: List[dict]) -> List[dict]:
     return sorted(rows, key=lambda row: int(row['id']))
 
 
-async def _locate(fetch: Fetch, start_ms: int, limit: int) -> Tuple[int, List[dict]]:
-    """(offset, ascending rows) of a page that holds a trade older than ``start_ms`` or the
-    oldest trade there is, and no newer than needed (see the module docstring, rule 1)."""
-    def straddles(rows: List[dict]) -> bool:
-        return len(rows) < limit or int(rows[0]['timestamp']) < start_ms
+async def _aim(fetch: Fetch, limit: int, anchor_id: int, anchor_pos: int, drift: int,
+               oldest_end: bool) -> Tuple[int, List[dict], int]:
+    """Read the page that has the trade ``anchor_id`` at its oldest end (``oldest_end``) or at
+    its newest end, the trade having been at offset ``anchor_pos`` when last seen and about
+    ``drift`` trades arriving per request. Returns (offset, ascending rows, drift measured)."""
+    while True:
+        slack = min(limit // 2, max(1, drift // 2))
+        if oldest_end:
+            offset = max(0, anchor_pos + drift + slack - (limit - 1))
+        else:
+            offset = max(0, anchor_pos + drift - slack)
+        rows = _sorted(await fetch(limit, offset))
+        ids = [int(row['id']) for row in rows]
+        if ids and ids[0] <= anchor_id <= ids[-1]:
+            moved = offset + len(ids) - 1 - bisect.bisect_left(ids, anchor_id) - anchor_pos
+            return offset, rows, max(moved, drift // 2)   # a decaying maximum: follows bursts
+        if ids and ids[0] > anchor_id:
+            # Newer than aimed: more trades arrived than expected, at least this many.
+            drift = max(2 * drift, offset + len(ids) - anchor_pos)
+        else:
+            # Older than aimed, or past the oldest trade: fewer arrived than expected.
+            drift = max(0, min(drift, offset - anchor_pos - 1) // 2)
 
-    first = _sorted(await fetch(limit, 0))
-    if straddles(first):
-        return 0, first
-    lo, hi, hi_rows = 0, limit, None     # lo: a page entirely >= start_ms; hi: to be probed
+
+async def _locate(fetch: Fetch, start_ms: int, limit: int) -> Tuple[int, List[dict], int]:
+    """(offset, ascending rows, drift) of a page holding a trade older than ``start_ms`` or the
+    oldest trade there is (see the module docstring, rule 1)."""
+    def after(rows: List[dict]) -> bool:   # a full page, every trade at or after start_ms
+        return len(rows) == limit and int(rows[0]['timestamp']) >= start_ms
+
+    rows = _sorted(await fetch(limit, 0))
+    if not after(rows):
+        return 0, rows, 0   # the newest page reaches back far enough (or there are no trades)
+    lo, lo_rows, hi = 0, rows, limit
     while True:
         rows = _sorted(await fetch(limit, hi))
-        if straddles(rows):
-            hi_rows = rows
+        if not after(rows):
             break
-        lo, hi = hi, hi * 2
+        lo, lo_rows, hi = hi, rows, hi * 2
     while hi - lo > limit // 2:
         mid = (lo + hi) // 2
         rows = _sorted(await fetch(limit, mid))
-        if straddles(rows):
-            hi, hi_rows = mid, rows
+        if after(rows):
+            lo, lo_rows = mid, rows
         else:
-            lo = mid
-    return hi, hi_rows
+            hi = mid
+    # Walk back from the oldest trade of the last page found entirely after start_ms, one
+    # overlapping page at a time (trades arriving meanwhile move every offset).
+    drift = 0
+    anchor_id, anchor_pos = int(lo_rows[0]['id']), lo + limit - 1
+    while True:
+        offset, rows, drift = await _aim(fetch, limit, anchor_id, anchor_pos, drift, oldest_end=False)
+        if len(rows) < limit or int(rows[0]['timestamp']) < start_ms:
+            return offset, rows, drift
+        anchor_id, anchor_pos = int(rows[0]['id']), offset + limit - 1
 
 
 async def trade_pages(fetch: Fetch, start_ms: int, end_ms: int,
@@ -166,24 +203,13 @@ async def trade_pages(fetch: Fetch, start_ms: int, end_ms: int,
     docstring for the rules. ``fetch(limit, offset)`` wraps ``/api/v1/trades/history``."""
     if limit < 4:
         raise ValueError('limit must be >= 4')
-    offset, rows = await _locate(fetch, start_ms, limit)
+    offset, rows, drift = await _locate(fetch, start_ms, limit)
     last_id: Optional[int] = None
-    margin = 1
-    while True:
-        if last_id is not None:
-            oldest = int(rows[0]['id']) if rows else None
-            if oldest is not None and oldest > last_id and len(rows) == limit:
-                # Trades arrived since the previous page and pushed it out of reach: read further back.
-                # With gap-free ids the distance is the number of trades skipped; with holes it
-                # overestimates, which only widens the overlap.
-                shift = min(limit // 2, max(margin, oldest - last_id))
-                margin = min(limit // 2, 2 * shift)
-                offset += shift
-                rows = _sorted(await fetch(limit, offset))
-                continue
+    last_pos = 0   # offset of the trade ``last_id`` when ``rows`` was read
+    while rows:
         page = []
         done = False
-        for row in rows:
+        for index, row in enumerate(rows):
             trade_id = int(row['id'])
             if last_id is not None and trade_id <= last_id:
                 continue
@@ -191,15 +217,14 @@ async def trade_pages(fetch: Fetch, start_ms: int, end_ms: int,
             if ts > end_ms:
                 done = True
                 break
-            last_id = trade_id
+            last_id, last_pos = trade_id, offset + len(rows) - 1 - index
             if ts >= start_ms:
                 page.append(row)
         if page:
             yield page
-        if done or offset == 0:
+        if done or offset == 0 or last_id is None:
             return
-        offset = max(0, offset - (limit - margin))
-        rows = _sorted(await fetch(limit, offset))
+        offset, rows, drift = await _aim(fetch, limit, last_id, last_pos, drift, oldest_end=True)
 
 
 def kline_windows(start_s: int, end_s: int, interval_s: Optional[int],
