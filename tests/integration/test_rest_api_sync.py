@@ -101,6 +101,7 @@ def test_an_order_round_trip_sync(still_sim):
     filled = feed.place_order_sync('SOL-USDC-PERP', SELL, MARKET, D('4'))
     assert filled.status == FILLED
     assert [(p.symbol, p.position) for p in feed.positions_sync()] == [('SOL-USDC-PERP', D('-4'))]
+    assert feed.positions_sync('SOL-USDC') == [] and len(feed.positions_sync('SOL-USDC-PERP')) == 1
     fills = feed.trade_history_sync('SOL-USDC-PERP')
     assert sum(f.amount for f in fills) == 4 and {f.order_id for f in fills} == {filled.id}
     balances = {b.currency: (b.balance, b.reserved) for b in feed.balances_sync()}

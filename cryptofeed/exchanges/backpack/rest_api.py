@@ -348,6 +348,9 @@ class BackpackRestMixin(RestExchange):
         now = time.time()
         return [parse_rest_position(row, self._std(row['symbol']), now) for row in await client.positions(exchange)]
 
+    def positions_sync(self, symbol: Optional[str] = None) -> List[Position]:
+        return self._sync_run_coroutine(self.positions(symbol))
+
     async def orders(self, symbol: Optional[str] = None) -> List[OrderInfo]:
         """Open orders, optionally of one symbol."""
         client = self._signed_client('orders()')
