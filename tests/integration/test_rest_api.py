@@ -13,7 +13,8 @@ from decimal import Decimal as D
 import aiohttp
 import pytest
 from cryptofeed.defines import (
-    BUY, CANCELLED, EXPIRED, FILL_OR_KILL, FILLED, IMMEDIATE_OR_CANCEL, LIMIT, MAKER_OR_CANCEL, MARKET, OPEN, SELL, TAKER,
+    BUY, CANCELLED, EXPIRED, FILL_OR_KILL, FILLED, IMMEDIATE_OR_CANCEL, LIMIT, MAKER_OR_CANCEL, MARKET, OPEN, SELL,
+    TAKER,
 )
 from cryptofeed.exceptions import UnsupportedTradingOption
 from cryptofeed.types import Balance, Candle, Fill, OrderBook, OrderInfo, Position

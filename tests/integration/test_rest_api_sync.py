@@ -62,7 +62,8 @@ def test_trades_sync_can_stop_early(history_sim):
     sim, run = history_sim
     feed = feed_for(sim, keys=False)
     truth = run(lambda: sim.trades(BASE))
-    pages = feed.trades_sync('SOL-USDC', start=truth[0]['timestamp_us'] // 1000 / 1000, end=truth[-1]['timestamp_us'] / 1e6)
+    start, end = truth[0]['timestamp_us'] // 1000 / 1000, truth[-1]['timestamp_us'] / 1e6
+    pages = feed.trades_sync('SOL-USDC', start=start, end=end)
     first = next(pages)
     pages.close()   # closes the async generator, the forked client and the private loop
     assert first[0]['id'] == truth[0]['id']
