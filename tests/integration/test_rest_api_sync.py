@@ -10,11 +10,13 @@ import asyncio
 import base64
 from decimal import Decimal as D
 
+import aiohttp
 import pytest
 from cryptofeed.defines import BUY, CANCELLED, FILLED, LIMIT, MARKET, OPEN, SELL
 from cryptofeed.types import Candle, OrderBook
 
-from cryptofeed.exchanges.backpack import BackpackAuthError, BackpackFeed, BackpackRequestError
+from cryptofeed.exchanges.backpack import BackpackAuthError, BackpackConfigError, BackpackFeed, BackpackRequestError
+from cryptofeed.exchanges.backpack.rest import BackpackRestClient
 from cryptofeed.exchanges.backpack.auth import BackpackSigner
 
 from tests.integration.sim_thread import SimulatorThread
@@ -133,3 +135,15 @@ async def test_sync_calls_work_inside_a_running_loop_and_leave_the_async_client_
         await feed.rest.close()
     assert before == during == after
     assert asyncio.get_running_loop().is_running()
+
+
+async def test_sync_calls_refuse_a_client_with_an_injected_session(still_sim):
+    """Its connector decides the route (a proxy, say); a session of the fork's own would bypass it."""
+    sim, _ = still_sim
+    async with aiohttp.ClientSession() as session:
+        client = BackpackRestClient(sim.rest_url, session=session)
+        feed = BackpackFeed(config={'rest_url': sim.rest_url}, rest_client=client)
+        with pytest.raises(BackpackConfigError, match='async methods'):
+            feed.ticker_sync('SOL-USDC')
+        assert (await feed.ticker('SOL-USDC'))['bid'] is not None
+        assert client.stats.requests == 1

@@ -144,6 +144,7 @@ class _SyncCall:
     """
 
     def __init__(self, client: BackpackRestClient):
+        self._client = client.fork()
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -151,7 +152,6 @@ class _SyncCall:
         else:
             self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='backpack-sync')
         self._loop = asyncio.new_event_loop()
-        self._client = client.fork()
         self._context = contextvars.copy_context()
         self._context.run(_SYNC_CLIENT.set, self._client)
 
@@ -219,7 +219,11 @@ class BackpackRestMixin(RestExchange):
         return self.exchange_symbol_to_std_symbol(exchange_symbol)
 
     def _sync_run_coroutine(self, coroutine):
-        call = _SyncCall(self.rest)
+        try:
+            call = _SyncCall(self.rest)
+        except BaseException:
+            coroutine.close()   # never started: no 'never awaited' warning
+            raise
         try:
             return call.run(coroutine)
         finally:
