@@ -27,8 +27,10 @@ Rules worth knowing:
 * **Sync calls** run on a private event loop with a fork of the feed's REST client (its own
   session, the same settings, breaker and stats), closed when the call ends, so they work
   before, after and beside a running ``FeedHandler`` (in a thread of their own when the
-  calling thread already runs a loop). ``retry_count``/``retry_delay`` are accepted for
-  cryptofeed's signatures; retries follow ``BackpackConfig.max_retries``.
+  calling thread already runs a loop). A ``rest_client`` given its own aiohttp session cannot
+  be forked (its connector decides the route): its sync calls raise ``BackpackConfigError``.
+  ``retry_count``/``retry_delay`` are accepted for cryptofeed's signatures; retries follow
+  ``BackpackConfig.max_retries``.
 * **Account calls** without keys raise ``BackpackAuthError`` naming the setting to add. An
   order the exchange refuses raises ``BackpackRequestError`` with Backpack's ``code``
   (``INVALID_PRICE``, ``INSUFFICIENT_FUNDS``, ...) and message. The JSON body of a signed
