@@ -51,6 +51,7 @@ from cryptofeed.exchanges.backpack.health import BackpackHealthReport, evaluate_
 from cryptofeed.exchanges.backpack.metrics import FeedMetrics
 from cryptofeed.exchanges.backpack.options import check_feed_options
 from cryptofeed.exchanges.backpack.rest import BackpackRestClient, RecordedRestClient
+from cryptofeed.exchanges.backpack.rest_api import BackpackRestMixin
 from cryptofeed.exchanges.backpack.router import INVALID, MALFORMED, UNKNOWN_STREAM, Router
 from cryptofeed.exchanges.backpack.symbols import BackpackSymbolService, RuleSymbols, normalized_to_exchange
 from cryptofeed.exchanges.backpack.ws import MAX_FRAME_BYTES, BackpackConnectionHandler, BackpackWSConn
@@ -70,7 +71,7 @@ class _Stream(NamedTuple):
     symbol: Optional[str]  # normalized symbol; None for the all-market 'liquidation' stream
 
 
-class BackpackFeed(BackpackSymbolsMixin, Feed):
+class BackpackFeed(BackpackSymbolsMixin, BackpackRestMixin, Feed):
     """Backpack spot and USDC perpetual market data as cryptofeed objects.
 
     Beyond cryptofeed's ``Feed`` arguments (``symbols``, ``channels``, ``subscription``,

@@ -53,6 +53,7 @@ Nothing here logs or raises request headers, signatures or key material.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import random
@@ -349,6 +350,22 @@ class BackpackRestClient:
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
             self._owns_session = True
         return self._session
+
+    def fork(self) -> 'BackpackRestClient':
+        """The same client (URL, signer, proxy, retries, breaker, stats) without a session yet:
+        for use on another event loop, since an aiohttp session serves only the loop it was made
+        on. The fork makes and owns its session; close it when done. A client given its session
+        cannot be forked: that session's connector (a proxy, say) decides the route, and a new
+        session would quietly bypass it."""
+        if not self._owns_session:
+            raise BackpackConfigError(
+                'this REST client was given its aiohttp session, which serves one event loop; it cannot be '
+                'used from another one (the *_sync calls run on their own): call the async methods instead, '
+                'or let the client create its session')
+        twin = copy.copy(self)
+        twin._session = None
+        twin._owns_session = True
+        return twin
 
     async def close(self) -> None:
         """Close the session if this client created it; an injected session is left open."""

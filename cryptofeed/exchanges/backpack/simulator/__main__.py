@@ -40,15 +40,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--ping-timeout', type=float, default=120.0, help='seconds without pong before closing')
     parser.add_argument('--api-key', action='append', default=None, dest='api_keys', metavar='KEY',
                         help='accept only this API key on signed endpoints (repeatable: strict mode)')
+    parser.add_argument('--history-s', type=float, default=0.0,
+                        help='seconds of past market activity to generate at start (with --history-updates)')
+    parser.add_argument('--history-updates', type=int, default=0,
+                        help='engine events spread over --history-s (about one trade per five; default 0)')
+    parser.add_argument('--history-rate-limit', default=None, metavar='N/SECONDS',
+                        help='answer 429 beyond N historical requests per SECONDS (e.g. 30/60; default: no limit)')
     parser.add_argument('--log-level', default='INFO', help='stderr log level (default INFO)')
     return parser
 
 
 async def _serve(args: argparse.Namespace) -> None:
     markets = [s.strip() for s in args.markets.split(',') if s.strip()] if args.markets else None
+    limit = None
+    if args.history_rate_limit:
+        count, _, seconds = args.history_rate_limit.partition('/')
+        try:
+            limit = (int(count), float(seconds))
+        except ValueError:
+            raise ValueError(f'--history-rate-limit takes N/SECONDS, e.g. 30/60, not {args.history_rate_limit!r}')
     sim = BackpackSimulator(markets=markets, seed=args.seed, tls=args.tls, rate=args.rate,
                             ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
-                            strict_keys=args.api_keys, host=args.host, port=args.port)
+                            strict_keys=args.api_keys, host=args.host, port=args.port,
+                            history_s=args.history_s, history_updates=args.history_updates,
+                            history_rate_limit=limit)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -9,6 +9,8 @@ in the ``server`` module docstring. Pure: the monotonic clock is injected, no I/
 """
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
@@ -16,8 +18,8 @@ from cryptofeed.exchanges.backpack.simulator.wire import encode_json
 
 __all__ = [
     'FAULT_KINDS', 'MALFORMED_KINDS', 'HOSTILE_DEPTH_KINDS', 'HTTP_FAULT_STATUSES', 'CORRUPT_SNAPSHOT_ID',
-    'FaultError', 'Fault', 'HttpFault', 'FaultState', 'parse_fault', 'malformed_payload', 'hostile_depth_payload',
-    'http_error_body',
+    'HISTORY_PATHS', 'FaultError', 'Fault', 'HttpFault', 'FaultState', 'HistoryRateLimit', 'parse_fault',
+    'malformed_payload', 'hostile_depth_payload', 'http_error_body',
 ]
 
 FAULT_KINDS = ('skip_sequence', 'duplicate', 'reorder', 'drop_connections', 'silence_pings', 'malformed',
@@ -179,6 +181,38 @@ def http_error_body(status: int) -> bytes:
     """The JSON error body sent with an injected status."""
     code, message = HTTP_FAULT_STATUSES[status]
     return encode_json({'code': code, 'message': message})
+
+
+#: Path prefixes of the historical endpoints that share ``HistoryRateLimit``'s budget.
+HISTORY_PATHS = ('/api/v1/trades/history', '/api/v1/klines', '/wapi/v1/history/')
+
+
+class HistoryRateLimit:
+    """At most ``max_requests`` historical requests (``HISTORY_PATHS``) in any ``period_s``
+    window, over all clients, like the exchange's limit on historical endpoints. ``take(path)``
+    returns None when the request may proceed, else the Retry-After seconds of its 429;
+    ``refused`` counts the 429s answered."""
+
+    def __init__(self, max_requests: int, period_s: float, clock: Callable[[], float]):
+        if max_requests < 1 or period_s <= 0:
+            raise ValueError('history_rate_limit needs max_requests >= 1 and period_s > 0')
+        self.max_requests = max_requests
+        self.period_s = period_s
+        self.refused = 0
+        self._clock = clock
+        self._sent: deque = deque()
+
+    def take(self, path: str) -> Optional[int]:
+        if not path.startswith(HISTORY_PATHS):
+            return None
+        now = self._clock()
+        while self._sent and self._sent[0] <= now - self.period_s:
+            self._sent.popleft()
+        if len(self._sent) < self.max_requests:
+            self._sent.append(now)
+            return None
+        self.refused += 1
+        return max(1, math.ceil(self._sent[0] + self.period_s - now))
 
 
 class _Reorder:

@@ -686,6 +686,28 @@ class MarketModel:
             used += self.step()
         return used
 
+    def run_history(self, seconds: float, updates: int) -> int:
+        """Fill the past: ``updates`` engine events spread evenly over the ``seconds`` before now,
+        so trades, klines and the book have history with past timestamps (``/trades/history``,
+        ``/klines``). Meant for start-up, before clients connect: the events are discarded, not
+        streamed. Returns the number of depth ids used."""
+        if seconds <= 0 or updates < 0:
+            raise ValueError('seconds must be > 0 and updates >= 0')
+        real_clock = self._clock
+        now = real_clock()
+        span = int(seconds * 1_000_000)
+        cell = [now - span]
+        self._clock = lambda: cell[0]
+        used = 0
+        try:
+            for i in range(updates):
+                cell[0] = now - span + span * i // max(1, updates)
+                used += self.step()
+        finally:
+            self._clock = real_clock
+        self.drain()
+        return used
+
     def step(self) -> int:
         """One engine event on a random market; returns the number of depth ids it used."""
         rng = self._rng

@@ -92,8 +92,8 @@ from aiohttp import WSMsgType, web
 
 from cryptofeed.exchanges.backpack.simulator import wire
 from cryptofeed.exchanges.backpack.simulator.faults import (
-    CORRUPT_SNAPSHOT_ID, Fault, FaultError, FaultState, hostile_depth_payload, http_error_body, malformed_payload,
-    parse_fault,
+    CORRUPT_SNAPSHOT_ID, Fault, FaultError, FaultState, HistoryRateLimit, hostile_depth_payload, http_error_body,
+    malformed_payload, parse_fault,
 )
 from cryptofeed.exchanges.backpack.simulator.market import (
     DAY_US, DEPTH_WINDOWS_MS, KLINE_INTERVALS, DepthUpdate, MarketModel, TradePrint,
@@ -196,6 +196,12 @@ class BackpackSimulator:
     ``clock_offset_ms``: the exchange's clock minus the host's (``/api/v1/time``, signature
     windows and event times all follow it); may be changed while running, as a drifting or
     stepped server clock would.
+    ``history_s`` / ``history_updates``: at start, fill the past ``history_s`` seconds with
+    ``history_updates`` engine events (about one trade per five), so ``/trades/history`` and
+    ``/klines`` have history to page through. ``history_rate_limit`` = ``(requests, seconds)``
+    limits the historical endpoints (``/api/v1/trades/history``, ``/api/v1/klines``,
+    ``/wapi/v1/history/*``) together, answering 429 ``TOO_MANY_REQUESTS`` with ``Retry-After``
+    beyond it; ``history_limit.refused`` counts those 429s.
     """
 
     def __init__(self, markets: Optional[list[str]] = None, seed: int = 0, tls: bool = False, rate: float = 200.0,
@@ -203,11 +209,14 @@ class BackpackSimulator:
                  starting_balances: Optional[dict[str, str]] = None, *, host: str = '127.0.0.1', port: int = 0,
                  ticker_interval: float = 1.0, mark_interval: float = 1.0, open_interest_interval: float = 60.0,
                  liquidation_probability: float = 0.02, slow_consumer_timeout: float = 10.0,
-                 clock_offset_ms: int = 0):
+                 clock_offset_ms: int = 0, history_s: float = 0.0, history_updates: int = 0,
+                 history_rate_limit: Optional[tuple[int, float]] = None):
         if rate < 0:
             raise ValueError('rate must be >= 0')
         if ping_interval <= 0 or ping_timeout <= 0:
             raise ValueError('ping_interval and ping_timeout must be > 0')
+        if history_updates < 0 or (history_updates and history_s <= 0):
+            raise ValueError('history_updates must be >= 0, and history_s > 0 when it is not 0')
         self._symbols = list(markets) if markets is not None else None
         self.clock_offset_ms = int(clock_offset_ms)
         self._seed = seed
@@ -222,6 +231,9 @@ class BackpackSimulator:
         self._cadence = (ticker_interval, mark_interval, open_interest_interval)
         self._liq_prob = liquidation_probability
         self._slow_timeout = slow_consumer_timeout
+        self._history = (history_s, history_updates)
+        self.history_limit = (HistoryRateLimit(*history_rate_limit, time.monotonic)
+                              if history_rate_limit is not None else None)
         self._model: Optional[MarketModel] = None
         self._account: Optional[AccountService] = None
         self._faults = FaultState(time.monotonic)
@@ -266,6 +278,8 @@ class BackpackSimulator:
                                   ticker_interval_us=int(ticker * 1e6), mark_interval_us=int(mark * 1e6),
                                   open_interest_interval_us=int(oi * 1e6),
                                   liquidation_probability=self._liq_prob)
+        if self._history[1]:
+            self._model.run_history(*self._history)
         self._account = AccountService(self._model, strict_keys=self._strict_keys,
                                        starting_balances=self._starting_balances, now_ms=self._now_ms)
         self._account.event_sink = self._deliver_private
@@ -711,6 +725,10 @@ class BackpackSimulator:
             if fault is not None:
                 headers = {'Retry-After': str(fault.retry_after)} if fault.status == 429 else None
                 return web.Response(body=http_error_body(fault.status), status=fault.status, headers=headers,
+                                    content_type='application/json', charset='utf-8')
+            retry_after = self.history_limit.take(path) if self.history_limit is not None else None
+            if retry_after is not None:
+                return web.Response(body=http_error_body(429), status=429, headers={'Retry-After': str(retry_after)},
                                     content_type='application/json', charset='utf-8')
             if request.headers.get('Upgrade', '').lower() != 'websocket':
                 delay = self._faults.take_delay(path)

@@ -1,0 +1,92 @@
+"""The REST API section of docs/exchanges/backpack.md, run as a user would run it.
+
+The ``bash`` block (the simulator command) is started as a process and every ``python`` block
+runs as a script of its own against it, as written except for the port: the documented 8765 is
+replaced by a free one, so the test cannot collide with anything listening there.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shlex
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DOC = Path(__file__).resolve().parents[2] / 'docs' / 'exchanges' / 'backpack.md'
+SECTION = '## REST API: history downloads and orders'
+DOC_PORT = '8765'
+
+
+def section_blocks() -> list:
+    text = DOC.read_text()
+    start = text.index(SECTION)
+    end = text.find('\n## ', start + len(SECTION))
+    body = text[start:end if end != -1 else None]
+    return re.findall(r'```(\w+)\n(.*?)```', body, flags=re.S)
+
+
+def free_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return str(sock.getsockname()[1])
+
+
+@pytest.fixture(scope='module')
+def simulator():
+    commands = [code for lang, code in section_blocks() if lang == 'bash']
+    assert len(commands) == 1
+    port = free_port()
+    argv = shlex.split(commands[0].replace(DOC_PORT, port))
+    assert argv[0] == 'python' and DOC_PORT in commands[0]
+    proc = subprocess.Popen([sys.executable, *argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        ready = json.loads(proc.stdout.readline())
+        assert ready['rest_url'] == f'http://127.0.0.1:{port}'
+        yield port
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+
+
+def run_block(code: str, port: str, cwd: Path) -> str:
+    assert DOC_PORT in code
+    result = subprocess.run([sys.executable, '-'], input=code.replace(DOC_PORT, port), cwd=cwd,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_the_section_has_the_documented_examples():
+    langs = [lang for lang, _ in section_blocks()]
+    assert langs == ['bash', 'python', 'python', 'python']
+
+
+def test_history_download_to_csv_and_a_list(simulator, tmp_path):
+    code = section_blocks()[1][1]
+    out = run_block(code, simulator, tmp_path)
+    with open(tmp_path / 'trades.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) > 1000
+    ids = [int(r['id']) for r in rows]
+    assert ids == sorted(set(ids)) and ids == list(range(ids[0], ids[0] + len(ids)))   # none missing
+    assert {r['side'] for r in rows} <= {'buy', 'sell'} and rows[0]['feed'] == 'BACKPACK'
+    assert re.fullmatch(r'(\d+) candles, first at [\d.]+\n', out) and int(out.split()[0]) >= 29
+
+
+def test_history_download_with_coroutines(simulator, tmp_path):
+    out = run_block(section_blocks()[2][1], simulator, tmp_path)
+    match = re.fullmatch(r'(\d+) trades; best bid [\d.]+\n', out)
+    assert match and int(match.group(1)) > 0
+
+
+def test_order_round_trip(simulator, tmp_path):
+    out = run_block(section_blocks()[3][1], simulator, tmp_path).splitlines()
+    assert out[0].startswith('[') and 'SOL-USDC-PERP' in out[0] and 'position: 2' in out[0]
+    assert 'SOL-USDC-PERP' in out[1] and 'side: buy' in out[1]
+    assert out[2].startswith("{'") and 'USDC' in out[2]
+    assert out[3] == 'rejected: INVALID_PRICE'
