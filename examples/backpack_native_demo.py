@@ -51,29 +51,11 @@ def private_channels(feed_class: type) -> List[str]:
     return [c for c in (ORDER_INFO, FILLS, POSITIONS, BALANCES) if c in feed_class.websocket_channels]
 
 
-class AccountPrinter(Printer):
-    """The public printer plus the account callbacks (each prints what the feed delivered)."""
-
-    async def order(self, o, receipt_ts):
-        self._count(ORDER_INFO)
-        print(f'ORDER   {o.symbol:<15} {o.side:<4} {o.type} {o.status} {o.amount} @ {o.price} id={o.id}')
-
-    async def fill(self, f, receipt_ts):
-        self._count(FILLS)
-        print(f'FILL    {f.symbol:<15} {f.side:<4} {f.amount} @ {f.price} fee {f.fee} order={f.order_id}')
-
-    async def position(self, p, receipt_ts):
-        self._count(POSITIONS)
-        print(f'POSITION {p.symbol:<14} {p.side} {p.position} entry {p.entry_price} upnl {p.unrealised_pnl}')
-
-    async def balance(self, b, receipt_ts):
-        self._count(BALANCES)
-        print(f'BALANCE {b.currency:<8} {b.balance} (reserved {b.reserved})')
-
-    def callbacks(self, channels) -> dict:
-        table = {TRADES: self.trade, L2_BOOK: self.book, TICKER: self.ticker, ORDER_INFO: self.order,
-                 FILLS: self.fill, POSITIONS: self.position, BALANCES: self.balance}
-        return {channel: table[channel] for channel in channels}
+def callbacks(printer: Printer, channels) -> dict:
+    """The demo printer's callback for each channel subscribed."""
+    table = {TRADES: printer.trade, L2_BOOK: printer.book, TICKER: printer.ticker, ORDER_INFO: printer.order,
+             FILLS: printer.fill, POSITIONS: printer.position, BALANCES: printer.balance}
+    return {channel: table[channel] for channel in channels}
 
 
 # ---------------------------------------------------------------------- configuration
@@ -109,9 +91,9 @@ def run(seconds: float, section: dict, place_orders: bool = False) -> int:
     account = private_channels(feed_class) if keyed else []
     if keyed and not account:
         LOG.warning('%s offers no private channels; streaming public data only', feed_class.__name__)
-    printer = AccountPrinter(every_s=1.0)
+    printer = Printer(every_s=1.0)
     subscription = {channel: SYMBOLS for channel in PUBLIC_CHANNELS + account}
-    handler.add_feed('BACKPACK', subscription=subscription, callbacks=printer.callbacks(subscription))
+    handler.add_feed('BACKPACK', subscription=subscription, callbacks=callbacks(printer, subscription))
     feed = handler.feeds[-1]
     print(f'feed: {type(feed).__name__}  channels: {", ".join(subscription)}  symbols: {", ".join(SYMBOLS)}')
     loop = asyncio.new_event_loop()
