@@ -456,7 +456,15 @@ class BackpackFeed(Feed):
         return self._trade_out_of_order(msg.t, trade, symbol, receipt_ts)
 
     async def _trade_out_of_order(self, trade_id: int, trade, symbol: str, receipt_ts: float):
-        ready, gap = self._trades[symbol].on_live(trade_id, trade)
+        sequencer = self._trades[symbol]
+        implausible = sequencer.implausible
+        ready, gap = sequencer.on_live(trade_id, trade)
+        if sequencer.implausible > implausible:  # a corrupt trade id: counted like a corrupt frame
+            self.metrics.on_dropped()
+            self.metrics.on_parse_error()
+            if implausible == 0 or sequencer.implausible % 100 == 0:
+                LOG.warning('%s: %s: dropped a trade with an implausible id (%d so far); the stream '
+                            'continues from id %s', self.id, symbol, sequencer.implausible, sequencer.last_id)
         for item in ready:
             await self.callback(TRADES, item, receipt_ts)
         if gap is not None:
@@ -637,9 +645,7 @@ class BackpackFeed(Feed):
                 lambda limit: self.rest.trades(exchange_symbol, limit),
                 lambda limit, offset: self.rest.trades_history(exchange_symbol, limit, offset),
                 gap.first, gap.last, self.trade_backfill_limit)
-            receipt = time.time()
-            fetched = [(int(row['id']), adapters.parse_rest_trade(row, symbol, receipt, row if self.keep_raw else None))
-                       for row in rows]
+            fetched, _skipped = adapters.parse_rest_trades(rows, symbol, time.time(), self.keep_raw)
         except asyncio.CancelledError:
             raise
         except (BackpackError, KeyError, TypeError, ValueError) as exc:
@@ -677,7 +683,8 @@ class BackpackFeed(Feed):
         snap['books'] = {symbol: {'state': sync.state, 'last_update_id': sync.last_update_id, **sync.counters()}
                          for symbol, sync in self._books.items()}
         snap['trades'] = {symbol: {'last_id': seq.last_id, 'duplicates': seq.duplicates, 'gaps': seq.gaps,
-                                   'backfilled': seq.backfilled, 'unrecovered': seq.unrecovered}
+                                   'backfilled': seq.backfilled, 'unrecovered': seq.unrecovered,
+                                   'implausible': seq.implausible}
                           for symbol, seq in self._trades.items()}
         snap['drops'] = self._router.drops
         if self._rest is not None:
