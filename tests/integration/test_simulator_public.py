@@ -432,10 +432,10 @@ async def test_kline_closes_with_a_final_frame():
             await subscribe(ws, 'kline.1s.ETH_USDC')
             deadline = time.monotonic() + 5
             frames = []
-            while not any(f['X'] for f in frames):
+            while not any(f['X'] and f['n'] for f in frames):
                 assert time.monotonic() < deadline
                 frames.append(json.loads(await asyncio.wait_for(ws.recv(), 3))['data'])
-            final = next(f for f in frames if f['X'])
+            final = next(f for f in frames if f['X'] and f['n'])
             sim.pause()
             start, end = start_epoch(final['t']), start_epoch(final['T'])
             assert end - start == 1
@@ -443,6 +443,28 @@ async def test_kline_closes_with_a_final_frame():
                                              startTime=str(start), endTime=str(end))
             assert rows[0]['close'] == final['c'] and rows[0]['open'] == final['o']
             assert rows[0]['trades'] == str(final['n']) and Decimal(rows[0]['volume']) == Decimal(final['v'])
+
+
+async def test_a_quiet_interval_closes_with_null_prices_and_volume():
+    """backpack-api.md 8.1: a closed kline of an interval without trades has o/h/l/c and v null, n 0."""
+    async with BackpackSimulator(markets=['ETH_USDC'], rate=200) as sim:
+        sim.pause()  # no trades from now on
+        async with websockets.connect(sim.ws_url) as ws:
+            await subscribe(ws, 'kline.1s.ETH_USDC')
+            quiet = []
+            deadline = time.monotonic() + 6
+            while len(quiet) < 2:
+                assert time.monotonic() < deadline
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 3))
+                if frame['data']['n'] == 0:
+                    quiet.append(frame)
+        for frame in quiet:
+            data = frame['data']
+            assert frame['stream'] == 'kline.1s.ETH_USDC'
+            assert {k: data[k] for k in 'ohlcvnXe'} == {'o': None, 'h': None, 'l': None, 'c': None, 'v': None,
+                                                        'n': 0, 'X': True, 'e': 'kline'}
+            assert start_epoch(data['T']) - start_epoch(data['t']) == 1
+        assert start_epoch(quiet[1]['data']['t']) == start_epoch(quiet[0]['data']['T'])  # one per interval
 
 
 def start_epoch(naive: str) -> int:

@@ -112,7 +112,7 @@ def event_data(event: Event, emit_us: int) -> dict[str, Any]:
         row = event.row
         return {'E': emit_us, 'T': format_naive(row.end_s), 'X': event.closed, 'c': _ostr(row.close), 'e': 'kline',
                 'h': _ostr(row.high), 'l': _ostr(row.low), 'n': row.trades, 'o': _ostr(row.open), 's': event.symbol,
-                't': format_naive(row.start_s), 'v': dstr(row.volume)}
+                't': format_naive(row.start_s), 'v': dstr(row.volume) if row.trades else None}
     if kind is MarkPriceUpdate:
         return {'E': emit_us, 'T': event.engine_us, 'e': 'markPrice', 'f': dstr(event.funding_rate),
                 'i': dstr(event.index_price), 'n': event.next_funding_ms, 'p': dstr(event.mark_price),
