@@ -59,8 +59,8 @@ def test_every_fixture_frame_decodes_to_the_payload_of_its_stream(fixture, case)
 def test_trade_documented_example():
     env = strict('ws_trade.json', 'documented')
     assert env.stream == 'trade.SOL_USDC'
-    assert env.data == bp.Trade(s='SOL_USDC', p=Decimal('218.50'), q=Decimal('0.07'), t=341399899, m=True,
-                                E=1736186248745457, T=1736186248744398)  # order ids b/a are skipped
+    assert env.data == bp.Trade(p=Decimal('218.50'), q=Decimal('0.07'), t=341399899, m=True,
+                                T=1736186248744398)  # order ids b/a, symbol s and emit time E are skipped
     assert str(env.data.p) == '218.50'  # the exchange's scale is kept
 
 
@@ -202,7 +202,7 @@ def test_quoted_numbers_need_the_lax_decoder_and_then_decode_to_integers(fixture
         strict(fixture, string_case)
     quoted = lax(fixture, string_case).data
     plain = strict(fixture, int_case).data
-    assert type(quoted.E) is int
+    assert type(quoted.E if hasattr(quoted, 'E') else quoted.T) is int  # trades do not decode E
     if string_case == 'string_update_id':
         assert quoted.u == 111063070525358080
         assert msgspec.structs.replace(quoted, u=plain.u) == plain

@@ -132,7 +132,7 @@ class BackpackFeed(Feed):
         subscriptions beyond this are spread over more WebSocket connections.
     ``keep_raw``
         attach the venue payload as ``raw`` on every emitted object: a dict of the decoded
-        fields with the venue's keys (trade frames' order ids ``a``/``b`` are not decoded).
+        fields with the venue's keys (trade frames' ``a``/``b``/``s``/``E`` are not decoded).
     ``rest_client``
         an injected ``BackpackRestClient`` (otherwise built lazily from the config).
     ``ping_interval`` / ``ping_timeout``

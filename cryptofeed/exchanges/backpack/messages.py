@@ -129,17 +129,16 @@ class Trade(msgspec.Struct, frozen=True, gc=False, tag_field='e', tag='trade'):
     """``trade.<symbol>``: one public trade (liquidation fills included).
 
     ``p``/``q`` price and quantity; ``t`` trade id, sequential per symbol; ``m`` true when the
-    buyer was the maker, i.e. the taker sold; ``E`` emit time and ``T`` engine time in
-    microseconds. The buyer and seller order ids (``b``/``a``) are not decoded: nothing uses
-    them, and skipping two strings is measurable on the hottest stream.
+    buyer was the maker, i.e. the taker sold; ``T`` engine time in microseconds. Not decoded,
+    because nothing uses them and skipping is measurable on the hottest stream (it pays for the
+    value checks): the buyer and seller order ids ``b``/``a``, the symbol ``s`` (the stream name
+    carries it) and the emit time ``E`` (the trade's time is ``T``).
     """
 
-    s: str
     p: Decimal
     q: Decimal
     t: int
     m: bool
-    E: int
     T: int
 
     def __post_init__(self) -> None:
