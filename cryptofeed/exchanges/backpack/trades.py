@@ -53,7 +53,7 @@ class TradeSequencer(Generic[T]):
     confirm it (see the module docstring); ``implausible`` counts the ones found corrupt.
     """
 
-    __slots__ = ('max_gap', 'hold_limit', 'max_jump', 'last_id', 'backfilling', '_held', '_suspect',
+    __slots__ = ('max_gap', 'hold_limit', 'max_jump', 'last_id', 'backfilling', '_held', '_suspect', '_next',
                  'duplicates', 'backfilled', 'unrecovered', 'gaps', 'implausible')
 
     def __init__(self, max_gap: int = 10_000, hold_limit: int = 50_000, max_jump: int = DEFAULT_MAX_JUMP):
@@ -66,6 +66,7 @@ class TradeSequencer(Generic[T]):
         self.backfilling = False
         self._held: dict[int, T] = {}
         self._suspect: Optional[Tuple[int, T]] = None
+        self._next = -1  # the id accept_next takes, or -1 (no trade id) while only on_live may decide
         self.duplicates = 0
         self.backfilled = 0
         self.unrecovered = 0
@@ -80,13 +81,24 @@ class TradeSequencer(Generic[T]):
     def accept_next(self, trade_id: int) -> bool:
         """The common case, without allocations: True (and recorded) when ``trade_id`` directly
         follows the last delivered id and nothing is held back; otherwise call ``on_live``."""
-        if self.backfilling or self.last_id is None or trade_id != self.last_id + 1 or self._suspect is not None:
+        if trade_id != self._next:
             return False
+        self._next = trade_id + 1
         self.last_id = trade_id
         return True
 
+    def _refresh(self) -> None:
+        """Recompute the id ``accept_next`` may take after any change of state."""
+        last = self.last_id
+        self._next = -1 if self.backfilling or self._suspect is not None or last is None else last + 1
+
     def on_live(self, trade_id: int, item: T) -> Tuple[List[T], Optional[TradeGap]]:
         """A trade from the stream: returns (items to deliver now, gap to fetch or None)."""
+        result = self._on_live(trade_id, item)
+        self._refresh()
+        return result
+
+    def _on_live(self, trade_id: int, item: T) -> Tuple[List[T], Optional[TradeGap]]:
         if self.backfilling:
             last = self.last_id
             if (last is None or trade_id > last) and trade_id not in self._held:
@@ -156,6 +168,7 @@ class TradeSequencer(Generic[T]):
             return None
         self.backfilling = True
         self._held = {}
+        self._next = -1
         return TradeGap(self.last_id + 1, None)
 
     def on_backfill(self, fetched: Sequence[Tuple[int, T]]) -> List[T]:
@@ -183,6 +196,7 @@ class TradeSequencer(Generic[T]):
             out.append(merged[trade_id])
             self.last_id = trade_id
             expected = trade_id + 1
+        self._refresh()
         return out
 
     def reset(self) -> None:
@@ -191,6 +205,7 @@ class TradeSequencer(Generic[T]):
         self.backfilling = False
         self._held = {}
         self._suspect = None
+        self._next = -1
 
 
 async def fetch_trade_range(get_recent: Callable[[int], Awaitable[List[dict]]],
