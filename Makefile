@@ -17,10 +17,8 @@ $(STAMP): pyproject.toml setup.py
 	$(PY) -m pip install --quiet -e '.[dev]'
 	# Wheels of the runtime dependencies, so the install-mode tests can build fresh
 	# virtual environments offline (cryptofeed 2.4.1 is published as an sdist only).
-	# uvloop: the same bound as pyproject.toml (newer ones break cryptofeed 2.4.1's FeedHandler.run).
 	$(PY) -m pip wheel --quiet --wheel-dir $(WHEELHOUSE) "cryptofeed==2.4.1" pynacl aiohttp "websockets>=15" \
-		msgspec "pydantic>=2" "python-socks[asyncio]" aiohttp-socks pyyaml trustme "setuptools>=77" wheel \
-		"uvloop<0.22"
+		msgspec "pydantic>=2" "python-socks[asyncio]" aiohttp-socks pyyaml trustme "setuptools>=77" wheel
 	touch $(STAMP)
 
 test: $(STAMP)

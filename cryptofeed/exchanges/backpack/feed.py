@@ -48,6 +48,7 @@ from cryptofeed.exchanges.backpack.config import DEFAULT_REST_URL, DEFAULT_WS_UR
 from cryptofeed.exchanges.backpack.defines import BACKPACK
 from cryptofeed.exchanges.backpack.errors import BackpackError, BackpackRegionRestrictedError
 from cryptofeed.exchanges.backpack.health import BackpackHealthReport, evaluate_health
+from cryptofeed.exchanges.backpack.loop import ensure_event_loop
 from cryptofeed.exchanges.backpack.metrics import FeedMetrics
 from cryptofeed.exchanges.backpack.rest import BackpackRestClient
 from cryptofeed.exchanges.backpack.router import INVALID, MALFORMED, UNKNOWN_STREAM, Router
@@ -169,6 +170,7 @@ class BackpackFeed(Feed):
                  snapshot_spacing_s: float = 0.05, reconnect_backoff_base_s: float = 0.5,
                  reconnect_backoff_max_s: float = 30.0, **kwargs):
         self.backpack_config = BackpackConfig.coerce(config)
+        ensure_event_loop()  # FeedHandler.run() under uvloop >= 0.22 needs a current loop (loop.py)
         if depth_interval not in DEPTH_WINDOWS:
             raise ValueError(f'depth_interval must be one of {DEPTH_WINDOWS}, got {depth_interval!r}')
         if snapshot_limit not in self.valid_depth_limits:
