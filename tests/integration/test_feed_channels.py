@@ -77,6 +77,21 @@ async def test_every_channel_delivers_typed_objects_equal_to_the_simulator_truth
             assert not [x for x in funding + oi if x.symbol == 'SOL-USDC']
 
 
+async def test_quiet_intervals_give_no_candle_and_no_parse_error():
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=5, rate=200) as sim:
+        sim.pause()  # no trades: every 1 s candle closes empty (o/h/l/c and v null)
+        collector = Collector()
+        async with running_feed(sim, ['SOL-USDC'], [CANDLES], collector, candle_interval='1s') as feed:
+            await wait_until(lambda: feed.metrics_snapshot()['messages'][CANDLES] >= 2, timeout=8)
+            snapshot = feed.metrics_snapshot()
+            assert not collector.items[CANDLES]
+            assert snapshot['parse_errors'] == 0 and snapshot['dropped'] == 0
+            assert not any('parse' in reason for reason in feed.health().reasons)
+            sim.resume()  # and trading intervals still give candles
+            await wait_until(lambda: collector.items[CANDLES], timeout=8)
+            assert all(isinstance(c, Candle) and c.open is not None for c in collector.items[CANDLES])
+
+
 def _last(collector, channel, symbol):
     items = [x for x in collector.items[channel] if x.symbol == symbol]
     return items[-1] if items else None

@@ -243,3 +243,75 @@ async def test_a_snapshot_with_an_impossible_last_update_id_is_refused_and_fetch
             assert feed._book.books['SOL-USDC'].implausible_ids == 2
             await _settle_book(feed, collector, sim)
             assert feed._book.books['SOL-USDC'].last_update_id < 10 ** 18
+
+
+async def test_a_depth_snapshot_with_a_hostile_size_is_refused_and_requested_again(caplog):
+    """One snapshot holding a negative size once produced a full book holding it: now it is
+    refused, counted, re-requested after a backoff, and the book comes out equal to the truth."""
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=19, rate=200) as sim:
+        collector = Collector()
+        with caplog.at_level(logging.WARNING, logger='feedhandler'):
+            async with running_feed(sim, ['SOL-USDC'], [L2_BOOK], collector, reconnect_backoff_base_s=0.2,
+                                    reconnect_backoff_max_s=0.5) as feed:
+                depth = feed.rest.depth
+                served = []
+
+                async def corrupt_first(symbol, limit=1000):
+                    data = await depth(symbol, limit)  # the simulator's real snapshot ...
+                    served.append(asyncio.get_running_loop().time())
+                    if len(served) == 1:             # ... the first one with a negative size in it
+                        data['bids'][-1][1] = '-' + data['bids'][-1][1]
+                    elif len(served) == 2:           # ... the second with a NaN price
+                        data['asks'][0][0] = 'NaN'
+                    return data
+
+                feed.rest.depth = corrupt_first
+                await wait_until(lambda: feed._books['SOL-USDC'].synced, timeout=15)
+                assert len(served) == 3
+                # Backoff between the attempts: 0.2 s * 2, then 0.2 s * 4 capped at 0.5 s.
+                assert served[1] - served[0] >= 0.36 and served[2] - served[1] >= 0.45
+                first = next(b for b in [collector.replicas.get('SOL-USDC')] if b)
+                assert all(size > 0 for side in first.values() for size in side.values())
+                snap = feed.metrics_snapshot()
+                assert snap['rest_failures'] >= 2 and collector.full_books['SOL-USDC'] == 1
+                await _settle_book(feed, collector, sim)
+        refused = [r.getMessage() for r in caplog.records if 'depth snapshot for SOL-USDC failed' in r.getMessage()]
+        assert len(refused) == 2 and 'not a plausible' in refused[0]
+
+
+async def test_rest_trade_rows_without_an_id_do_not_break_the_backfill():
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=20, rate=800) as sim:
+        collector = Collector()
+        async with running_feed(sim, ['SOL-USDC'], [TRADES], collector, reconnect_backoff_base_s=0.5,
+                                reconnect_backoff_max_s=0.6) as feed:
+            trades = feed.rest.trades
+            stripped = set()
+
+            async def every_third_row_without_id(symbol, limit=100):
+                rows = await trades(symbol, limit)
+                for n, row in enumerate(rows):
+                    if n % 3 == 1:  # absent, null or garbage ids in turn
+                        stripped.add(row['id'])
+                        if n % 9 == 1:
+                            del row['id']
+                        else:
+                            row['id'] = None if n % 9 == 4 else 'n/a'
+                return rows
+
+            feed.rest.trades = every_third_row_without_id
+            await wait_until(lambda: len(delivered_trade_ids(collector, 'SOL-USDC')) > 5, timeout=10)
+            sim.inject({'fault': 'drop_connections'})  # trades printed meanwhile come from REST
+            await wait_until(lambda: feed.metrics.reconnects >= 1 and stripped
+                             and not feed._trades['SOL-USDC'].backfilling, timeout=15)
+            before = len(delivered_trade_ids(collector, 'SOL-USDC'))
+            await wait_until(lambda: len(delivered_trade_ids(collector, 'SOL-USDC')) > before + 5, timeout=10)
+            sim.pause()
+            last = sim.trades('SOL_USDC')[-1]['id']
+            await wait_until(lambda: delivered_trade_ids(collector, 'SOL-USDC')[-1:] == [last], timeout=10)
+            snap = feed.metrics_snapshot()
+        ids = delivered_trade_ids(collector, 'SOL-USDC')
+        assert ids == sorted(set(ids))
+        missing = set(truth_trade_ids_from(sim, 'SOL_USDC', ids[0])) - set(ids)
+        assert missing and missing <= stripped  # only rows that came without an id are lost ...
+        assert snap['trades']['SOL-USDC']['unrecovered'] == len(missing)  # ... and they are counted
+        assert snap['rest_failures'] == 0 and snap['backfilled_trades'] > 0  # the backfill itself went through

@@ -23,6 +23,15 @@ PROBE = (
 )
 
 
+FEEDHANDLER_PROBE = (
+    'import asyncio, uvloop; from cryptofeed import FeedHandler; from cryptofeed.exchanges.backpack import BackpackFeed;'
+    'fh = FeedHandler(config={"uvloop": True, "log": {"disabled": True}});'
+    'BackpackFeed(symbols=["SOL-USDC"], channels=["trades"], config={"rest_url": "http://127.0.0.1:1",'
+    ' "ws_url": "ws://127.0.0.1:1"});'
+    'print(uvloop.__version__, type(asyncio.get_event_loop()).__name__)'  # what FeedHandler.run() calls first
+)
+
+
 @pytest.fixture(scope='module')
 def venv(tmp_path_factory):
     if not any(WHEELHOUSE.glob('cryptofeed-2.4.1-*.whl')):
@@ -94,6 +103,11 @@ def test_wheel_install_places_the_package_inside_the_installed_cryptofeed(venv, 
     assert any(p.startswith('cryptofeed/exchanges/backpack/') for p in owned)
     assert 'cryptofeed/exchanges/backpack_ccxt.py' in owned
     assert Path(_probe_without_ccxt(venv, tmp_path)['module']) == site / 'cryptofeed' / 'exchanges' / 'backpack_ccxt.py'
+    # FeedHandler() installs uvloop's policy, run() then calls asyncio.get_event_loop(): with the
+    # newest uvloop this install resolves (0.22+ have no loop there), a BackpackFeed makes that work.
+    loop = subprocess.run([str(venv / 'bin' / 'python'), '-c', FEEDHANDLER_PROBE], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert loop.returncode == 0 and loop.stdout.split()[1] == 'Loop', loop.stderr[-2000:]
 
 
 def test_editable_install_maps_the_package_to_the_working_tree(venv, tmp_path):

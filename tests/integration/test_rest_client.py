@@ -300,6 +300,28 @@ async def test_signed_post_sends_a_json_body_and_signs_it(server, make_client):
     verify_signature(hit, 'orderExecute')
 
 
+async def test_signed_bodies_leave_out_the_null_members_the_signature_skipped(server, make_client):
+    server.script('/api/v1/order', json_reply({'id': '1', 'status': 'New'}))
+    server.script('/api/v1/orders', json_reply([]))
+    client = make_client(signer=stepping_signer())
+    body = {'symbol': 'SOL_USDC', 'side': 'Bid', 'orderType': 'Limit', 'price': '100.5', 'quantity': '1',
+            'clientId': None, 'timeInForce': None}
+    await client.signed_post('orderExecute', '/api/v1/order', body)
+    batch = [{'symbol': 'SOL_USDC', 'side': 'Bid', 'orderType': 'Limit', 'price': '99', 'quantity': '1',
+              'postOnly': None}, {'symbol': 'SOL_USDC', 'side': 'Ask', 'orderType': 'Market', 'quantity': '2',
+                                  'quoteQuantity': None}]
+    await client.signed_post('orderExecute', '/api/v1/orders', batch)
+    await client.signed_delete('orderCancel', '/api/v1/order', {'symbol': 'SOL_USDC', 'orderId': '7', 'clientId': None})
+    single, many, cancel = server.hits
+    assert json.loads(single.body) == {k: v for k, v in body.items() if v is not None}
+    assert b'null' not in single.body and b'null' not in many.body and b'null' not in cancel.body
+    assert json.loads(many.body) == [{k: v for k, v in item.items() if v is not None} for item in batch]
+    # The server's own check (written independently: it would sign "clientId=None") verifies.
+    verify_signature(single, 'orderExecute')
+    verify_signature(cancel, 'orderCancel')
+    assert body['clientId'] is None  # the caller's dict is left as it was
+
+
 async def test_signed_delete(server, make_client):
     server.script('/api/v1/order', json_reply({'id': '28', 'status': 'Cancelled'}, status=202))
     client = make_client(signer=stepping_signer())

@@ -183,7 +183,8 @@ async def test_orders_fills_and_history_over_rest(alice):
     assert resting['status'] == 'New' and resting['postOnly'] is False
     assert (await alice.capital())['SOL']['locked'] == '3'
     listed = await alice.ok('GET', '/api/v1/orders', 'orderQueryAll', query={'symbol': 'SOL_USDC'})
-    assert [o['id'] for o in listed] == [resting['id']] and listed[0]['systemOrderType'] is None
+    assert [o['id'] for o in listed] == [resting['id']] and listed[0] == resting  # no systemOrderType
+    assert set(history[0]) >= {'slippageTolerance', 'slippageToleranceType', 'systemOrderType'}
     got = await alice.ok('GET', '/api/v1/order', 'orderQuery', query={'symbol': 'SOL_USDC', 'orderId': resting['id']})
     assert got == resting
     cancelled = await alice.ok('DELETE', '/api/v1/order', 'orderCancel',
@@ -267,6 +268,7 @@ async def test_private_streams_snapshot_then_order_lifecycle(sim, http, alice, b
     assert D((await alice.capital())['USDC']['available']) == D('100000') - fees
     (rest_position,) = await alice.ok('GET', '/api/v1/position', 'positionQuery')
     assert rest_position['netQuantity'] == '3' and rest_position['positionId'] == str(data['i'])
+    assert rest_position['cumulativeInterest'] == '0'  # still sent live, though announced as removed
     await ws.close()
 
 

@@ -194,6 +194,9 @@ async def test_rest_shapes_match_the_reference(http):
             {k: expected[k] for k in ('symbol', 'marketType', 'imfFunction', 'mmfFunction', 'fundingInterval')}
         assert spot['filters']['price']['tickSize'] == '0.0001' and spot['filters']['price']['maxPrice'] is None
         assert set(spot) == set(perp)
+        # Spot markets carry the band object too (backpack-api.md 3.1 live captures), not null.
+        assert_same_shape(spot['filters']['price']['meanMarkPriceBand'],
+                          REST_FIXTURES['market_perp']['filters']['price']['meanMarkPriceBand'])
         _, ticker, _ = await get_json(http, base + '/ticker', symbol='SOL_USDC')
         assert_same_shape(ticker, REST_FIXTURES['ticker'])
         _, tickers, _ = await get_json(http, base + '/tickers')
@@ -226,6 +229,40 @@ async def test_rest_shapes_match_the_reference(http):
         assert isinstance(oi_one, list) and len(oi_one) == 1
         _, status_body, _ = await get_json(http, base + '/status')
         assert status_body == REST_FIXTURES['status']
+
+
+PADDED_DECIMAL = re.compile(r'^-?\d+\.\d*0$|^-0$')
+
+
+def padded_decimals(value: Any) -> list:
+    """Every decimal string in a JSON document printed with trailing zeros (``"100.70"``)."""
+    if isinstance(value, dict):
+        return [p for v in value.values() for p in padded_decimals(v)]
+    if isinstance(value, list):
+        return [p for v in value for p in padded_decimals(v)]
+    return [value] if isinstance(value, str) and PADDED_DECIMAL.match(value) else []
+
+
+async def test_rest_decimals_are_printed_unpadded(http):
+    """backpack-api.md 3.3: REST prints "100.7", never "100.70" (the streams keep the padding)."""
+    async with BackpackSimulator(markets=['SOL_USDC', 'BTC_USDC_PERP'], rate=3000) as sim:
+        await asyncio.sleep(0.5)
+        base = sim.rest_url + '/api/v1'
+        since = str(int(time.time()) - 60)
+        queries = [('/ticker', {'symbol': 'SOL_USDC'}), ('/tickers', {}), ('/depth', {'symbol': 'SOL_USDC'}),
+                   ('/trades', {'symbol': 'SOL_USDC', 'limit': '1000'}),
+                   ('/trades/history', {'symbol': 'BTC_USDC_PERP', 'limit': '1000'}),
+                   ('/klines', {'symbol': 'SOL_USDC', 'interval': '1s', 'startTime': since}),
+                   ('/markPrices', {}), ('/markPrices', {'marketType': 'SPOT'}),
+                   ('/fundingRates', {'symbol': 'BTC_USDC_PERP', 'limit': '1000'}), ('/openInterest', {}),
+                   ('/markets', {})]
+        decimals = 0
+        for path, params in queries:
+            status, body, _ = await get_json(http, base + path, **params)
+            assert status == 200, path
+            assert padded_decimals(body) == [], path
+            decimals += len(re.findall(r'"-?\d+\.\d+"', json.dumps(body)))
+        assert decimals > 1000  # the check saw plenty of decimals with a fraction
 
 
 async def test_rest_values_units_and_order(http):
@@ -261,13 +298,13 @@ async def test_rest_values_units_and_order(http):
         truth_by_id = {t['id']: t for t in truth_trades}
         for row in oldest:
             ref = truth_by_id[row['id']]
-            assert (row['price'], row['quantity'], row['isBuyerMaker']) == \
-                (ref['price'], ref['quantity'], ref['side'] == 'Sell')
+            assert (Decimal(row['price']), Decimal(row['quantity']), row['isBuyerMaker']) == \
+                (Decimal(ref['price']), Decimal(ref['quantity']), ref['side'] == 'Sell')
 
         _, ticker, _ = await get_json(http, base + '/ticker', symbol='SOL_USDC')
         assert all(isinstance(v, str) for v in ticker.values())
         first, last = Decimal(ticker['firstPrice']), Decimal(ticker['lastPrice'])
-        assert ticker['firstPrice'] == truth_trades[0]['price'] and ticker['lastPrice'] == truth_trades[-1]['price']
+        assert (first, last) == (Decimal(truth_trades[0]['price']), Decimal(truth_trades[-1]['price']))
         assert Decimal(ticker['priceChangePercent']) == ((last - first) / first).quantize(Decimal('0.000001'))
         assert int(ticker['trades']) == len(truth_trades)
 
@@ -432,17 +469,40 @@ async def test_kline_closes_with_a_final_frame():
             await subscribe(ws, 'kline.1s.ETH_USDC')
             deadline = time.monotonic() + 5
             frames = []
-            while not any(f['X'] for f in frames):
+            while not any(f['X'] and f['n'] for f in frames):
                 assert time.monotonic() < deadline
                 frames.append(json.loads(await asyncio.wait_for(ws.recv(), 3))['data'])
-            final = next(f for f in frames if f['X'])
+            final = next(f for f in frames if f['X'] and f['n'])
             sim.pause()
             start, end = start_epoch(final['t']), start_epoch(final['T'])
             assert end - start == 1
             _, rows, _ = await get_json_once(sim.rest_url + '/api/v1/klines', symbol='ETH_USDC', interval='1s',
                                              startTime=str(start), endTime=str(end))
-            assert rows[0]['close'] == final['c'] and rows[0]['open'] == final['o']
+            # The same values; REST prints them unpadded, the stream padded to the tick.
+            assert Decimal(rows[0]['close']) == Decimal(final['c']) and Decimal(rows[0]['open']) == Decimal(final['o'])
             assert rows[0]['trades'] == str(final['n']) and Decimal(rows[0]['volume']) == Decimal(final['v'])
+
+
+async def test_a_quiet_interval_closes_with_null_prices_and_volume():
+    """backpack-api.md 8.1: a closed kline of an interval without trades has o/h/l/c and v null, n 0."""
+    async with BackpackSimulator(markets=['ETH_USDC'], rate=200) as sim:
+        sim.pause()  # no trades from now on
+        async with websockets.connect(sim.ws_url) as ws:
+            await subscribe(ws, 'kline.1s.ETH_USDC')
+            quiet = []
+            deadline = time.monotonic() + 6
+            while len(quiet) < 2:
+                assert time.monotonic() < deadline
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 3))
+                if frame['data']['n'] == 0:
+                    quiet.append(frame)
+        for frame in quiet:
+            data = frame['data']
+            assert frame['stream'] == 'kline.1s.ETH_USDC'
+            assert {k: data[k] for k in 'ohlcvnXe'} == {'o': None, 'h': None, 'l': None, 'c': None, 'v': None,
+                                                        'n': 0, 'X': True, 'e': 'kline'}
+            assert start_epoch(data['T']) - start_epoch(data['t']) == 1
+        assert start_epoch(quiet[1]['data']['t']) == start_epoch(quiet[0]['data']['T'])  # one per interval
 
 
 def start_epoch(naive: str) -> int:

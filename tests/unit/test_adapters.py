@@ -56,7 +56,7 @@ def test_trade_keeps_raw_only_when_given():
     msg = payload('ws_trade.json', 'documented')
     raw = ad.raw_payload(msg)
     expected = dict(load_fixture('ws_trade.json')['documented']['data'])
-    del expected['a'], expected['b']  # order ids are not decoded (messages.Trade)
+    del expected['a'], expected['b'], expected['s'], expected['E']  # not decoded (messages.Trade)
     assert raw == expected
     assert ad.parse_trade(msg, 'SOL-USDC', RECEIPT, raw=raw).raw is raw
 
@@ -413,3 +413,70 @@ def test_time_helpers():
     assert ad.micros_to_seconds(1736186248744398) == 1736186248.744398
     assert ad.utc_seconds(datetime(1970, 1, 1, 0, 1)) == 60.0
     assert ad.utc_seconds(datetime(1970, 1, 1, 0, 1, tzinfo=timezone.utc)) == 60.0
+
+
+# -- hostile values and real oddities (issue 10 items 5 and 11) ---------------------------------
+
+def test_a_quiet_closed_kline_gives_no_candle():
+    assert ad.parse_kline(payload('ws_kline.json', 'quiet_closed'), 'SOL-USDC', '1m', RECEIPT) is None
+
+
+@pytest.mark.parametrize('T,E,expected', [
+    (1694688638, 1694688638091000, 1694688638.091),          # T in seconds: fall back to E
+    (1694688638090, 1694688638091000, 1694688638.091),       # T in milliseconds
+    (0, 1694688638091000, 1694688638.091),                   # placeholder
+    (10**30, 1694688638091000, 1694688638.091),              # far future
+    (1694688638090000, 1694688638091000, 1694688638.09),     # plausible T wins
+    (5, 7, RECEIPT),                                         # neither: the receipt time
+])
+def test_liquidation_timestamp_is_never_1970(T, E, expected):
+    data = dict(load_fixture('ws_liquidation.json')['documented']['data'], T=T, E=E)
+    msg = bp.PAYLOAD_DECODERS['liquidation'].decode(json.dumps(data))
+    assert ad.parse_liquidation(msg, 'S', RECEIPT).timestamp == expected
+
+
+SNAPSHOT = {'asks': [['100.65', '65.5'], ['100.66', '240.6']], 'bids': [['100.62', '168.89'], ['100.64', '67.95']],
+            'lastUpdateId': '4324522523', 'timestamp': 1788285151254895}
+
+
+@pytest.mark.parametrize('side,index,value', [
+    ('bids', 1, 'NaN'), ('asks', 0, 'sNaN'), ('bids', 0, 'Infinity'), ('asks', 1, '1E+400'), ('bids', 1, '-67.95'),
+    ('asks', 0, '-0.01'), ('bids', 0, 'abc'), ('asks', 1, None), ('bids', 0, 12.5), ('asks', 0, True),
+])
+@pytest.mark.parametrize('column', [0, 1])
+def test_a_depth_snapshot_with_a_hostile_value_is_refused_with_a_value_error(side, index, value, column):
+    data = json.loads(json.dumps(SNAPSHOT))
+    data[side][index][column] = value
+    with pytest.raises(ValueError, match='depth snapshot'):
+        ad.parse_depth_snapshot(data)
+
+
+def test_a_depth_snapshot_with_malformed_levels_is_refused_and_zero_levels_are_left_out():
+    for levels in (None, [['1']], [['1', '2', '3']], ['1,2']):
+        with pytest.raises(ValueError):
+            ad.parse_depth_snapshot({**SNAPSHOT, 'bids': levels})
+    snap = ad.parse_depth_snapshot({**SNAPSHOT, 'asks': [['100.65', '0'], ['100.66', '240.6']]})
+    assert snap.asks == [(Decimal('100.66'), Decimal('240.6'))]
+    assert snap.last_update_id == 4324522523 and snap.timestamp == 1788285151.254895
+
+
+ROW = {'id': 381731418, 'isBuyerMaker': False, 'price': '100.67', 'quantity': '0.22', 'quoteQuantity': '22.1474',
+       'timestamp': 1788285123140}
+
+
+def test_rest_trade_rows_with_hostile_values_or_no_id_are_refused_and_skipped_in_bulk():
+    bad_rows = [dict(ROW, price='NaN'), dict(ROW, quantity='-1'), dict(ROW, price='sNaN'), dict(ROW, id=None),
+                {k: v for k, v in ROW.items() if k != 'id'}, dict(ROW, id='x'), dict(ROW, quantity='0')]
+    for row in bad_rows:
+        with pytest.raises((KeyError, ValueError)):
+            ad.parse_rest_trade(row, 'SOL-USDC', RECEIPT)
+    good = [ROW, dict(ROW, id='381731419')]
+    parsed, skipped = ad.parse_rest_trades(bad_rows + good, 'SOL-USDC', RECEIPT)
+    assert skipped == len(bad_rows)
+    assert [trade_id for trade_id, _ in parsed] == [381731418, 381731419]
+    assert parsed[0][1].price == Decimal('100.67') and parsed[1][1].id == '381731419'
+
+
+def test_rest_trade_id_accepts_integers_and_digit_strings_only():
+    assert [ad.rest_trade_id(r) for r in ({'id': 5}, {'id': '6'}, {'id': None}, {}, {'id': True}, {'id': -1},
+                                          {'id': '1e3'}, {'id': 1.0}, 'not a row')] == [5, 6] + [None] * 7

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 
 import pytest
 from cryptofeed.defines import CANDLES, FUNDING, INDEX, L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, TICKER, TRADES
@@ -178,3 +179,96 @@ def test_http_proxy_applies_to_both_transports_and_cannot_be_given_twice():
     with pytest.raises(BackpackConfigError, match='give the proxy once'):
         feed(config={**OFFLINE, 'proxies': {'url': 'http://127.0.0.1:3128'}}, symbols=['SOL-USDC'],
              channels=[TRADES], http_proxy='http://127.0.0.1:3129')
+
+
+# -- hostile values, corrupt ids and quiet klines through the feed (issue 10 items 5, 6, 11) -----
+
+PERP = 'BTC_USDC_PERP'
+GOOD_FRAMES = {
+    TRADES: ('trade.' + PERP, {'e': 'trade', 'E': 1788367430265241, 'T': 1788367430264934, 's': PERP, 'p': '98.5',
+                               'q': '0.07', 't': 7, 'm': False}),
+    TICKER: ('bookTicker.' + PERP, {'e': 'bookTicker', 'E': 1788367430247487, 'T': 1788367430246081, 's': PERP,
+                                    'a': '98.97', 'A': '22.39', 'b': '98.96', 'B': '288.77', 'u': 4330360995}),
+    CANDLES: ('kline.1m.' + PERP, {'e': 'kline', 'E': 1788367440000512, 's': PERP, 't': '2026-09-02T16:43:00',
+                                   'T': '2026-09-02T16:44:00', 'o': '98.99', 'h': '99.01', 'l': '98.95',
+                                   'c': '98.97', 'v': '41.37', 'n': 17, 'X': True}),
+    FUNDING: ('markPrice.' + PERP, {'e': 'markPrice', 'E': 1788367430422109, 'T': 1788367430421396, 's': PERP,
+                                    'p': '98.94', 'f': '0.0000125', 'i': '98.94998504', 'n': 1788368400000}),
+    OPEN_INTEREST: ('openInterest.' + PERP, {'e': 'openInterest', 'E': 1694687965941000, 's': PERP, 'o': '100'}),
+    LIQUIDATIONS: ('liquidation', {'e': 'liquidation', 'E': 1694688638091000, 'T': 1694688638090000, 's': PERP,
+                                   'p': '18.70', 'q': '10', 'S': 'Bid'}),
+}
+HOSTILE_FIELDS = {TRADES: ('p', 'q'), TICKER: ('a', 'A', 'b', 'B'), CANDLES: ('o', 'h', 'l', 'c', 'v'),
+                  FUNDING: ('p', 'f', 'i'), OPEN_INTEREST: ('o',), LIQUIDATIONS: ('p', 'q')}
+
+
+def _recording_feed(channels, **kwargs):
+    got = {channel: [] for channel in channels}
+
+    def record(channel):
+        async def callback(obj, receipt_ts):
+            got[channel].append(obj)
+        return callback
+
+    f = feed(symbols=['BTC-USDC-PERP'], channels=list(channels), candle_interval='1m',
+             callbacks={channel: record(channel) for channel in channels}, **kwargs)
+    return f, got
+
+
+@pytest.mark.parametrize('channel', list(GOOD_FRAMES))
+def test_hostile_values_never_reach_a_callback_and_are_counted_as_parse_errors(channel):
+    import asyncio
+    f, got = _recording_feed([channel])
+    stream, good = GOOD_FRAMES[channel]
+    hostile = ['NaN', 'sNaN', 'Infinity', '-Infinity', '1E+400', '-1']
+
+    async def run():
+        for field in HOSTILE_FIELDS[channel]:
+            for value in hostile:
+                if field == 'f' and value == '-1':
+                    value = '-2'
+                await f.message_handler(_frame(stream, {**good, field: value}), None, 1.0)
+        await f.message_handler(_frame(stream, good), None, 1.0)
+
+    asyncio.run(run())
+    sent = len(HOSTILE_FIELDS[channel]) * len(hostile)
+    assert len(got[channel]) == 1  # only the good frame
+    snap = f.metrics_snapshot()
+    assert snap['parse_errors'] == sent and snap['drops']['invalid'] == sent and snap['dropped'] == sent
+    obj = got[channel][0]
+    assert obj.symbol == 'BTC-USDC-PERP'
+
+
+def test_a_trade_id_far_ahead_is_dropped_counted_and_does_not_freeze_trades(caplog):
+    import asyncio
+    f, got = _recording_feed([TRADES])
+    stream, good = GOOD_FRAMES[TRADES]
+
+    async def run():
+        for trade_id in (100, 101, 10**9 + 101, 102, 103, 104):
+            await f.message_handler(_frame(stream, {**good, 't': trade_id}), None, 1.0)
+
+    with caplog.at_level(logging.WARNING, logger='feedhandler'):
+        asyncio.run(run())
+    assert [t.id for t in got[TRADES]] == ['100', '101', '102', '103', '104']
+    snap = f.metrics_snapshot()
+    assert snap['trades']['BTC-USDC-PERP']['implausible'] == 1 and snap['parse_errors'] == 1
+    assert snap['trades']['BTC-USDC-PERP']['last_id'] == 104
+    assert any('implausible id' in r.getMessage() for r in caplog.records)
+
+
+def test_a_quiet_closed_kline_gives_no_candle_and_no_error():
+    import asyncio
+    f, got = _recording_feed([CANDLES])
+    stream, good = GOOD_FRAMES[CANDLES]
+    quiet = {**good, 'o': None, 'h': None, 'l': None, 'c': None, 'v': None, 'n': 0}
+
+    async def run():
+        await f.message_handler(_frame(stream, quiet), None, 1.0)
+        await f.message_handler(_frame(stream, good), None, 1.0)
+
+    asyncio.run(run())
+    assert len(got[CANDLES]) == 1 and got[CANDLES][0].close == Decimal('98.97')
+    snap = f.metrics_snapshot()
+    assert snap['parse_errors'] == 0 and snap['dropped'] == 0
+    assert not any('parse' in reason for reason in f.health().reasons)

@@ -59,8 +59,8 @@ def test_every_fixture_frame_decodes_to_the_payload_of_its_stream(fixture, case)
 def test_trade_documented_example():
     env = strict('ws_trade.json', 'documented')
     assert env.stream == 'trade.SOL_USDC'
-    assert env.data == bp.Trade(s='SOL_USDC', p=Decimal('218.50'), q=Decimal('0.07'), t=341399899, m=True,
-                                E=1736186248745457, T=1736186248744398)  # order ids b/a are skipped
+    assert env.data == bp.Trade(p=Decimal('218.50'), q=Decimal('0.07'), t=341399899, m=True,
+                                T=1736186248744398)  # order ids b/a, symbol s and emit time E are skipped
     assert str(env.data.p) == '218.50'  # the exchange's scale is kept
 
 
@@ -204,7 +204,7 @@ def test_quoted_numbers_need_the_lax_decoder_and_then_decode_to_integers(fixture
         strict(fixture, string_case)
     quoted = lax(fixture, string_case).data
     plain = strict(fixture, int_case).data
-    assert type(quoted.E) is int
+    assert type(quoted.E if hasattr(quoted, 'E') else quoted.T) is int  # trades do not decode E
     if string_case == 'string_update_id':
         assert quoted.u == 111063070525358080
         assert msgspec.structs.replace(quoted, u=plain.u) == plain
@@ -282,3 +282,75 @@ def test_payload_types_cover_event_subclasses():
     assert set(bp.PAYLOAD_TYPES['account.positionUpdate']) == {
         bp.PositionUpdate, bp.PositionOpened, bp.PositionAdjusted, bp.PositionClosed}
     assert bp.PAYLOAD_TYPES['trade'] == (bp.Trade,)
+
+
+# -- hostile values (issue 10 item 5) -----------------------------------------------------------
+
+HOSTILE = ['NaN', '-NaN', 'sNaN', 'Infinity', '-Infinity', '1E+400', '-1', '-0.5', '1E-400']
+
+# (fixture, case, field): a price/size field of every public payload the feed turns into an object.
+VALUE_FIELDS = [
+    ('ws_trade.json', 'documented', 'p'), ('ws_trade.json', 'documented', 'q'),
+    ('ws_bookTicker.json', 'documented', 'b'), ('ws_bookTicker.json', 'documented', 'a'),
+    ('ws_bookTicker.json', 'documented', 'B'), ('ws_bookTicker.json', 'documented', 'A'),
+    ('ws_ticker.json', 'documented', 'c'), ('ws_ticker.json', 'documented', 'v'),
+    ('ws_kline.json', 'documented', 'o'), ('ws_kline.json', 'documented', 'h'),
+    ('ws_kline.json', 'documented', 'l'), ('ws_kline.json', 'documented', 'c'), ('ws_kline.json', 'documented', 'v'),
+    ('ws_markPrice.json', 'documented', 'p'), ('ws_markPrice.json', 'documented', 'i'),
+    ('ws_markPrice.json', 'documented', 'f'),
+    ('ws_openInterest.json', 'documented', 'o'),
+    ('ws_liquidation.json', 'documented', 'p'), ('ws_liquidation.json', 'documented', 'q'),
+]
+
+
+def with_value(fixture: str, case: str, field: str, value) -> bytes:
+    raw = json.loads(json.dumps(load_fixture(fixture)[case]))
+    raw['data'][field] = value
+    return json.dumps(raw).encode()
+
+
+@pytest.mark.parametrize('value', HOSTILE)
+@pytest.mark.parametrize('fixture,case,field', VALUE_FIELDS)
+def test_hostile_prices_and_sizes_are_refused_by_every_decoder(fixture, case, field, value):
+    if field == 'f' and value in ('-1', '-0.5', '1E-400'):
+        value = '-1.5'  # a negative or tiny funding rate is real; beyond -100 % is not
+    bad = with_value(fixture, case, field, value)
+    for decoder in (bp.ENVELOPE_DECODER, bp.ENVELOPE_DECODER_LAX):
+        with pytest.raises(msgspec.ValidationError, match=f'{field}=|not a plausible'):
+            decoder.decode(bad)
+    kind = load_fixture(fixture)[case]['stream'].split('.')[0]
+    with pytest.raises(msgspec.ValidationError):
+        bp.PAYLOAD_DECODERS[kind].decode(json.dumps(json.loads(bad)['data']).encode())
+
+
+@pytest.mark.parametrize('value', ['1E+400', 1e300])
+def test_hostile_values_sent_as_json_numbers_are_refused_too(value):
+    raw = json.loads(frame('ws_trade.json', 'documented'))
+    raw['data']['p'] = value
+    text = json.dumps(raw).replace('1e+300', '1E+400') if isinstance(value, float) else json.dumps(raw)
+    with pytest.raises(msgspec.ValidationError):
+        bp.ENVELOPE_DECODER_LAX.decode(text.encode())
+
+
+def test_value_bounds_never_raise_and_accept_real_values():
+    for good in ('218.50', '0.000001', '0.00000001', '420000000000000', '100'):
+        assert bp.is_price(Decimal(good)) and bp.is_size(Decimal(good))
+    assert bp.is_size(Decimal('0')) and bp.is_size(Decimal('0.00')) and not bp.is_price(Decimal('0'))
+    for bad in HOSTILE + ['1E+18']:
+        assert not bp.is_price(Decimal(bad)) and not bp.is_size(Decimal(bad))
+    assert bp.is_rate(Decimal('-0.0001703677559048204097085472')) and bp.is_rate(Decimal('0'))
+    for bad in ('NaN', 'sNaN', 'Infinity', '1', '-1', '1E+400'):
+        assert not bp.is_rate(Decimal(bad))
+    assert not bp.is_price(None) and not bp.is_price('12')
+
+
+def test_optional_prices_may_be_null_but_not_hostile():
+    assert strict('ws_markPrice.json', 'prediction_market').data.f is None
+    with pytest.raises(msgspec.ValidationError):
+        bp.ENVELOPE_DECODER.decode(with_value('ws_markPrice.json', 'prediction_market', 'i', 'sNaN'))
+
+
+def test_a_quiet_closed_kline_with_null_volume_decodes():
+    data = strict('ws_kline.json', 'quiet_closed').data
+    assert (data.o, data.h, data.l, data.c, data.v) == (None, None, None, None, None)
+    assert (data.n, data.X) == (0, True)

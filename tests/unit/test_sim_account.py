@@ -510,14 +510,21 @@ def test_rest_order_objects_have_the_recorded_keys(engine):
     assert set(rest) == set(RECORDED['order_limit_rest'])
     assert {k: type(v) for k, v in rest.items() if v is not None} == \
         {k: type(v) for k, v in RECORDED['order_limit_rest'].items() if v is not None}
-    assert set(order_to_rest(resting, listing=True)) == set(rest) | {'systemOrderType'}
+    assert 'systemOrderType' not in rest  # GET /api/v1/orders lists this very shape (backpack-api.md 5)
     filled = engine.place_order(KEY, market_order('Bid', '1'))
     rest = order_to_rest(filled)
     assert set(rest) == set(RECORDED['order_market_rest'])
     assert (rest['status'], rest['executedQuantity'], rest['executedQuoteQuantity']) == ('Filled', '1', '100.1')
     history = order_to_history(resting)
     assert set(history) == set(RECORDED['order_history_row'])
+    assert (history['slippageTolerance'], history['slippageToleranceType']) == (None, None)
     assert history['createdAt'] == naive_utc(resting.created_us)
+
+
+def test_slippage_tolerance_orders_are_refused_as_not_implemented(engine):
+    for extra in ({'slippageTolerance': '5'}, {'slippageToleranceType': 'Percent'}):
+        with pytest.raises(OrderRejected, match='NOT_IMPLEMENTED.*slippageTolerance'):
+            engine.place_order(KEY, market_order('Bid', '1', **extra))
 
 
 def test_fill_history_rows_and_filters(engine):

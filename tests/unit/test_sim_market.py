@@ -301,6 +301,9 @@ def test_kline_stream_updates_and_closes():
     for k in closed:
         inside = [r for r in log if k.row.start_s * 1_000_000 <= r.ts_us < k.row.end_s * 1_000_000]
         assert k.row.end_s - k.row.start_s == 1 and k.row.trades == len(inside)
+        if not inside:
+            assert (k.row.open, k.row.high, k.row.low, k.row.close) == (None, None, None, None)
+            continue
         assert (k.row.open, k.row.close) == (inside[0].price, inside[-1].price)
         assert k.row.high == max(r.price for r in inside) and k.row.low == min(r.price for r in inside)
         assert k.row.volume == sum(r.quantity for r in inside)
@@ -313,6 +316,29 @@ def test_kline_stream_updates_and_closes():
                if a.row.start_s == b.row.start_s), 'at most one update per second per candle'
     data = wire.event_data(closed[0], clock.now)
     assert data['X'] is True and data['t'] < data['T']
+
+
+def test_quiet_intervals_close_with_null_prices_and_volume():
+    m, clock = model(('SOL_USDC',))
+    m.watch_kline('SOL_USDC', '1s')
+    start = clock.now // 1_000_000
+    for _ in range(5):  # five seconds without a single trade
+        clock.now += 1_000_000
+        m.advance()
+    closed = [e for e in m.drain() if type(e) is KlineUpdate]
+    assert [k.row.start_s for k in closed] == [start + i for i in range(5)]  # one close per interval
+    assert all(k.closed and k.row.trades == 0 for k in closed)
+    data = wire.event_data(closed[-1], clock.now)
+    assert (data['o'], data['h'], data['l'], data['c'], data['v'], data['n'], data['X']) == \
+        (None, None, None, None, None, 0, True)
+    assert json.loads(wire.encode_event(wire.stream_of(closed[-1]), closed[-1], clock.now))['data'] == data
+    clock.now += DAY_US  # a clock leap does not flood: the quiet closes are capped, then the candle resumes
+    m.advance()
+    leap = [e for e in m.drain() if type(e) is KlineUpdate]
+    assert 1 <= len(leap) <= 60
+    clock.now += 1_000_000
+    m.advance()
+    assert [e.row.start_s for e in m.drain() if type(e) is KlineUpdate] == [clock.now // 1_000_000 - 1]
 
 
 def test_kline_buckets():

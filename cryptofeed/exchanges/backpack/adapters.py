@@ -27,9 +27,11 @@ Decisions worth knowing:
 * ``Trade.id`` is ``str(t)``: cryptofeed declares ``id`` as ``str`` (its compiled class
   rejects an ``int``), and its own exchanges pass ``str(...)`` of integer ids.
 * Trade side is the taker's: ``m`` (buyer is maker) true -> ``SELL``, else ``BUY``.
-* A kline without trades has null open/high/low/close. cryptofeed's ``Candle`` needs
-  ``Decimal`` prices and inventing them (zeros, a previous close) would publish prices that
-  never traded, so ``parse_kline`` returns ``None`` and the feed emits nothing for it.
+* A kline without trades has null open/high/low/close (and volume: a quiet interval closes
+  with ``o``/``h``/``l``/``c``/``v`` all null and ``n`` 0, backpack-api.md 8.1). cryptofeed's
+  ``Candle`` needs ``Decimal`` prices and inventing them (zeros, a previous close) would publish
+  prices that never traded, so ``parse_kline`` returns ``None`` and the feed emits nothing for
+  it: a valid frame, not an error. A consumer sees no candle for an interval without trades.
 * ``Candle.stop`` is the exchange's ``T``: the (exclusive) end of the candle, i.e. the start
   of the next one; ``Candle.timestamp`` is ``E``.
 * ``Funding.rate`` is ``f``, the estimated rate of the current interval, which is what the
@@ -39,7 +41,13 @@ Decisions worth knowing:
 * Liquidation ``S`` is the side of the liquidation order (``Bid``: a short was closed by
   buying -> ``BUY``; ``Ask``: a long was sold -> ``SELL``), the same meaning cryptofeed's
   Binance feed gives its ``S``. The stream reports executed liquidations, so ``status`` is
-  ``FILLED``; the payload has no id, so ``id`` is ``None``.
+  ``FILLED``; the payload has no id, so ``id`` is ``None``. Its timestamp is ``T`` when that is
+  a plausible microsecond time (2015..2100; the docs' example carries a placeholder ``T``),
+  else ``E``, else ``receipt_ts``: never 1970.
+* REST values are checked with the same bounds as the stream's (``messages.is_price``,
+  ``is_size``): ``parse_depth_snapshot`` and ``parse_rest_trade`` raise ``ValueError`` for a
+  ``NaN``/``Infinity``/negative/absurd value, so a corrupt snapshot is re-requested rather
+  than becoming a book, and a corrupt trade row is skipped (``parse_rest_trades``).
 * Positions are one-way and netted on Backpack: ``position`` is the signed ``q`` (+ long,
   - short) and ``side`` is ``LONG`` or ``SHORT`` from its sign. A flat position (``q`` = 0,
   ``positionClosed``) keeps the side of the position it closed when the caller passes it as
@@ -85,8 +93,9 @@ __all__ = [
     'EXCHANGE', 'SIDES', 'ORDER_STATUSES', 'parse_trade', 'parse_book_ticker', 'parse_kline',
     'parse_funding', 'parse_index', 'parse_open_interest', 'parse_liquidation',
     'parse_order_update', 'parse_fill', 'parse_position', 'parse_balance', 'parse_balance_update',
-    'parse_depth_snapshot', 'parse_rest_trade', 'DepthSnapshot', 'parse_rest_order', 'parse_rest_fill',
-    'parse_rest_position', 'parse_capital', 'position_side', 'history_seconds', 'order_type', 'ORDER_EVENTS',
+    'parse_depth_snapshot', 'parse_rest_trade', 'parse_rest_trades', 'rest_trade_id', 'DepthSnapshot',
+    'parse_rest_order', 'parse_rest_fill', 'parse_rest_position', 'parse_capital', 'position_side',
+    'history_seconds', 'order_type', 'ORDER_EVENTS',
     'raw_payload', 'micros_to_seconds', 'utc_seconds',
 ]
 
@@ -193,11 +202,27 @@ def parse_open_interest(msg: bp.OpenInterest, symbol: str, receipt_ts: float,
     return OpenInterest(EXCHANGE, symbol, msg.o, msg.E / 1_000_000, raw)
 
 
+# Plausible exchange times in microseconds: 2015-01-01 .. 2100-01-01 UTC. A value in
+# milliseconds (or a placeholder) falls below and would otherwise read as January 1970.
+_MIN_MICROS = 1_420_070_400_000_000
+_MAX_MICROS = 4_102_444_800_000_000
+
+
+def _plausible_micros(value: Optional[int]) -> bool:
+    return value is not None and _MIN_MICROS <= value < _MAX_MICROS
+
+
 def parse_liquidation(msg: bp.Liquidation, symbol: str, receipt_ts: float,
                       raw: Optional[dict] = None) -> Liquidation:
-    """``liquidation`` -> ``Liquidation``: side of the liquidation order, status ``FILLED``."""
-    ts = msg.T if msg.T is not None else msg.E
-    return Liquidation(EXCHANGE, symbol, SIDES[msg.S], msg.q, msg.p, None, FILLED, ts / 1_000_000, raw)
+    """``liquidation`` -> ``Liquidation``: side of the liquidation order, status ``FILLED``;
+    timestamp ``T``, else ``E``, else ``receipt_ts`` (the first that is a plausible time)."""
+    if _plausible_micros(msg.T):
+        ts = msg.T / 1_000_000
+    elif _plausible_micros(msg.E):
+        ts = msg.E / 1_000_000
+    else:
+        ts = receipt_ts
+    return Liquidation(EXCHANGE, symbol, SIDES[msg.S], msg.q, msg.p, None, FILLED, ts, raw)
 
 
 def order_type(kind: str, trigger_price: Any = None) -> str:
@@ -349,20 +374,90 @@ class DepthSnapshot(NamedTuple):
     timestamp: Optional[float]
 
 
+def _decimal(value: Any, what: str) -> Decimal:
+    """A REST decimal (a string, or a JSON number as int) -> ``Decimal``; ``ValueError`` if it is
+    not one (``Decimal('abc')`` raises ``InvalidOperation``, which is not a ``ValueError``)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise ValueError(f'{what} is {value!r}, not a decimal string')
+    try:
+        return Decimal(value)
+    except ArithmeticError:
+        raise ValueError(f'{what} is {value!r}, not a decimal') from None
+
+
+def _snapshot_side(levels: Any, side: str) -> List[Tuple[Decimal, Decimal]]:
+    if not isinstance(levels, list):
+        raise ValueError(f'depth snapshot: {side} is {type(levels).__name__}, not a list of levels')
+    out = []
+    for level in levels:
+        if not isinstance(level, (list, tuple)) or len(level) != 2:
+            raise ValueError(f'depth snapshot: {side} level {level!r} is not [price, quantity]')
+        price = _decimal(level[0], f'depth snapshot {side} price')
+        qty = _decimal(level[1], f'depth snapshot {side} quantity')
+        if not bp.is_price(price) or not bp.is_size(qty):
+            raise ValueError(f'depth snapshot: {side} level [{price!s}, {qty!s}] is not a plausible price and size')
+        if qty:  # a zero level means "no level": never put it in a book
+            out.append((price, qty))
+    return out
+
+
 def parse_depth_snapshot(data: Dict[str, Any]) -> DepthSnapshot:
     """REST depth (section 3.3): ``lastUpdateId`` string or int, levels ``[price, qty]`` strings,
-    ``timestamp`` in microseconds (optional). Level order is left to the book."""
+    ``timestamp`` in microseconds (optional). Level order is left to the book.
+
+    Raises ``ValueError`` (or ``KeyError``/``TypeError`` for a wrong shape) when any level has
+    a price or quantity that is not a plausible decimal (``NaN``, ``Infinity``, negative,
+    ``1E+400``, not a number): the whole snapshot is refused, so the feed asks again (with
+    backoff) rather than building a book that holds it. Zero-quantity levels are left out.
+    """
     timestamp = data.get('timestamp')
     return DepthSnapshot(
         int(data['lastUpdateId']),
-        [(Decimal(price), Decimal(qty)) for price, qty in data['bids']],
-        [(Decimal(price), Decimal(qty)) for price, qty in data['asks']],
+        _snapshot_side(data['bids'], 'bids'),
+        _snapshot_side(data['asks'], 'asks'),
         None if timestamp is None else int(timestamp) / 1_000_000,
     )
 
 
+def rest_trade_id(row: Any) -> Optional[int]:
+    """The ``id`` of a REST trade row as an ``int`` (integers and digit strings accepted), or
+    None when the row has none usable (absent, null, not a non-negative integer)."""
+    value = row.get('id') if isinstance(row, dict) else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
 def parse_rest_trade(row: Dict[str, Any], symbol: str, receipt_ts: float, raw: Optional[dict] = None) -> Trade:
     """A ``/api/v1/trades`` row (section 3.4) -> ``Trade``, the same object the stream gives:
-    ``isBuyerMaker`` means the taker sold; ``timestamp`` is in milliseconds."""
-    return Trade(EXCHANGE, symbol, SELL if row['isBuyerMaker'] else BUY, Decimal(row['quantity']),
-                 Decimal(row['price']), int(row['timestamp']) / 1_000, str(row['id']), None, raw)
+    ``isBuyerMaker`` means the taker sold; ``timestamp`` is in milliseconds. ``ValueError`` (or
+    ``KeyError``) for a row without an integer ``id`` or with an implausible price or quantity."""
+    trade_id = rest_trade_id(row)
+    if trade_id is None:
+        raise ValueError(f'trade row without an integer id: {str(row)[:200]}')
+    price = _decimal(row['price'], 'trade price')
+    qty = _decimal(row['quantity'], 'trade quantity')
+    if not bp.is_price(price) or not bp.is_price(qty):
+        raise ValueError(f'trade {trade_id}: price {price!s} / quantity {qty!s} is not plausible')
+    return Trade(EXCHANGE, symbol, SELL if row['isBuyerMaker'] else BUY, qty, price,
+                 int(row['timestamp']) / 1_000, str(trade_id), None, raw)
+
+
+def parse_rest_trades(rows: List[Dict[str, Any]], symbol: str, receipt_ts: float,
+                      keep_raw: bool = False) -> Tuple[List[Tuple[int, Trade]], int]:
+    """REST trade rows -> ``([(id, Trade), ...], rows skipped)``. A row that ``parse_rest_trade``
+    refuses is skipped, not fatal: its id then counts as a trade that could not be recovered."""
+    out: List[Tuple[int, Trade]] = []
+    skipped = 0
+    for row in rows:
+        try:
+            trade = parse_rest_trade(row, symbol, receipt_ts, row if keep_raw else None)
+        except (KeyError, TypeError, ValueError):
+            skipped += 1
+            continue
+        out.append((int(trade.id), trade))
+    return out, skipped

@@ -52,7 +52,7 @@ Decisions worth knowing:
 Corrupt input (never a crash, never a value in the book or a delta, never a frozen book):
 
 * **Values.** Prices reach ``BookSync`` already validated by the decoder (``levels.py``: finite,
-  ``0 < price < 1E+20``; a frame with another price is refused there and counted by the router
+  ``0 < price < MAX_LEVEL_VALUE`` (1E+18); a frame with another price is refused there and counted by the router
   as ``invalid``). Sizes are checked here, for the whole frame before any level is applied: a
   size that is not a finite number with ``0 <= size < MAX_LEVEL_VALUE`` (``NaN``, ``sNaN``,
   ``Infinity``, negative, ``1E+400``) drops the frame, counted in ``invalid_levels`` and reported

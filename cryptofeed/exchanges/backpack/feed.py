@@ -48,6 +48,7 @@ from cryptofeed.exchanges.backpack.defines import BACKPACK
 from cryptofeed.exchanges.backpack.errors import BackpackConfigError, BackpackError
 from cryptofeed.exchanges.backpack.exchange_symbols import BackpackSymbolsMixin
 from cryptofeed.exchanges.backpack.health import BackpackHealthReport, evaluate_health
+from cryptofeed.exchanges.backpack.loop import ensure_event_loop
 from cryptofeed.exchanges.backpack.metrics import FeedMetrics
 from cryptofeed.exchanges.backpack.options import check_feed_options
 from cryptofeed.exchanges.backpack.rest import BackpackRestClient, RecordedRestClient
@@ -89,7 +90,7 @@ class BackpackFeed(BackpackSymbolsMixin, BackpackRestMixin, Feed):
         subscriptions beyond this are spread over more WebSocket connections.
     ``keep_raw``
         attach the venue payload as ``raw`` on every emitted object: a dict of the decoded
-        fields with the venue's keys (trade frames' order ids ``a``/``b`` are not decoded).
+        fields with the venue's keys (trade frames' ``a``/``b``/``s``/``E`` are not decoded).
     ``rest_client``
         an injected ``BackpackRestClient`` (otherwise built lazily from the config).
     ``ping_interval`` / ``ping_timeout``
@@ -147,6 +148,7 @@ class BackpackFeed(BackpackSymbolsMixin, BackpackRestMixin, Feed):
                 raise BackpackConfigError('give the proxy once: http_proxy= or the config\'s proxies, not both')
             cfg = cfg.replace(proxies={'url': str(http_proxy)})
         self.backpack_config = cfg
+        ensure_event_loop()  # FeedHandler.run() under uvloop >= 0.22 needs a current loop (loop.py)
         if depth_interval not in DEPTH_WINDOWS:
             raise ValueError(f'depth_interval must be one of {DEPTH_WINDOWS}, got {depth_interval!r}')
         if snapshot_limit not in self.valid_depth_limits:

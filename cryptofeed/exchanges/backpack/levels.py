@@ -10,9 +10,9 @@ checks them (``0 <= size < MAX_LEVEL_VALUE``) before it touches the book.
 A price is accepted when it is a finite decimal with ``0 < price < MAX_LEVEL_VALUE``. ``NaN``,
 ``sNaN``, ``Infinity``, zero, negative values and magnitudes from ``MAX_LEVEL_VALUE`` up
 (``1E+400``) are refused; a signalling NaN is recognised with ``is_finite()`` before any
-comparison, so it never raises ``InvalidOperation``. ``MAX_LEVEL_VALUE`` is ``1E+20``: above the
-total supply of any listed token (the largest are around 1E+15..1E+18 units) and any price, and
-far below where ``float()`` of a value stops being finite. JSON numbers (lax servers) are
+comparison, so it never raises ``InvalidOperation``. ``MAX_LEVEL_VALUE`` is ``1E+18``, the bound
+of every other price and size (``messages.VALUE_CEILING``): more than a thousand times any price or
+book size Backpack shows, and far below where ``float()`` of a value stops being finite. JSON numbers (lax servers) are
 accepted too: integers exactly, floats through their shortest ``repr``; any other JSON type is
 refused.
 
@@ -37,7 +37,7 @@ from typing import Any, Dict
 
 __all__ = ['BookPrice', 'MAX_LEVEL_VALUE', 'CACHE_LIMIT', 'dec_hook', 'parse_price']
 
-MAX_LEVEL_VALUE = Decimal('1E+20')
+MAX_LEVEL_VALUE = Decimal('1E+18')
 CACHE_LIMIT = 8192
 
 _ZERO = Decimal(0)

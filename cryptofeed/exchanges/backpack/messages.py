@@ -27,6 +27,23 @@ Units (section 2): ``E``/``T`` are microseconds since the epoch (``int``); kline
 naive-UTC ISO strings, decoded to ``datetime`` (timezone-naive means UTC); markPrice ``n`` is
 milliseconds. Converting units is the adapters' job (``adapters.py``), not this module's.
 
+Hostile values (prices or sizes ``NaN``, ``Infinity``, ``sNaN``, ``1E+400``, negative) are refused
+here, at the boundary, by each public payload's ``__post_init__``: msgspec turns the ``ValueError``
+into a ``ValidationError``, so the router counts and drops the frame as ``invalid`` like any
+other malformed payload and no handler, book or callback ever sees such a value. The bounds
+(``is_price``, ``is_size``, ``is_rate``) are shared with the REST parsers of ``adapters.py``:
+
+* a price is finite and in ``[1E-18, 1E+18)``; a size is that or exactly zero; a funding rate is
+  a fraction of notional strictly between -1 and 1;
+* ``1E+18`` is more than a thousand times the largest real Backpack figure (the biggest token
+  supplies are ~1E+15 units; BTC trades near 1E+5) and keeps every accepted value exact as an
+  int64 and finite as a float (cryptofeed backends convert to float); ``1E-18`` is nine orders of
+  magnitude below Backpack's finest tick or step (about 1E-9), so a real value never trips it,
+  while values that would round to ``0.0`` as floats do.
+
+Depth levels are checked by the book (``book.py``), not here. Private payloads are not bounded:
+PnL, quantities and fees there are legitimately signed.
+
 Private order and position events share one payload shape per stream, so ``OrderUpdate`` and
 ``PositionUpdate`` are untagged base classes with one tagged subclass per event type;
 ``msg.event`` gives the ``e`` value, or None for a payload that had none (position snapshot)
@@ -37,11 +54,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Dict, List, Literal, Optional, Tuple, Union
+from typing import Any, ClassVar, Dict, List, Literal, Optional, Tuple, Union
 
 import msgspec
 
-from cryptofeed.exchanges.backpack.levels import BookPrice, dec_hook
+from cryptofeed.exchanges.backpack.levels import MAX_LEVEL_VALUE, BookPrice, dec_hook
 
 __all__ = [
     'Level', 'Side', 'Trade', 'Depth', 'BookTicker', 'Ticker24h', 'Kline', 'MarkPrice', 'OpenInterest',
@@ -50,6 +67,7 @@ __all__ = [
     'PositionAdjusted', 'PositionClosed', 'BalanceUpdate', 'Payload', 'Envelope', 'ErrorBody',
     'ErrorFrame', 'Probe', 'STREAM_PAYLOADS', 'ENVELOPE_DECODER', 'ENVELOPE_DECODER_LAX',
     'PROBE_DECODER', 'ERROR_DECODER', 'PAYLOAD_DECODERS', 'PAYLOAD_TYPES',
+    'VALUE_CEILING', 'VALUE_FLOOR', 'is_price', 'is_size', 'is_rate',
 ]
 
 Level = Tuple[BookPrice, Decimal]
@@ -62,24 +80,80 @@ Side = Literal['Bid', 'Ask']
 """An order side; any other value makes the frame invalid rather than guessing a direction."""
 
 
+# -- value plausibility (see the module docstring) -------------------------------------------
+
+VALUE_CEILING = MAX_LEVEL_VALUE  # one bound for every price and size, depth levels included
+"""Exclusive upper bound of every price and size magnitude."""
+
+VALUE_FLOOR = Decimal('1E-18')
+"""Smallest non-zero price or size magnitude accepted."""
+
+_ONE = Decimal(1)
+_MINUS_ONE = Decimal(-1)
+
+
+def is_price(value: Any) -> bool:
+    """True for a finite decimal in ``[VALUE_FLOOR, VALUE_CEILING)``. Never raises: ``NaN`` and
+    ``sNaN`` (whose comparisons signal ``InvalidOperation``) are simply not prices."""
+    try:
+        return VALUE_FLOOR <= value < VALUE_CEILING
+    except (ArithmeticError, TypeError):
+        return False
+
+
+def is_size(value: Any) -> bool:
+    """A price-like magnitude or exactly zero (a zero size deletes a level, or means "none")."""
+    try:
+        return value == 0 or VALUE_FLOOR <= value < VALUE_CEILING
+    except (ArithmeticError, TypeError):
+        return False
+
+
+def is_rate(value: Any) -> bool:
+    """A funding rate: a fraction of notional strictly between -1 and 1."""
+    try:
+        return _MINUS_ONE < value < _ONE
+    except (ArithmeticError, TypeError):
+        return False
+
+
+def _check_values(self: Any) -> None:
+    """``__post_init__`` of the public payloads: every field named in the class's ``_positive``,
+    ``_non_negative`` and ``_rates`` must hold a plausible value (or None, for optional fields)."""
+    for names, check, what in ((self._positive, is_price, 'price or size'), (self._non_negative, is_size, 'size'),
+                               (self._rates, is_rate, 'rate')):
+        for name in names:
+            value = getattr(self, name)
+            if value is not None and not check(value):
+                raise ValueError(f'{name}={value!s} is not a plausible {what}')
+
+
 # -- public streams (section 8.1) -------------------------------------------------------------
 
 class Trade(msgspec.Struct, frozen=True, gc=False, tag_field='e', tag='trade'):
     """``trade.<symbol>``: one public trade (liquidation fills included).
 
     ``p``/``q`` price and quantity; ``t`` trade id, sequential per symbol; ``m`` true when the
-    buyer was the maker, i.e. the taker sold; ``E`` emit time and ``T`` engine time in
-    microseconds. The buyer and seller order ids (``b``/``a``) are not decoded: nothing uses
-    them, and skipping two strings is measurable on the hottest stream.
+    buyer was the maker, i.e. the taker sold; ``T`` engine time in microseconds. Not decoded,
+    because nothing uses them and skipping is measurable on the hottest stream (it pays for the
+    value checks): the buyer and seller order ids ``b``/``a``, the symbol ``s`` (the stream name
+    carries it) and the emit time ``E`` (the trade's time is ``T``).
     """
 
-    s: str
     p: Decimal
     q: Decimal
     t: int
     m: bool
-    E: int
     T: int
+
+    def __post_init__(self) -> None:
+        # The hottest stream: the checks of ``is_price`` inlined (no call per value).
+        try:
+            if VALUE_FLOOR <= self.p < VALUE_CEILING and VALUE_FLOOR <= self.q < VALUE_CEILING:
+                return
+        except ArithmeticError:  # NaN / sNaN
+            pass
+        raise ValueError(f'p={self.p!s}, q={self.q!s}: not a plausible price and size')
 
 
 class Depth(msgspec.Struct, frozen=True, gc=False, tag_field='e', tag='depth'):
@@ -117,6 +191,11 @@ class BookTicker(msgspec.Struct, frozen=True, gc=False, tag_field='e', tag='book
     E: int
     T: int
 
+    _positive: ClassVar[Tuple[str, ...]] = ('b', 'a')
+    _non_negative: ClassVar[Tuple[str, ...]] = ('B', 'A')
+    _rates: ClassVar[Tuple[str, ...]] = ()
+    __post_init__ = _check_values
+
 
 class Ticker24h(msgspec.Struct, frozen=True, gc=False, tag_field='e', tag='ticker'):
     """``ticker.<symbol>``: rolling 24 h statistics, once a second.
@@ -135,27 +214,37 @@ class Ticker24h(msgspec.Struct, frozen=True, gc=False, tag_field='e', tag='ticke
     h: Optional[Decimal] = None
     l: Optional[Decimal] = None  # noqa: E741 - the venue's key
 
+    _positive: ClassVar[Tuple[str, ...]] = ('o', 'c', 'h', 'l')
+    _non_negative: ClassVar[Tuple[str, ...]] = ('v', 'V')
+    _rates: ClassVar[Tuple[str, ...]] = ()
+    __post_init__ = _check_values
+
 
 class Kline(msgspec.Struct, frozen=True, gc=False, tag_field='e', tag='kline'):
     """``kline.<interval>.<symbol>``: the current candle, on change and once more when it closes.
 
     ``t``/``T`` start and end of the candle as naive-UTC ISO-8601 strings (``T`` is the start of
-    the next candle); ``o``/``h``/``l``/``c`` are null while the candle has no trades; ``v`` base
-    volume, ``n`` trade count, ``X`` true on the final frame of a closed candle, ``E``
+    the next candle); ``o``/``h``/``l``/``c`` **and** ``v`` are null while the candle has no trades
+    (a quiet interval closes with all five null and ``n`` 0); ``v`` base volume, ``n`` trade count, ``X`` true on the final frame of a closed candle, ``E``
     microseconds. The interval is only in the stream name.
     """
 
     s: str
     t: datetime
     T: datetime
-    v: Decimal
     n: int
     X: bool
     E: int
+    v: Optional[Decimal] = None
     o: Optional[Decimal] = None
     h: Optional[Decimal] = None
     l: Optional[Decimal] = None  # noqa: E741 - the venue's key
     c: Optional[Decimal] = None
+
+    _positive: ClassVar[Tuple[str, ...]] = ('o', 'h', 'l', 'c')
+    _non_negative: ClassVar[Tuple[str, ...]] = ('v',)
+    _rates: ClassVar[Tuple[str, ...]] = ()
+    __post_init__ = _check_values
 
 
 class MarkPrice(msgspec.Struct, frozen=True, gc=False, tag_field='e', tag='markPrice'):
@@ -174,6 +263,11 @@ class MarkPrice(msgspec.Struct, frozen=True, gc=False, tag_field='e', tag='markP
     i: Optional[Decimal] = None
     n: Optional[int] = None
 
+    _positive: ClassVar[Tuple[str, ...]] = ('p', 'i')
+    _non_negative: ClassVar[Tuple[str, ...]] = ()
+    _rates: ClassVar[Tuple[str, ...]] = ('f',)
+    __post_init__ = _check_values
+
 
 class OpenInterest(msgspec.Struct, frozen=True, gc=False, tag_field='e', tag='openInterest'):
     """``openInterest.<symbol>``: ``o`` open interest in contracts (base units), every 60 s.
@@ -182,6 +276,11 @@ class OpenInterest(msgspec.Struct, frozen=True, gc=False, tag_field='e', tag='op
     s: str
     o: Decimal
     E: int
+
+    _positive: ClassVar[Tuple[str, ...]] = ()
+    _non_negative: ClassVar[Tuple[str, ...]] = ('o',)
+    _rates: ClassVar[Tuple[str, ...]] = ()
+    __post_init__ = _check_values
 
 
 class Liquidation(msgspec.Struct, frozen=True, gc=False, tag_field='e', tag='liquidation'):
@@ -195,6 +294,11 @@ class Liquidation(msgspec.Struct, frozen=True, gc=False, tag_field='e', tag='liq
     S: Side
     E: int
     T: Optional[int] = None
+
+    _positive: ClassVar[Tuple[str, ...]] = ('p', 'q')
+    _non_negative: ClassVar[Tuple[str, ...]] = ()
+    _rates: ClassVar[Tuple[str, ...]] = ()
+    __post_init__ = _check_values
 
 
 # -- private streams (section 8.2) ------------------------------------------------------------

@@ -226,6 +226,16 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f'{type(value).__name__} is not JSON serialisable')
 
 
+def _without_nulls(body: Body) -> Body:
+    """The JSON body with ``None`` members left out, as the signature leaves them out: a body
+    sending ``"key": null`` that the signing string skipped would not verify (and means nothing)."""
+    if body is None:
+        return None
+    if isinstance(body, Mapping):
+        return {key: value for key, value in body.items() if value is not None}
+    return [{key: value for key, value in item.items() if value is not None} for item in body]
+
+
 def _query(params: Params) -> List[Tuple[str, str]]:
     """Query pairs with None dropped and values rendered exactly as they are signed."""
     if not params:
@@ -515,6 +525,7 @@ class BackpackRestClient:
                 raise exc
 
         query = _query(params)
+        body = _without_nulls(body)
         idempotent = method == 'GET'
         delays = backoff_delays(self.backoff_base_s, self.backoff_max_s, rng=self._rng)
         attempt = 0

@@ -234,8 +234,9 @@ class Router:
             env = self._decode(frame)
         except (msgspec.DecodeError, TypeError):
             return self._recover(frame, receipt_ts)
-        route = self._routes.get(env.stream)
-        if route is None:
+        try:
+            route = self._routes[env.stream]
+        except KeyError:
             route = self._resolve(env.stream)
             if route is None:
                 return self._dropped

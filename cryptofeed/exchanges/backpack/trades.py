@@ -5,16 +5,31 @@ the pure per-symbol state machine: it passes live trades through, drops duplicat
 ids go missing (a dropped frame, or a reconnect) it holds live trades back until the missing
 ones have been fetched from REST, then releases everything in order. ``fetch_trade_range`` is
 the one I/O helper: it pages ``/api/v1/trades`` and ``/api/v1/trades/history`` for an id range.
+
+Implausible ids. On one connection the server sends a symbol's trades in order, so ids go
+missing only when frames are lost: a handful at a time, never a leap of millions. A live id
+more than ``max_jump`` away from where the stream is (ahead or behind) is therefore held as a
+*suspect* and judged by the next trade: if that one continues from the suspect, the stream
+really moved and is followed there (the skipped ids handled as any gap: backfilled when within
+``max_gap``, else counted unrecovered); if it continues the old sequence, the suspect was
+corrupt and is dropped and counted in ``implausible``. Without this, one id 10^9 ahead froze the
+stream (every real trade after it looked like an old duplicate). A suspect never waits longer
+than the next trade or the next reconnect (which drops it and backfills from ``last_id``).
+The default ``max_jump`` (1000) is far above any loss a live connection shows and far below
+what a corrupt id looks like; a real jump costs one trade of latency, never data.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Generic, List, Optional, Sequence, Tuple, TypeVar
 
-__all__ = ['TradeGap', 'TradeSequencer', 'fetch_trade_range', 'REST_PAGE_LIMIT']
+from cryptofeed.exchanges.backpack.adapters import rest_trade_id
+
+__all__ = ['TradeGap', 'TradeSequencer', 'fetch_trade_range', 'REST_PAGE_LIMIT', 'DEFAULT_MAX_JUMP']
 
 T = TypeVar('T')
 REST_PAGE_LIMIT = 1000
+DEFAULT_MAX_JUMP = 1000
 
 
 @dataclass(frozen=True)
@@ -34,34 +49,58 @@ class TradeSequencer(Generic[T]):
     Items are opaque to it (the feed passes cryptofeed ``Trade`` objects); only their ids matter.
     While a backfill is pending, live trades are held back (at most ``hold_limit`` of them; past
     that the backfill is abandoned and the held trades are released, counted as unrecovered).
+    A live id more than ``max_jump`` from the stream's position waits for the next trade to
+    confirm it (see the module docstring); ``implausible`` counts the ones found corrupt.
     """
 
-    __slots__ = ('max_gap', 'hold_limit', 'last_id', 'backfilling', '_held', 'duplicates',
-                 'backfilled', 'unrecovered', 'gaps')
+    __slots__ = ('max_gap', 'hold_limit', 'max_jump', 'last_id', 'backfilling', '_held', '_suspect', '_next',
+                 'duplicates', 'backfilled', 'unrecovered', 'gaps', 'implausible')
 
-    def __init__(self, max_gap: int = 10_000, hold_limit: int = 50_000):
+    def __init__(self, max_gap: int = 10_000, hold_limit: int = 50_000, max_jump: int = DEFAULT_MAX_JUMP):
+        if max_jump < 1:
+            raise ValueError(f'max_jump must be >= 1, got {max_jump}')
         self.max_gap = max_gap
         self.hold_limit = hold_limit
+        self.max_jump = max_jump
         self.last_id: Optional[int] = None
         self.backfilling = False
         self._held: dict[int, T] = {}
+        self._suspect: Optional[Tuple[int, T]] = None
+        self._next = -1  # the id accept_next takes, or -1 (no trade id) while only on_live may decide
         self.duplicates = 0
         self.backfilled = 0
         self.unrecovered = 0
         self.gaps = 0
+        self.implausible = 0
+
+    @property
+    def suspect_id(self) -> Optional[int]:
+        """The id of the live trade waiting for confirmation, if any."""
+        return None if self._suspect is None else self._suspect[0]
 
     def accept_next(self, trade_id: int) -> bool:
         """The common case, without allocations: True (and recorded) when ``trade_id`` directly
         follows the last delivered id and nothing is held back; otherwise call ``on_live``."""
-        if self.backfilling or self.last_id is None or trade_id != self.last_id + 1:
+        if trade_id != self._next:
             return False
+        self._next = trade_id + 1
         self.last_id = trade_id
         return True
 
+    def _refresh(self) -> None:
+        """Recompute the id ``accept_next`` may take after any change of state."""
+        last = self.last_id
+        self._next = -1 if self.backfilling or self._suspect is not None or last is None else last + 1
+
     def on_live(self, trade_id: int, item: T) -> Tuple[List[T], Optional[TradeGap]]:
         """A trade from the stream: returns (items to deliver now, gap to fetch or None)."""
-        last = self.last_id
+        result = self._on_live(trade_id, item)
+        self._refresh()
+        return result
+
+    def _on_live(self, trade_id: int, item: T) -> Tuple[List[T], Optional[TradeGap]]:
         if self.backfilling:
+            last = self.last_id
             if (last is None or trade_id > last) and trade_id not in self._held:
                 self._held[trade_id] = item
                 if len(self._held) > self.hold_limit:
@@ -69,12 +108,48 @@ class TradeSequencer(Generic[T]):
             else:
                 self.duplicates += 1
             return [], None
+        suspect = self._suspect
+        if suspect is not None:
+            suspect_id, suspect_item = suspect
+            if trade_id == suspect_id:
+                self.duplicates += 1
+                return [], None
+            self._suspect = None
+            if suspect_id < trade_id <= suspect_id + self.max_jump:
+                # The stream did move there: follow it, then place this trade after it.
+                ready, gap = self._follow(suspect_id, suspect_item)
+                if self.backfilling:
+                    self._held[trade_id] = item
+                    return ready, gap
+                more, later_gap = self._advance(trade_id, item)
+                return ready + more, later_gap or gap
+            self.implausible += 1  # the stream carried on where it was: the suspect was corrupt
+        return self._advance(trade_id, item)
+
+    def _advance(self, trade_id: int, item: T) -> Tuple[List[T], Optional[TradeGap]]:
+        last = self.last_id
         if last is None or trade_id == last + 1:
             self.last_id = trade_id
             return [item], None
+        if abs(trade_id - last - 1) > self.max_jump:
+            self._suspect = (trade_id, item)
+            return [], None
         if trade_id <= last:
             self.duplicates += 1
             return [], None
+        return self._gap_to(trade_id, item)
+
+    def _follow(self, trade_id: int, item: T) -> Tuple[List[T], Optional[TradeGap]]:
+        """A confirmed leap to ``trade_id``: backwards means ``last_id`` itself was corrupt."""
+        last = self.last_id
+        if last is None or trade_id <= last:
+            self.implausible += 1
+            self.last_id = trade_id
+            return [item], None
+        return self._gap_to(trade_id, item)
+
+    def _gap_to(self, trade_id: int, item: T) -> Tuple[List[T], Optional[TradeGap]]:
+        last = self.last_id
         self.gaps += 1
         gap = TradeGap(last + 1, trade_id - 1)
         if gap.size > self.max_gap:
@@ -86,11 +161,14 @@ class TradeSequencer(Generic[T]):
         return [], gap
 
     def on_reconnect(self) -> Optional[TradeGap]:
-        """The stream was interrupted: anything after ``last_id`` may have been missed."""
+        """The stream was interrupted: anything after ``last_id`` may have been missed. A suspect
+        id is dropped unjudged: the backfill from ``last_id`` fetches whatever really happened."""
+        self._suspect = None
         if self.last_id is None or self.backfilling:
             return None
         self.backfilling = True
         self._held = {}
+        self._next = -1
         return TradeGap(self.last_id + 1, None)
 
     def on_backfill(self, fetched: Sequence[Tuple[int, T]]) -> List[T]:
@@ -118,6 +196,7 @@ class TradeSequencer(Generic[T]):
             out.append(merged[trade_id])
             self.last_id = trade_id
             expected = trade_id + 1
+        self._refresh()
         return out
 
     def reset(self) -> None:
@@ -125,6 +204,8 @@ class TradeSequencer(Generic[T]):
         self.last_id = None
         self.backfilling = False
         self._held = {}
+        self._suspect = None
+        self._next = -1
 
 
 async def fetch_trade_range(get_recent: Callable[[int], Awaitable[List[dict]]],
@@ -135,12 +216,12 @@ async def fetch_trade_range(get_recent: Callable[[int], Awaitable[List[dict]]],
     ``get_recent(limit)`` wraps ``/api/v1/trades``; ``get_history(limit, offset)`` wraps
     ``/api/v1/trades/history`` where ``offset`` counts back from the newest trade. Rows are
     sorted by id rather than trusting the server's order. At most ``max_count`` rows are
-    fetched; the caller counts the rest as unrecovered.
+    fetched; the caller counts the rest as unrecovered. Rows without a usable ``id`` are left
+    out (they cannot be placed); a page made only of such rows ends the paging.
     """
-    recent = await get_recent(REST_PAGE_LIMIT)
-    if not recent:
+    rows = _by_id(await get_recent(REST_PAGE_LIMIT))
+    if not rows:
         return []
-    rows = {int(r['id']): r for r in recent}
     newest = max(rows)
     upper = newest if last is None else min(last, newest)
     if upper - first + 1 > max_count:
@@ -153,7 +234,18 @@ async def fetch_trade_range(get_recent: Callable[[int], Awaitable[List[dict]]],
         if not page:
             break
         before = len(rows)
-        rows.update((int(r['id']), r) for r in page)
+        rows.update(_by_id(page))
         if len(rows) == before:
             break
     return [rows[i] for i in sorted(rows) if first <= i <= upper]
+
+
+def _by_id(page: Optional[List[dict]]) -> dict:
+    """id -> row for the rows of a REST page that carry a usable id; the others cannot be placed
+    in the sequence and are left out (their ids, if any, count as unrecovered)."""
+    out = {}
+    for row in page or ():
+        trade_id = rest_trade_id(row)
+        if trade_id is not None:
+            out[trade_id] = row
+    return out

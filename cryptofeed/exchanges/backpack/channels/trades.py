@@ -67,7 +67,15 @@ class TradeChannel:
         return self._out_of_order(msg.t, trade, symbol, receipt_ts)
 
     async def _out_of_order(self, trade_id: int, trade, symbol: str, receipt_ts: float) -> None:
-        ready, gap = self.sequencers[symbol].on_live(trade_id, trade)
+        sequencer = self.sequencers[symbol]
+        implausible = sequencer.implausible
+        ready, gap = sequencer.on_live(trade_id, trade)
+        if sequencer.implausible > implausible:  # a corrupt trade id: counted like a corrupt frame
+            self.ctx.metrics.on_dropped()
+            self.ctx.metrics.on_parse_error()
+            if implausible == 0 or sequencer.implausible % 100 == 0:
+                LOG.warning('%s: %s: dropped a trade with an implausible id (%d so far); the stream continues '
+                            'from id %s', self.ctx.exchange_id, symbol, sequencer.implausible, sequencer.last_id)
         for item in ready:
             await self.ctx.deliver(TRADES, item, receipt_ts)
         if gap is not None:
@@ -95,9 +103,7 @@ class TradeChannel:
                 lambda limit: ctx.rest.trades(exchange_symbol, limit),
                 lambda limit, offset: ctx.rest.trades_history(exchange_symbol, limit, offset),
                 gap.first, gap.last, self.backfill_limit)
-            receipt = time.time()
-            fetched = [(int(row['id']), adapters.parse_rest_trade(row, symbol, receipt, row if ctx.keep_raw else None))
-                       for row in rows]
+            fetched, _skipped = adapters.parse_rest_trades(rows, symbol, time.time(), ctx.keep_raw)
         except asyncio.CancelledError:
             raise
         except (BackpackError, KeyError, TypeError, ValueError) as exc:
@@ -120,5 +126,5 @@ class TradeChannel:
 
     def state(self) -> Dict[str, dict]:
         return {symbol: {'last_id': seq.last_id, 'duplicates': seq.duplicates, 'gaps': seq.gaps,
-                         'backfilled': seq.backfilled, 'unrecovered': seq.unrecovered}
+                         'backfilled': seq.backfilled, 'unrecovered': seq.unrecovered, 'implausible': seq.implausible}
                 for symbol, seq in self.sequencers.items()}

@@ -63,6 +63,7 @@ _OPEN_STATUSES = ('New', 'PartiallyFilled')
 _UNSUPPORTED_FIELDS = (
     'triggerPrice', 'triggerQuantity', 'triggerBy', 'takeProfitTriggerPrice', 'takeProfitLimitPrice',
     'takeProfitTriggerBy', 'stopLossTriggerPrice', 'stopLossLimitPrice', 'stopLossTriggerBy',
+    'slippageTolerance', 'slippageToleranceType',
 )
 _DEFAULT_IMF = {'type': 'sqrt', 'base': '0.02', 'factor': '0'}
 _DEFAULT_MMF = {'type': 'sqrt', 'base': '0.0125', 'factor': '0'}
@@ -250,10 +251,10 @@ _NULL_ORDER_FIELDS = (
 )
 
 
-def order_to_rest(order: Order, *, listing: bool = False) -> dict:
-    """The order object of ``POST/GET/DELETE /api/v1/order`` (``listing`` adds ``systemOrderType``
-    as ``GET /api/v1/orders`` does). Limit orders carry ``postOnly``/``price``, market orders
-    ``quoteQuantity``."""
+def order_to_rest(order: Order) -> dict:
+    """The order object of ``POST/GET/DELETE /api/v1/order`` and of the ``GET /api/v1/orders``
+    list (the same shape: no ``systemOrderType`` there, backpack-api.md 5). Limit orders carry
+    ``postOnly``/``price``, market orders ``quoteQuantity``."""
     out: dict[str, Any] = {
         'clientId': order.client_id,
         'createdAt': order.created_us // 1000,
@@ -278,13 +279,12 @@ def order_to_rest(order: Order, *, listing: bool = False) -> dict:
     })
     for key in _NULL_ORDER_FIELDS:
         out[key] = None
-    if listing:
-        out['systemOrderType'] = None
     return dict(sorted(out.items()))
 
 
 def order_to_history(order: Order) -> dict:
-    """A row of ``GET /wapi/v1/history/orders`` (naive-UTC ``createdAt``, ``expiryReason``)."""
+    """A row of ``GET /wapi/v1/history/orders`` (naive-UTC ``createdAt``, ``expiryReason``,
+    ``slippageTolerance``/``slippageToleranceType``: null, the simulator takes no such orders)."""
     out = {
         'clientId': order.client_id,
         'createdAt': naive_utc(order.created_us),
@@ -299,6 +299,8 @@ def order_to_history(order: Order) -> dict:
         'quoteQuantity': _opt(order.quote_quantity),
         'selfTradePrevention': order.self_trade_prevention,
         'side': order.side,
+        'slippageTolerance': None,
+        'slippageToleranceType': None,
         'status': order.status,
         'stopLossLimitPrice': None,
         'stopLossTriggerBy': None,
@@ -592,6 +594,7 @@ class AccountEngine:
         return {
             'breakEvenPrice': fmt(v['break_even']),
             'cumulativeFundingPayment': '0',
+            'cumulativeInterest': '0',  # announced as removed (2025-09-01), still sent live
             'entryPrice': fmt(v['entry']),
             'estLiquidationPrice': '0',
             'imf': fmt(v['imf']),
@@ -705,7 +708,8 @@ class AccountEngine:
         unsupported = [name for name in _UNSUPPORTED_FIELDS if payload.get(name) is not None]
         if unsupported:
             raise OrderRejected(400, 'NOT_IMPLEMENTED',
-                                f'The simulator does not support trigger/TP/SL orders ({", ".join(unsupported)})')
+                                f'The simulator does not support trigger/TP/SL or slippage-tolerance orders '
+                                f'({", ".join(unsupported)})')
         side = payload.get('side')
         if side not in _SIDES:
             raise OrderRejected(400, 'INVALID_ORDER', f'side must be Bid or Ask, got {side!r}')

@@ -284,6 +284,9 @@ class _Rolling:
             self.minq.popleft()
 
 
+_MAX_QUIET_CLOSES = 60  # closes of trade-less intervals emitted per advance() before skipping ahead
+
+
 class _KlineTracker:
     """Folds new trades of one market into the current candle of one interval."""
     __slots__ = ('interval', 'idx', 'start_s', 'end_s', 'open', 'high', 'low', 'close', 'volume', 'quote_volume',
@@ -308,6 +311,7 @@ class _KlineTracker:
                         self.quote_volume, self.count)
 
     def advance(self, symbol: str, trades: list[TradeRecord], now_us: int, out: list) -> None:
+        quiet = 0
         while True:
             end_us = self.end_s * 1_000_000
             while self.idx < len(trades) and trades[self.idx].ts_us < end_us:
@@ -331,11 +335,18 @@ class _KlineTracker:
                     self.dirty = False
                     self.last_emit_us = now_us
                 return
-            if self.count:
-                out.append(KlineUpdate(symbol, self.interval, self.row(), True, now_us))
-                self.last_emit_us = now_us
-            nxt = trades[self.idx].ts_us if self.idx < len(trades) else now_us
-            self.start_s, self.end_s = kline_bucket(self.interval, max(nxt, end_us) // 1_000_000)
+            # Every interval closes with a final frame, a quiet one too: the exchange then sends
+            # o/h/l/c and v all null with n 0 (backpack-api.md 8.1).
+            out.append(KlineUpdate(symbol, self.interval, self.row(), True, now_us))
+            self.last_emit_us = now_us
+            quiet += not self.count
+            start_s = self.end_s
+            if quiet >= _MAX_QUIET_CLOSES:
+                # The clock leapt (a paused or fake clock): resume at the current candle rather
+                # than flood subscribers with the close of every interval in between.
+                nxt = trades[self.idx].ts_us if self.idx < len(trades) else now_us
+                start_s = max(nxt, end_us) // 1_000_000
+            self.start_s, self.end_s = kline_bucket(self.interval, start_s)
             self._reset()
 
 

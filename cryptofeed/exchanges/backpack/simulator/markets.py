@@ -30,7 +30,9 @@ def _price_filter(tick: str, min_price: str, max_price: Optional[str], *, perp: 
         'minMultiplier': '0.25' if perp else '0.75',
         'maxImpactMultiplier': '1.01' if perp else '1.03',
         'minImpactMultiplier': '0.99' if perp else '0.97',
-        'meanMarkPriceBand': {'maxMultiplier': '1.1', 'minMultiplier': '0.9'} if perp else None,
+        # Spot markets carry the band object too (live captures); only its multipliers differ.
+        'meanMarkPriceBand': {'maxMultiplier': '1.1', 'minMultiplier': '0.9'} if perp else
+                             {'maxMultiplier': '1.25', 'minMultiplier': '0.75'},
         'meanPremiumBand': {'tolerancePct': '0.05'} if perp else None,
         'discoveryBoundBand': {'maxMultiplier': '1.05', 'minMultiplier': '0.95'} if stock else None,
         'borrowEntryFeeMaxMultiplier': None if (perp or stock) else '1.05',

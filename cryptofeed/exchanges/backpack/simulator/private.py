@@ -258,7 +258,7 @@ class AccountService:
     def _get_orders(self, request: web.Request, api_key: str, body: Any) -> web.Response:
         params = request.query
         orders = self.engine.open_orders(api_key, self._symbol(params, required=False), _market_type(params))
-        return _json([order_to_rest(o, listing=True) for o in orders])
+        return _json([order_to_rest(o) for o in orders])
 
     @_handler
     def _post_orders(self, request: web.Request, api_key: str, body: Any) -> web.Response:

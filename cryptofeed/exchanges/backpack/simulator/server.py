@@ -866,7 +866,7 @@ class BackpackSimulator:
                                                  model.next_funding_ms(s)))
             else:
                 mid = model.mark_price(s)
-                out.append({'symbol': s, 'markPrice': wire.dstr(mid), 'indexPrice': wire.dstr(mid)})
+                out.append({'symbol': s, 'markPrice': wire.rstr(mid), 'indexPrice': wire.rstr(mid)})
         return _json(out)
 
     async def _funding_rates(self, request: web.Request) -> web.Response:

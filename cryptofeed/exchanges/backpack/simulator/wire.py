@@ -3,7 +3,8 @@
 Use these pure functions wherever the simulator puts something on the wire: WebSocket data
 payloads of backpack-api.md §8.1, the ``{"stream","data"}`` envelope, REST bodies of §3, and
 the server-side WebSocket text frame. Field names, key order (the exchange sorts keys, upper
-case first), JSON types and units follow the reference: decimals as strings without exponent,
+case first), JSON types and units follow the reference: decimals as strings without exponent
+(padded to the tick on the streams, unpadded in REST bodies: ``"100.7"``, §3.3),
 ``E``/``T`` integers in µs, ``n`` of markPrice in ms, kline times as naive UTC text.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from cryptofeed.exchanges.backpack.simulator.market import (
 )
 
 __all__ = [
-    'dstr', 'stream_of', 'event_data', 'encode_envelope', 'encode_event', 'encode_json', 'ws_text_frame',
+    'dstr', 'rstr', 'stream_of', 'event_data', 'encode_envelope', 'encode_event', 'encode_json', 'ws_text_frame',
     'WS_PING_FRAME', 'error_frame', 'ticker_rest', 'depth_rest', 'trade_rest', 'kline_rest', 'mark_price_rest',
     'funding_rate_rest', 'open_interest_rest', 'book_truth', 'trade_truth',
 ]
@@ -46,9 +47,16 @@ def _ostr(value: Optional[Decimal]) -> Optional[str]:
     return None if value is None else dstr(value)
 
 
-def _plain(value: Decimal) -> str:
-    """Normalised, unpadded decimal text (REST depth prints ``"100.7"``, not ``"100.70"``)."""
+def rstr(value: Decimal) -> str:
+    """A decimal as the exchange's REST API prints it: unpadded (``"100.7"``, not ``"100.70"``),
+    plain digits, never ``-0``. The WebSocket streams keep the tick's padding (``dstr``)."""
+    if not value:
+        return '0'
     return format(value.normalize(), 'f')
+
+
+def _orstr(value: Optional[Decimal]) -> Optional[str]:
+    return None if value is None else rstr(value)
 
 
 def ws_text_frame(payload: bytes) -> bytes:
@@ -112,7 +120,7 @@ def event_data(event: Event, emit_us: int) -> dict[str, Any]:
         row = event.row
         return {'E': emit_us, 'T': format_naive(row.end_s), 'X': event.closed, 'c': _ostr(row.close), 'e': 'kline',
                 'h': _ostr(row.high), 'l': _ostr(row.low), 'n': row.trades, 'o': _ostr(row.open), 's': event.symbol,
-                't': format_naive(row.start_s), 'v': dstr(row.volume)}
+                't': format_naive(row.start_s), 'v': dstr(row.volume) if row.trades else None}
     if kind is MarkPriceUpdate:
         return {'E': emit_us, 'T': event.engine_us, 'e': 'markPrice', 'f': dstr(event.funding_rate),
                 'i': dstr(event.index_price), 'n': event.next_funding_ms, 'p': dstr(event.mark_price),
@@ -168,43 +176,43 @@ def ticker_rest(symbol: str, st: TickerStats) -> dict[str, str]:
     """``/api/v1/ticker`` object: every value a string, ``priceChangePercent`` a fraction."""
     change = st.last_price - st.first_price
     pct = (change / st.first_price).quantize(Decimal('0.000001')) if st.first_price else Decimal('0')
-    return {'symbol': symbol, 'firstPrice': dstr(st.first_price), 'lastPrice': dstr(st.last_price),
-            'priceChange': dstr(change), 'priceChangePercent': dstr(pct), 'high': dstr(st.high), 'low': dstr(st.low),
-            'volume': dstr(st.volume), 'quoteVolume': dstr(st.quote_volume), 'trades': str(st.trades)}
+    return {'symbol': symbol, 'firstPrice': rstr(st.first_price), 'lastPrice': rstr(st.last_price),
+            'priceChange': rstr(change), 'priceChangePercent': rstr(pct), 'high': rstr(st.high), 'low': rstr(st.low),
+            'volume': rstr(st.volume), 'quoteVolume': rstr(st.quote_volume), 'trades': str(st.trades)}
 
 
 def depth_rest(snapshot: BookSnapshot) -> dict[str, Any]:
     """``/api/v1/depth``: both sides ascending by price, ``lastUpdateId`` a string, µs timestamp."""
-    return {'asks': [[_plain(p), _plain(q)] for p, q in snapshot.asks],
-            'bids': [[_plain(p), _plain(q)] for p, q in reversed(snapshot.bids)],
+    return {'asks': [[rstr(p), rstr(q)] for p, q in snapshot.asks],
+            'bids': [[rstr(p), rstr(q)] for p, q in reversed(snapshot.bids)],
             'lastUpdateId': str(snapshot.sequence), 'timestamp': snapshot.engine_us}
 
 
 def trade_rest(rec: TradeRecord) -> dict[str, Any]:
     """``/api/v1/trades`` row: integer id, ms timestamp."""
-    return {'id': rec.trade_id, 'isBuyerMaker': rec.buyer_is_maker, 'price': dstr(rec.price),
-            'quantity': dstr(rec.quantity), 'quoteQuantity': dstr(rec.price * rec.quantity),
+    return {'id': rec.trade_id, 'isBuyerMaker': rec.buyer_is_maker, 'price': rstr(rec.price),
+            'quantity': rstr(rec.quantity), 'quoteQuantity': rstr(rec.price * rec.quantity),
             'timestamp': rec.ts_us // 1000}
 
 
 def kline_rest(row: KlineRow) -> dict[str, Optional[str]]:
     """``/api/v1/klines`` row: strings, ``"YYYY-MM-DD HH:MM:SS"`` times, null prices without trades."""
-    return {'start': format_naive(row.start_s, ' '), 'end': format_naive(row.end_s, ' '), 'open': _ostr(row.open),
-            'high': _ostr(row.high), 'low': _ostr(row.low), 'close': _ostr(row.close), 'volume': dstr(row.volume),
-            'quoteVolume': dstr(row.quote_volume), 'trades': str(row.trades)}
+    return {'start': format_naive(row.start_s, ' '), 'end': format_naive(row.end_s, ' '), 'open': _orstr(row.open),
+            'high': _orstr(row.high), 'low': _orstr(row.low), 'close': _orstr(row.close), 'volume': rstr(row.volume),
+            'quoteVolume': rstr(row.quote_volume), 'trades': str(row.trades)}
 
 
 def mark_price_rest(symbol: str, mark: Decimal, index: Decimal, rate: Decimal, next_ms: int) -> dict[str, Any]:
-    return {'symbol': symbol, 'markPrice': dstr(mark), 'indexPrice': dstr(index), 'fundingRate': dstr(rate),
+    return {'symbol': symbol, 'markPrice': rstr(mark), 'indexPrice': rstr(index), 'fundingRate': rstr(rate),
             'nextFundingTimestamp': next_ms}
 
 
 def funding_rate_rest(symbol: str, end_ms: int, rate: Decimal) -> dict[str, str]:
-    return {'symbol': symbol, 'fundingRate': dstr(rate), 'intervalEndTimestamp': format_naive(end_ms // 1000)}
+    return {'symbol': symbol, 'fundingRate': rstr(rate), 'intervalEndTimestamp': format_naive(end_ms // 1000)}
 
 
 def open_interest_rest(symbol: str, open_interest: Decimal, now_us: int) -> dict[str, Any]:
-    return {'symbol': symbol, 'openInterest': dstr(open_interest), 'timestamp': now_us // 1000}
+    return {'symbol': symbol, 'openInterest': rstr(open_interest), 'timestamp': now_us // 1000}
 
 
 # ------------------------------------------------------------------------------------ truth
