@@ -91,13 +91,15 @@ def sim_config(sim, **extra) -> dict:
 
 
 @asynccontextmanager
-async def running_feed(sim, symbols, channels, collector: Collector, *, config=None, fh_kwargs=None, **feed_kwargs):
-    """Start a FeedHandler running one BackpackFeed; stop it (and check it stopped) on exit."""
+async def running_feed(sim, symbols, channels, collector: Collector, *, config=None, fh_kwargs=None,
+                       feed_class=BackpackFeed, **feed_kwargs):
+    """Start a FeedHandler running one feed (a BackpackFeed unless ``feed_class`` says otherwise);
+    stop it on exit."""
     handler = FeedHandler(config=FH_CONFIG, **(fh_kwargs or {}))
     if 'subscription' not in feed_kwargs:
         feed_kwargs.update(symbols=symbols, channels=channels)
-    feed = BackpackFeed(config=config if config is not None else sim_config(sim),
-                        callbacks=collector.callbacks(channels), **feed_kwargs)
+    feed = feed_class(config=config if config is not None else sim_config(sim),
+                      callbacks=collector.callbacks(channels), **feed_kwargs)
     handler.add_feed(feed)
     handler.run(start_loop=False, install_signal_handlers=False)
     try:

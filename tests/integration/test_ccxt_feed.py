@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from contextlib import asynccontextmanager
 from decimal import Decimal
 
-from cryptofeed import FeedHandler
 from cryptofeed.defines import BALANCES, FILLED, L2_BOOK, OPEN, ORDER_INFO, POSITIONS, SHORT, TICKER, TRADES
 
 from cryptofeed.exchanges.backpack.auth import BackpackSigner
@@ -22,24 +20,15 @@ from cryptofeed.exchanges.backpack_ccxt import CcxtBackpackFeed
 
 from tests.integration.proxy_servers import Socks5Server
 from tests.integration.feed_harness import (
-    FH_CONFIG, Collector, delivered_trade_ids, sim_config, truth_levels, truth_trade_ids_from, wait_until,
+    Collector, delivered_trade_ids, running_feed, sim_config, truth_levels, truth_trade_ids_from, wait_until,
 )
 
 PUBLIC = [TRADES, L2_BOOK, TICKER]
 SECRET = base64.b64encode(bytes([7]) * 32).decode()
 
 
-@asynccontextmanager
-async def running_ccxt_feed(sim, symbols, channels, collector: Collector, *, config=None, **feed_kwargs):
-    handler = FeedHandler(config=FH_CONFIG)
-    feed = CcxtBackpackFeed(config=config if config is not None else sim_config(sim), symbols=symbols,
-                            channels=channels, callbacks=collector.callbacks(channels), **feed_kwargs)
-    handler.add_feed(feed)
-    handler.run(start_loop=False, install_signal_handlers=False)
-    try:
-        yield feed
-    finally:
-        await handler.stop_async()
+def running_ccxt_feed(sim, symbols, channels, collector: Collector, **kwargs):
+    return running_feed(sim, symbols, channels, collector, feed_class=CcxtBackpackFeed, **kwargs)
 
 
 def replica_matches(collector, sim, symbol, exchange_symbol) -> bool:
