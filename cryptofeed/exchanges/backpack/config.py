@@ -21,9 +21,7 @@ by ``net.resolve_proxy`` when read):
 
 1. ``proxies.rest`` / ``proxies.websocket``;
 2. ``proxies.url`` (both transports);
-3. the environment: the first non-empty of ``HTTPS_PROXY``, ``https_proxy``, ``ALL_PROXY``,
-   ``all_proxy``, unless ``NO_PROXY`` / ``no_proxy`` matches the target host (for instance
-   ``NO_PROXY=127.0.0.1,localhost`` keeps the local simulator direct);
+3. the proxy environment variables, as ``net.py`` (their only reader) documents them;
 4. no proxy.
 """
 from __future__ import annotations
