@@ -38,7 +38,8 @@ Behaviour worth knowing:
   failure; later calls get ``BackpackCircuitOpenError`` without touching the network.
 * **Proxies**: ``proxy=`` takes ``http://``/``https://`` (HTTP CONNECT for https targets) or
   ``socks5://``/``socks5h://`` (``h``: the proxy resolves host names). Without one,
-  ``net.resolve_proxy`` applies the proxy environment variables (read once, in the constructor; ``from_config`` passes the URL ``BackpackConfig.rest_proxy`` resolved). An injected
+  ``net.resolve_proxy`` applies the proxy environment variables (read once, in the
+  constructor; ``from_config`` passes the URL ``BackpackConfig.rest_proxy`` resolved). An injected
   session keeps its own connector, so an explicit SOCKS proxy together with an injected session
   is refused as a configuration error. A proxy rejecting our credentials (407) raises
   ``BackpackConfigError``; proxy passwords never appear in messages or logs.
