@@ -22,7 +22,7 @@ from decimal import Decimal
 
 import orjson
 
-from cryptofeed.exchanges.backpack.book import BookSync
+from cryptofeed.exchanges.backpack.core.sync.book import BookSync
 
 TICK = Decimal('0.01')
 MID = Decimal('100.00')

@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from cryptofeed.defines import ASK, BID  # noqa: E402
 
-from cryptofeed.exchanges.backpack import adapters, messages  # noqa: E402
-from cryptofeed.exchanges.backpack.router import Router  # noqa: E402
+from cryptofeed.exchanges.backpack.core.wire import parse as adapters, messages  # noqa: E402
+from cryptofeed.exchanges.backpack.core.wire.router import Router  # noqa: E402
 
 FIXTURES = ROOT / 'tests' / 'fixtures' / 'backpack'
 

@@ -70,7 +70,7 @@ from cryptofeed import FeedHandler  # noqa: E402
 from cryptofeed.defines import L2_BOOK, TICKER, TRADES  # noqa: E402
 
 from cryptofeed.exchanges.backpack import BackpackFeed  # noqa: E402
-from cryptofeed.exchanges.backpack.symbols import exchange_to_normalized  # noqa: E402
+from cryptofeed.exchanges.backpack.core.symbols import exchange_to_normalized  # noqa: E402
 
 DEFAULT_MARKETS = 'SOL_USDC,BTC_USDC,ETH_USDC,SOL_USDC_PERP'
 STREAM_KINDS = ('depth', 'trade', 'bookTicker')

@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 from cryptofeed.defines import BALANCES, FILLS, ORDER_INFO, POSITIONS  # noqa: E402
 
 from cryptofeed.exchanges.backpack import BackpackFeed  # noqa: E402
-from cryptofeed.exchanges.backpack.account import FillLedger  # noqa: E402
-from cryptofeed.exchanges.backpack.auth import BackpackSigner  # noqa: E402
+from cryptofeed.exchanges.backpack.core.sync.account import FillLedger  # noqa: E402
+from cryptofeed.exchanges.backpack.core.auth import BackpackSigner  # noqa: E402
 from cryptofeed.exchanges.backpack.simulator import wire  # noqa: E402
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator  # noqa: E402
 

@@ -81,13 +81,13 @@ from cryptofeed.defines import ASK, BID, BUY, L2_BOOK, SELL, TRADES  # noqa: E40
 from cryptofeed.types import Trade  # noqa: E402
 
 from cryptofeed.exchanges.backpack import BackpackFeed, adapters, messages  # noqa: E402
-from cryptofeed.exchanges.backpack.book import BookSync  # noqa: E402
-from cryptofeed.exchanges.backpack.router import Router  # noqa: E402
+from cryptofeed.exchanges.backpack.core.sync.book import BookSync  # noqa: E402
+from cryptofeed.exchanges.backpack.core.wire.router import Router  # noqa: E402
 from cryptofeed.exchanges.backpack.simulator import markets as sim_markets  # noqa: E402
 from cryptofeed.exchanges.backpack.simulator import wire  # noqa: E402
 from cryptofeed.exchanges.backpack.simulator.market import DepthUpdate, MarketModel, TradePrint  # noqa: E402
-from cryptofeed.exchanges.backpack.symbols import exchange_to_normalized  # noqa: E402
-from cryptofeed.exchanges.backpack.trades import TradeSequencer  # noqa: E402
+from cryptofeed.exchanges.backpack.core.symbols import exchange_to_normalized  # noqa: E402
+from cryptofeed.exchanges.backpack.core.sync.trades import TradeSequencer  # noqa: E402
 
 MARKETS = ['SOL_USDC', 'BTC_USDC', 'SOL_USDC_PERP', 'ETH_USDC']
 TARGETS = {'trade': 0.60, 'depth': 0.40, 'depth busy': 0.45}

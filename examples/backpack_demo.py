@@ -33,7 +33,7 @@ from cryptofeed.defines import (
 )
 
 from cryptofeed.exchanges.backpack import BackpackConfig, BackpackFeed
-from cryptofeed.exchanges.backpack.rest import BackpackRestClient
+from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
 
 SYMBOLS = ['SOL-USDC', 'BTC-USDC', 'SOL-USDC-PERP']
 

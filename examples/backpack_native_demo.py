@@ -30,7 +30,7 @@ from cryptofeed import FeedHandler
 from cryptofeed.defines import BALANCES, FILLS, L2_BOOK, ORDER_INFO, POSITIONS, TICKER, TRADES
 
 from cryptofeed.exchanges.backpack import BackpackConfig, BackpackError
-from cryptofeed.exchanges.backpack.registry import ENV_VAR, FEED_FACTORY
+from cryptofeed.exchanges.backpack.hosts.registry import ENV_VAR, FEED_FACTORY
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from backpack_demo import Printer, place_and_cancel_orders, simulator  # noqa: E402 - the sibling demo's pieces

@@ -64,21 +64,21 @@ from cryptofeed.defines import (
 )
 from cryptofeed.feed import Feed
 
-from cryptofeed.exchanges.backpack.backoff import backoff_delays, parse_retry_after
-from cryptofeed.exchanges.backpack.ccxt_adapters import (
+from cryptofeed.exchanges.backpack.core.transport.backoff import backoff_delays, parse_retry_after
+from cryptofeed.exchanges.backpack.hosts.cf2.ccxt_convert import (
     BookMirror, parse_ccxt_balances, parse_ccxt_order, parse_ccxt_position, parse_ccxt_ticker, parse_ccxt_trade,
     to_decimal,
 )
-from cryptofeed.exchanges.backpack.config import DEFAULT_REST_URL, DEFAULT_WS_URL, BackpackConfig
-from cryptofeed.exchanges.backpack.defines import BACKPACK
-from cryptofeed.exchanges.backpack.errors import (
+from cryptofeed.exchanges.backpack.core.config import DEFAULT_REST_URL, DEFAULT_WS_URL, BackpackConfig
+from cryptofeed.exchanges.backpack.core.defines import BACKPACK
+from cryptofeed.exchanges.backpack.core.errors import (
     BackpackConfigError, BackpackRateLimitedError, BackpackRegionRestrictedError,
 )
-from cryptofeed.exchanges.backpack.exchange_symbols import BackpackSymbolsMixin
-from cryptofeed.exchanges.backpack.health import BackpackHealthReport, evaluate_health
-from cryptofeed.exchanges.backpack.metrics import FeedMetrics
-from cryptofeed.exchanges.backpack.registry import CCXT_INSTALL_HINT
-from cryptofeed.exchanges.backpack.symbols import normalized_to_exchange
+from cryptofeed.exchanges.backpack.hosts.cf2.symbols import BackpackSymbolsMixin
+from cryptofeed.exchanges.backpack.core.ops.health import BackpackHealthReport, evaluate_health
+from cryptofeed.exchanges.backpack.core.ops.metrics import FeedMetrics
+from cryptofeed.exchanges.backpack.hosts.registry import CCXT_INSTALL_HINT
+from cryptofeed.exchanges.backpack.core.symbols import normalized_to_exchange
 
 __all__ = ['CcxtBackpackFeed', 'client_settings', 'require_ccxt', 'UNSUPPORTED_CHANNELS']
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from cryptofeed.defines import BALANCES, FILLED, L2_BOOK, OPEN, ORDER_INFO, POSITIONS, SHORT, TICKER, TRADES
 
-from cryptofeed.exchanges.backpack.auth import BackpackSigner
+from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 from cryptofeed.exchanges.backpack_ccxt import CcxtBackpackFeed
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from cryptofeed.exchanges.backpack.config import BackpackConfig
+from cryptofeed.exchanges.backpack.core.config import BackpackConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / 'docs' / 'exchanges' / 'backpack.md'

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from cryptofeed.exchanges.backpack import BackpackConfig
-from cryptofeed.exchanges.backpack.rest import BackpackRestClient
+from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 
 DOC = Path(__file__).parents[2] / 'docs' / 'exchanges' / 'backpack.md'

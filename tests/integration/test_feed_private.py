@@ -17,9 +17,9 @@ import pytest
 from cryptofeed.defines import BALANCES, CANCELLED, FILLED, FILLS, L2_BOOK, ORDER_INFO, POSITIONS, TRADES
 
 from cryptofeed.exchanges.backpack import BackpackConfig, BackpackFeed
-from cryptofeed.exchanges.backpack.auth import BackpackSigner
-from cryptofeed.exchanges.backpack.errors import BackpackConfigError
-from cryptofeed.exchanges.backpack.rest import BackpackRestClient
+from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
+from cryptofeed.exchanges.backpack.core.errors import BackpackConfigError
+from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 from tests.integration.feed_harness import Collector, running_feed, sim_config, wait_until
 
@@ -384,7 +384,7 @@ async def test_a_fill_both_streamed_and_in_the_backfill_is_delivered_once(sim, t
 
 
 async def test_backfill_pages_through_the_history(sim, trader, monkeypatch):
-    from cryptofeed.exchanges.backpack.channels import account
+    from cryptofeed.exchanges.backpack.core.channels import account
     monkeypatch.setattr(account, '_HISTORY_PAGE', 2)
     collector = Collector()
     async with running_feed(sim, ['SOL-USDC'], PRIVATE, collector, config=private_config(sim),

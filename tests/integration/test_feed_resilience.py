@@ -9,7 +9,7 @@ import re
 
 from cryptofeed.defines import L2_BOOK, TRADES
 
-from cryptofeed.exchanges.backpack.rest import BackpackRestClient
+from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
 from cryptofeed.exchanges.backpack.simulator.faults import HOSTILE_DEPTH_KINDS
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 

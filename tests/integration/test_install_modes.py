@@ -117,7 +117,7 @@ def test_editable_install_maps_the_package_to_the_working_tree(venv, tmp_path):
     assert Path(found['cryptofeed']) == site / 'cryptofeed' / '__init__.py'
     assert Path(found['backpack']) == REPO / 'cryptofeed' / 'exchanges' / 'backpack' / '__init__.py'
     assert not (site / 'cryptofeed' / 'exchanges' / 'backpack').exists()
-    assert found['signer'] == 'cryptofeed.exchanges.backpack.auth'
+    assert found['signer'] == 'cryptofeed.exchanges.backpack.core.auth'
     assert Path(_probe_without_ccxt(venv, tmp_path)['module']) == REPO / 'cryptofeed' / 'exchanges' / 'backpack_ccxt.py'
 
 

@@ -21,8 +21,8 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 import yaml
 
-from cryptofeed.exchanges.backpack.config import BackpackConfig
-from cryptofeed.exchanges.backpack.registry import choose
+from cryptofeed.exchanges.backpack.core.config import BackpackConfig
+from cryptofeed.exchanges.backpack.hosts.registry import choose
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 
 REPO = Path(__file__).resolve().parents[2]

@@ -20,8 +20,8 @@ from cryptofeed.exceptions import UnsupportedTradingOption
 from cryptofeed.types import Balance, Candle, Fill, OrderBook, OrderInfo, Position
 
 from cryptofeed.exchanges.backpack import BackpackAuthError, BackpackFeed, BackpackRequestError
-from cryptofeed.exchanges.backpack import rest_api
-from cryptofeed.exchanges.backpack.auth import BackpackSigner
+from cryptofeed.exchanges.backpack.hosts.cf2 import rest_api
+from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 
 SECRET = base64.b64encode(bytes([7]) * 32).decode()

@@ -16,8 +16,8 @@ from cryptofeed.defines import BUY, CANCELLED, FILLED, LIMIT, MARKET, OPEN, SELL
 from cryptofeed.types import Candle, OrderBook
 
 from cryptofeed.exchanges.backpack import BackpackAuthError, BackpackConfigError, BackpackFeed, BackpackRequestError
-from cryptofeed.exchanges.backpack.rest import BackpackRestClient
-from cryptofeed.exchanges.backpack.auth import BackpackSigner
+from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
+from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
 
 from tests.integration.sim_thread import SimulatorThread
 

@@ -15,12 +15,12 @@ import pytest
 
 from cryptofeed import FeedHandler
 from cryptofeed.connection import Connection
-from cryptofeed.exchanges.backpack.auth import BackpackSigner
-from cryptofeed.exchanges.backpack.errors import (
+from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
+from cryptofeed.exchanges.backpack.core.errors import (
     BackpackAuthError, BackpackMaintenanceError, BackpackProtocolError, BackpackRateLimitedError,
     BackpackRegionRestrictedError, BackpackRequestError, is_retryable,
 )
-from cryptofeed.exchanges.backpack.rest import BackpackCircuitOpenError, BackpackRestClient, CircuitBreaker
+from cryptofeed.exchanges.backpack.core.rest.client import BackpackCircuitOpenError, BackpackRestClient, CircuitBreaker
 from tests.integration.rest_server import RestServer, json_reply, slow_reply, text_reply, verify_signature
 
 SEED = bytes([1]) * 32

@@ -15,8 +15,8 @@ import ssl
 import pytest
 import trustme
 
-from cryptofeed.exchanges.backpack.errors import BackpackConfigError, BackpackRequestError
-from cryptofeed.exchanges.backpack.rest import BackpackRestClient
+from cryptofeed.exchanges.backpack.core.errors import BackpackConfigError, BackpackRequestError
+from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
 from tests.integration.proxy_servers import ProxyPyProcess, Socks5Server
 from tests.integration.rest_server import RestServer, json_reply, text_reply
 

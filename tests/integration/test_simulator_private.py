@@ -16,7 +16,7 @@ import aiohttp
 import ccxt.async_support as ccxt_async
 import pytest
 
-from cryptofeed.exchanges.backpack.auth import BackpackSigner
+from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 
 SECRET_A = base64.b64encode(bytes([1]) * 32).decode()

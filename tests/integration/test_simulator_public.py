@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 import websockets
 
-from cryptofeed.exchanges.backpack.auth import BackpackSigner
+from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 from tests.conftest import load_fixture
 

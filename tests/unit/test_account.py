@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from cryptofeed.exchanges.backpack.account import (
+from cryptofeed.exchanges.backpack.core.sync.account import (
     EXPIRED, INVALID_SIGNATURE, KEY_REJECTED, WS_REJECTED, FillLedger, classify_auth_failure, estimate_offset_ms,
     fill_key,
 )

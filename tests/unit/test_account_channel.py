@@ -10,14 +10,14 @@ from types import SimpleNamespace
 import pytest
 from cryptofeed.defines import BALANCES, FILLS, ORDER_INFO, POSITIONS
 
-from cryptofeed.exchanges.backpack import messages as bp
-from cryptofeed.exchanges.backpack.auth import BackpackSigner
-from cryptofeed.exchanges.backpack.channels.account import (
+from cryptofeed.exchanges.backpack.core.wire import messages as bp
+from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
+from cryptofeed.exchanges.backpack.core.channels.account import (
     CLOSED_AFTER_SUBSCRIBE, AccountChannel, private_channels_asked,
 )
-from cryptofeed.exchanges.backpack.channels.context import ChannelContext
-from cryptofeed.exchanges.backpack.errors import BackpackAuthError, BackpackConfigError
-from cryptofeed.exchanges.backpack.metrics import FeedMetrics
+from cryptofeed.exchanges.backpack.core.channels.context import ChannelContext
+from cryptofeed.exchanges.backpack.core.errors import BackpackAuthError, BackpackConfigError
+from cryptofeed.exchanges.backpack.core.ops.metrics import FeedMetrics
 
 SECRET = base64.b64encode(bytes([5]) * 32).decode()
 

@@ -15,8 +15,8 @@ from cryptofeed.types import Balance, Candle, Fill, Funding, Index, Liquidation,
 from cryptofeed.types import Ticker, Trade
 
 import cryptofeed.exchanges.backpack as backpack
-from cryptofeed.exchanges.backpack import adapters as ad
-from cryptofeed.exchanges.backpack import messages as bp
+from cryptofeed.exchanges.backpack.core.wire import parse as ad
+from cryptofeed.exchanges.backpack.core.wire import messages as bp
 from tests.conftest import load_fixture
 
 RECEIPT = 1800000000.25

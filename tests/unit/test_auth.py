@@ -8,10 +8,10 @@ from hypothesis import given, settings, strategies as st
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from cryptofeed.exchanges.backpack.auth import (
+from cryptofeed.exchanges.backpack.core.auth import (
     BackpackSigner, match_public_key, parse_private_key, parse_public_key, public_key_from_seed, signing_string,
 )
-from cryptofeed.exchanges.backpack.errors import BackpackConfigError
+from cryptofeed.exchanges.backpack.core.errors import BackpackConfigError
 
 # RFC 8032 section 7.1, TEST 1 (empty message).
 RFC_SEED_HEX = '9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60'

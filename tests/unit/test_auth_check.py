@@ -20,7 +20,7 @@ from aiohttp import web
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from cryptofeed.exchanges.backpack.auth import BackpackSigner, signing_string
+from cryptofeed.exchanges.backpack.core.auth import BackpackSigner, signing_string
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = shutil.which('backpack-auth-check', path=str(Path(sys.executable).parent))

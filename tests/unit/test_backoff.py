@@ -7,7 +7,7 @@ from email.utils import formatdate
 
 import pytest
 
-from cryptofeed.exchanges.backpack.backoff import backoff_delays, parse_retry_after
+from cryptofeed.exchanges.backpack.core.transport.backoff import backoff_delays, parse_retry_after
 
 
 def take(gen, n):

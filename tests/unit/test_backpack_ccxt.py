@@ -9,7 +9,7 @@ from cryptofeed.config import Config
 from cryptofeed.defines import BALANCES, CANDLES, FILLS, L2_BOOK, ORDER_INFO, POSITIONS, TICKER, TRADES
 
 from cryptofeed.exchanges.backpack import BackpackConfig, BackpackConfigError, BackpackFeed
-from cryptofeed.exchanges.backpack.auth import BackpackSigner
+from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
 from cryptofeed.exchanges.backpack_ccxt import CcxtBackpackFeed, _client_class, client_settings
 
 SECRET = base64.b64encode(bytes([9]) * 32).decode()

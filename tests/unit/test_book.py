@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from cryptofeed.defines import ASK, BID
 from cryptofeed.types import OrderBook
 
-from cryptofeed.exchanges.backpack.book import BUFFERING, PRIMED, SYNCED, BookSync, Emission
+from cryptofeed.exchanges.backpack.core.sync.book import BUFFERING, PRIMED, SYNCED, BookSync, Emission
 
 D = Decimal
 Side = Dict[Decimal, Decimal]

@@ -10,11 +10,11 @@ import pytest
 
 from cryptofeed.defines import L2_BOOK, TICKER
 
-from cryptofeed.exchanges.backpack.book import BookSync
-from cryptofeed.exchanges.backpack.channels import DONE, BookChannel, ChannelContext, SymbolGate
-from cryptofeed.exchanges.backpack.channels.book import _describe_break
-from cryptofeed.exchanges.backpack.errors import BackpackRequestError
-from cryptofeed.exchanges.backpack.metrics import FeedMetrics
+from cryptofeed.exchanges.backpack.core.sync.book import BookSync
+from cryptofeed.exchanges.backpack.core.channels import DONE, BookChannel, ChannelContext, SymbolGate
+from cryptofeed.exchanges.backpack.core.channels.book import _describe_break
+from cryptofeed.exchanges.backpack.core.errors import BackpackRequestError
+from cryptofeed.exchanges.backpack.core.ops.metrics import FeedMetrics
 
 
 def context(callbacks, **kwargs) -> ChannelContext:
@@ -111,7 +111,7 @@ async def test_failed_snapshots_are_retried_on_a_capped_growing_schedule(monkeyp
             raise BackpackRequestError('GET could not connect', path='/api/v1/depth')
 
     now = [1000.0]
-    monkeypatch.setattr('cryptofeed.exchanges.backpack.channels.book.time.monotonic', lambda: now[0])
+    monkeypatch.setattr('cryptofeed.exchanges.backpack.core.channels.book.time.monotonic', lambda: now[0])
     ctx = context({L2_BOOK: []}, rest_client=FailingRest())
     channel = BookChannel(ctx, ['SOL-USDC'], max_depth=0, snapshot_limit=1000, retry_base_s=0.5, retry_max_s=4.0)
     sync = channel.books['SOL-USDC']
@@ -143,7 +143,7 @@ def test_the_break_description_names_the_ids():
 
 @pytest.mark.parametrize('kind', ['depth', 'trade'])
 def test_resubscribing_resets_only_what_that_stream_owns(kind):
-    from cryptofeed.exchanges.backpack.channels import TradeChannel
+    from cryptofeed.exchanges.backpack.core.channels import TradeChannel
     ctx = context({})
     books = BookChannel(ctx, ['SOL-USDC'], max_depth=0, snapshot_limit=1000)
     trades = TradeChannel(ctx, ['SOL-USDC'], backfill_limit=100)

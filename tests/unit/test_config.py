@@ -14,12 +14,12 @@ import trustme
 from cryptofeed.config import Config
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from cryptofeed.exchanges.backpack.auth import BackpackSigner
-from cryptofeed.exchanges.backpack.config import (
+from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
+from cryptofeed.exchanges.backpack.core.config import (
     DEFAULT_REST_URL, DEFAULT_WS_URL, BackpackAuth, BackpackConfig, BackpackProxies, ProxyURL,
 )
-from cryptofeed.exchanges.backpack.errors import BackpackConfigError, BackpackError
-from cryptofeed.exchanges.backpack.net import is_loopback_host, mask_url
+from cryptofeed.exchanges.backpack.core.errors import BackpackConfigError, BackpackError
+from cryptofeed.exchanges.backpack.core.transport.net import is_loopback_host, mask_url
 
 # backpack-api.md section 4 test vector: seed = 32 x 0x01.
 KEY_B64 = 'AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE='

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from cryptofeed.exchanges.backpack.errors import (
+from cryptofeed.exchanges.backpack.core.errors import (
     BackpackAuthError, BackpackConfigError, BackpackError, BackpackMaintenanceError, BackpackProtocolError,
     BackpackRateLimitedError, BackpackRegionRestrictedError, BackpackRequestError, is_retryable,
 )

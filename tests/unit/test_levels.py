@@ -7,9 +7,9 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from cryptofeed.exchanges.backpack import levels
-from cryptofeed.exchanges.backpack import messages as bp
-from cryptofeed.exchanges.backpack.router import INVALID, Router
+from cryptofeed.exchanges.backpack.core.wire import levels
+from cryptofeed.exchanges.backpack.core.wire import messages as bp
+from cryptofeed.exchanges.backpack.core.wire.router import INVALID, Router
 
 SYMBOLS = {'SOL_USDC': 'SOL-USDC'}
 BAD_PRICES = ['NaN', 'nan', 'sNaN', 'Infinity', '-Infinity', 'inf', '-1', '0', '0.00', '1E+400', '1E+20', 'abc', '']

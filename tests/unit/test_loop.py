@@ -6,7 +6,7 @@ import threading
 
 import uvloop
 
-from cryptofeed.exchanges.backpack.loop import ensure_event_loop
+from cryptofeed.exchanges.backpack.hosts.cf2.loop import ensure_event_loop
 
 UVLOOP = tuple(int(part) for part in uvloop.__version__.split('.')[:2])
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from cryptofeed.exchanges.backpack import messages as bp
+from cryptofeed.exchanges.backpack.core.wire import messages as bp
 from tests.conftest import FIXTURES, load_fixture
 
 STREAM_FIXTURES = sorted(p.name for p in FIXTURES.glob('ws_*.json') if p.name != 'ws_error.json')

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from cryptofeed.exchanges.backpack.health import BackpackHealthReport, evaluate_health
-from cryptofeed.exchanges.backpack.metrics import EVENT_KINDS, FeedMetrics
+from cryptofeed.exchanges.backpack.core.ops.health import BackpackHealthReport, evaluate_health
+from cryptofeed.exchanges.backpack.core.ops.metrics import EVENT_KINDS, FeedMetrics
 
 
 class FakeClock:

@@ -9,8 +9,8 @@ import pytest
 from cryptofeed.defines import BALANCES, FILLS, ORDER_INFO, POSITIONS
 
 from cryptofeed.exchanges.backpack import BackpackConfig, BackpackFeed
-from cryptofeed.exchanges.backpack.auth import BackpackSigner
-from cryptofeed.exchanges.backpack.registry import choose
+from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
+from cryptofeed.exchanges.backpack.hosts.registry import choose
 from cryptofeed.exchanges.backpack_ccxt import CcxtBackpackFeed
 
 DEMO = Path(__file__).resolve().parents[2] / 'examples' / 'backpack_native_demo.py'

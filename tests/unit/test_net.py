@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from cryptofeed.exchanges.backpack.net import mask_url, resolve_proxy, scrub_urls, validate_proxy_url
+from cryptofeed.exchanges.backpack.core.transport.net import mask_url, resolve_proxy, scrub_urls, validate_proxy_url
 
 API = 'https://api.backpack.exchange'
 
@@ -63,7 +63,7 @@ def test_no_proxy(no_proxy, url, bypassed):
 ])
 @pytest.mark.parametrize('url', [API, 'http://127.0.0.1:9000'])
 def test_resolve_proxy_agrees_with_backpack_config(env, url):
-    from cryptofeed.exchanges.backpack.config import BackpackConfig
+    from cryptofeed.exchanges.backpack.core.config import BackpackConfig
     cfg = BackpackConfig(rest_url=url, ws_url='ws://127.0.0.1:9000' if url.startswith('http:') else
                          'wss://ws.backpack.exchange')
     assert resolve_proxy(None, url, env) == cfg.proxy_for('rest', environ=env)

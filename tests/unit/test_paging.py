@@ -7,7 +7,7 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from cryptofeed.exchanges.backpack.paging import RequestPacer, kline_windows, trade_pages
+from cryptofeed.exchanges.backpack.core.rest.paging import RequestPacer, kline_windows, trade_pages
 
 
 class Clock:

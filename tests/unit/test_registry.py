@@ -16,7 +16,7 @@ from cryptofeed.defines import TRADES
 from cryptofeed.exchanges import EXCHANGE_MAP
 
 from cryptofeed.exchanges.backpack import BackpackConfigError, BackpackFeed
-from cryptofeed.exchanges.backpack.registry import (
+from cryptofeed.exchanges.backpack.hosts.registry import (
     CONFIG_OPTION, ENV_VAR, FEED_FACTORY, BackpackFeedFactory, choose, feed_class, parse_flag,
 )
 from cryptofeed.exchanges.backpack_ccxt import CcxtBackpackFeed

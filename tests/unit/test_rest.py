@@ -5,9 +5,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from cryptofeed.exchanges.backpack.auth import BackpackSigner
-from cryptofeed.exchanges.backpack.errors import BackpackConfigError
-from cryptofeed.exchanges.backpack.rest import BackpackRestClient, CircuitBreaker
+from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
+from cryptofeed.exchanges.backpack.core.errors import BackpackConfigError
+from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient, CircuitBreaker
 
 API = 'https://api.backpack.exchange'
 
@@ -171,7 +171,7 @@ def test_from_config_does_not_second_guess_the_configs_proxy_decision(monkeypatc
 
 
 def test_from_config_with_a_real_backpack_config(monkeypatch):
-    from cryptofeed.exchanges.backpack.config import BackpackConfig
+    from cryptofeed.exchanges.backpack.core.config import BackpackConfig
     cfg = BackpackConfig(rest_url='http://127.0.0.1:9000', ws_url='ws://127.0.0.1:9000', max_retries=2,
                          proxies={'rest': 'socks5h://127.0.0.1:1080'})
     client = BackpackRestClient.from_config(cfg)

@@ -8,15 +8,15 @@ from cryptofeed.defines import (
     BUY, CANCELLED, FILLED, LIMIT, MARKET, OPEN, SELL, SHORT, TAKER, TRIGGER_LIMIT,
 )
 
-from cryptofeed.exchanges.backpack.adapters import (
+from cryptofeed.exchanges.backpack.core.wire.parse import (
     history_seconds, parse_capital, parse_rest_fill, parse_rest_position,
 )
-from cryptofeed.exchanges.backpack.rest_adapters import (
+from cryptofeed.exchanges.backpack.core.wire.parse_rest import (
     parse_rest_book, parse_rest_funding, parse_rest_kline, parse_rest_open_interest, parse_rest_ticker,
     parse_rest_trade_dict,
 )
-from cryptofeed.exchanges.backpack.rest_api import _order
-from cryptofeed.exchanges.backpack.rest_api import to_epoch_seconds
+from cryptofeed.exchanges.backpack.hosts.cf2.rest_api import _order
+from cryptofeed.exchanges.backpack.hosts.cf2.rest_api import to_epoch_seconds
 
 DEPTH = {'asks': [['100.65', '65.5'], ['100.66', '240.6']], 'bids': [['100.62', '168.89'], ['100.64', '67.95']],
          'lastUpdateId': '4324522523', 'timestamp': 1788285151254895}

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cryptofeed.exchanges.backpack import messages as bp
-from cryptofeed.exchanges.backpack.router import (
+from cryptofeed.exchanges.backpack.core.wire import messages as bp
+from cryptofeed.exchanges.backpack.core.wire.router import (
     DROP_REASONS, ERROR_FRAME, INVALID, MALFORMED, UNKNOWN_STREAM, UNKNOWN_SYMBOL, Router, split_stream,
 )
 from tests.conftest import load_fixture

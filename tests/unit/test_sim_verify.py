@@ -11,7 +11,7 @@ import json
 import pytest
 from multidict import CIMultiDict, MultiDict
 
-from cryptofeed.exchanges.backpack.auth import BackpackSigner
+from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
 from cryptofeed.exchanges.backpack.simulator.verify import (
     DEFAULT_WINDOW_MS, FUTURE_TOLERANCE_MS, MAX_WINDOW_MS, KeyRegistry, SimAuthError, instruction_for,
     rest_signing_string, verify_rest, verify_ws,

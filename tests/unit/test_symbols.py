@@ -1,4 +1,4 @@
-"""Tests for cryptofeed.exchanges.backpack.symbols: parsing, string rules, the TTL service."""
+"""Tests for cryptofeed.exchanges.backpack.core.symbols: parsing, string rules, the TTL service."""
 from __future__ import annotations
 
 import asyncio
@@ -13,8 +13,8 @@ from cryptofeed.defines import PERPETUAL, SPOT
 from cryptofeed.exchange import Exchange
 from cryptofeed.symbols import Symbol, Symbols, str_to_symbol
 
-from cryptofeed.exchanges.backpack.errors import BackpackConfigError, BackpackProtocolError
-from cryptofeed.exchanges.backpack.symbols import (
+from cryptofeed.exchanges.backpack.core.errors import BackpackConfigError, BackpackProtocolError
+from cryptofeed.exchanges.backpack.core.symbols import (
     DEFAULT_TTL_S, BackpackMarket, BackpackSymbolService, SymbolTable, exchange_to_normalized,
     normalized_to_exchange, parse_symbol_data,
 )

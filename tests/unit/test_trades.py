@@ -6,7 +6,7 @@ import random
 
 from hypothesis import given, settings, strategies as st
 
-from cryptofeed.exchanges.backpack.trades import TradeGap, TradeSequencer, fetch_trade_range
+from cryptofeed.exchanges.backpack.core.sync.trades import TradeGap, TradeSequencer, fetch_trade_range
 
 
 def test_in_order_trades_pass_straight_through_and_duplicates_are_dropped():

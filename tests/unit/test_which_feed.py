@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from cryptofeed.exchanges.backpack.registry import ENV_VAR
+from cryptofeed.exchanges.backpack.hosts.registry import ENV_VAR
 from cryptofeed.exchanges.backpack.which_feed import main
 
 

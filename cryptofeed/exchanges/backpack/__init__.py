@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from cryptofeed.exchanges import EXCHANGE_MAP
 
-from cryptofeed.exchanges.backpack.auth import BackpackSigner
-from cryptofeed.exchanges.backpack.config import BackpackAuth, BackpackConfig, BackpackProxies
-from cryptofeed.exchanges.backpack.defines import BACKPACK
-from cryptofeed.exchanges.backpack.errors import (
+from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
+from cryptofeed.exchanges.backpack.core.config import BackpackAuth, BackpackConfig, BackpackProxies
+from cryptofeed.exchanges.backpack.core.defines import BACKPACK
+from cryptofeed.exchanges.backpack.core.errors import (
     BackpackAuthError, BackpackConfigError, BackpackError, BackpackMaintenanceError, BackpackProtocolError,
     BackpackRateLimitedError, BackpackRegionRestrictedError, BackpackRequestError, is_retryable,
 )
-from cryptofeed.exchanges.backpack.feed import BackpackFeed
-from cryptofeed.exchanges.backpack.health import BackpackHealthReport
-from cryptofeed.exchanges.backpack.registry import FEED_FACTORY
+from cryptofeed.exchanges.backpack.hosts.cf2.feed import BackpackFeed
+from cryptofeed.exchanges.backpack.core.ops.health import BackpackHealthReport
+from cryptofeed.exchanges.backpack.hosts.registry import FEED_FACTORY
 
 EXCHANGE_MAP.setdefault(BACKPACK, FEED_FACTORY)
 

@@ -22,13 +22,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
 
-from cryptofeed.exchanges.backpack.auth import (
+from cryptofeed.exchanges.backpack.core.auth import (
     DEFAULT_WINDOW_MS, MAX_EXCHANGE_WINDOW_MS, BackpackSigner, match_public_key, parse_private_key,
     public_key_from_seed, signing_string,
 )
-from cryptofeed.exchanges.backpack.config import ENV_VARS, BackpackConfig, load_yaml_file, section_to_fields
-from cryptofeed.exchanges.backpack.errors import BackpackAuthError, BackpackConfigError, BackpackError
-from cryptofeed.exchanges.backpack.rest import BackpackRestClient
+from cryptofeed.exchanges.backpack.core.config import ENV_VARS, BackpackConfig, load_yaml_file, section_to_fields
+from cryptofeed.exchanges.backpack.core.errors import BackpackAuthError, BackpackConfigError, BackpackError
+from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
 
 __all__ = ['EXIT_OK', 'EXIT_INVALID', 'EXIT_USAGE', 'EXIT_SERVER', 'build_parser', 'main']
 

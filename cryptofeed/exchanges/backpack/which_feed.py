@@ -18,8 +18,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from cryptofeed.exchanges.backpack.errors import BackpackConfigError
-from cryptofeed.exchanges.backpack.registry import CONFIG_OPTION, ENV_VAR, FEED_FACTORY, feed_class
+from cryptofeed.exchanges.backpack.core.errors import BackpackConfigError
+from cryptofeed.exchanges.backpack.hosts.registry import CONFIG_OPTION, ENV_VAR, FEED_FACTORY, feed_class
 
 __all__ = ['main']
 

@@ -1,0 +1,489 @@
+"""ORDER_INFO, FILLS, POSITIONS, BALANCES: the private account streams, signed, on their own connection.
+
+``AccountChannel`` owns everything private (DESIGN.md D13):
+
+* **Its own WebSocket connection** (``connection()``): a refused signature never touches the
+  connections carrying public data.
+* **Signed subscribe on every (re)connect** (``subscribe``, run by cryptofeed's connection
+  handler after each connect): ``signature: [key, sig, ts, window]`` over
+  ``instruction=subscribe``, made afresh each time with the clock offset (backpack-api.md §7).
+* **All-market streams**: ``account.orderUpdate``, ``account.positionUpdate`` and
+  ``account.balanceUpdate`` carry every market; a channel asked for with symbols is filtered to
+  them, one asked for with an empty symbol list gets every market.
+* **Catch-up before live data**: ``subscribe`` fetches, before the connection's first frame is
+  handled, (1) on a reconnect the fills missed since the last fill seen
+  (``/wapi/v1/history/fills``, paged, oldest first, each delivered exactly once thanks to the
+  ``FillLedger``), (2) the open orders (``/api/v1/orders``) and, on a reconnect, the final state
+  of orders that closed meanwhile (``/wapi/v1/history/orders``), (3) the positions
+  (``/api/v1/position``; a position gone since is emitted with size 0), (4) the balances
+  (``/api/v1/capital``). Live frames that repeat what REST gave are harmless: fills are
+  de-duplicated, orders/positions/balances are states.
+* **Clock**: the offset to the exchange is measured with ``/api/v1/time`` at start and after
+  an authentication failure, unless ``clock_offset_ms`` was configured (that value is kept).
+* **Authentication failures** (error frame 4003, a close right after subscribing, 401/403 on
+  the signed REST calls): counted (``auth_failures``), shown by ``health()`` until private data
+  flows again, logged as one ``BackpackAuthError`` per cause, retried after a capped backoff.
+* Optional **balance reconciliation** every ``reconcile_interval_s``: ``/api/v1/capital`` is
+  compared with the balances emitted; each difference is emitted and counted.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from decimal import Decimal
+from typing import Any, Dict, Iterable, List, Mapping, Optional
+
+from cryptofeed.defines import BALANCES, FILLS, OPEN, ORDER_INFO, PARTIAL, PENDING, POSITIONS
+from cryptofeed.types import Balance, Position
+
+from cryptofeed.exchanges.backpack.core.wire import parse as adapters
+from cryptofeed.exchanges.backpack.core.sync.account import (
+    AUTH_CAUSES, EXPIRED, WS_REJECTED, FillLedger, classify_auth_failure, estimate_offset_ms, fill_key,
+)
+from cryptofeed.exchanges.backpack.core.transport.backoff import backoff_delays
+from cryptofeed.exchanges.backpack.core.channels.context import DONE, ChannelContext
+from cryptofeed.exchanges.backpack.core.errors import BackpackAuthError, BackpackConfigError, BackpackError
+from cryptofeed.exchanges.backpack.core.symbols import exchange_to_normalized
+from cryptofeed.exchanges.backpack.hosts.cf2.ws import BackpackWSConn
+
+__all__ = ['AccountChannel', 'PRIVATE_CHANNELS', 'PRIVATE_STREAMS', 'CLOSED_AFTER_SUBSCRIBE', 'private_channels_asked']
+
+LOG = logging.getLogger('feedhandler')
+
+PRIVATE_CHANNELS = (ORDER_INFO, FILLS, POSITIONS, BALANCES)
+PRIVATE_STREAMS = {ORDER_INFO: 'account.orderUpdate', FILLS: 'account.orderUpdate',
+                   POSITIONS: 'account.positionUpdate', BALANCES: 'account.balanceUpdate'}
+"""cryptofeed channel -> the all-market Backpack stream that carries it."""
+
+CLOSED_AFTER_SUBSCRIBE = 'closed_after_subscribe'
+#: A private connection the exchange closes (Close frame) this soon after a signed subscribe,
+#: before any private frame, counts as the exchange refusing the signature. A dropped TCP
+#: connection (no Close frame) does not.
+CLOSED_AFTER_SUBSCRIBE_S = 3.0
+_HISTORY_PAGE = 1000
+_BACKFILL_MARGIN_MS = 1000
+_OPEN_STATES = frozenset({OPEN, PARTIAL, PENDING})
+_ZERO = Decimal(0)
+
+
+class _PrivateConn(BackpackWSConn):
+    """The private connection: tells the channel when it closes, and whether the exchange closed it
+    (a Close frame received) rather than the network or this side."""
+
+    on_close = None
+
+    async def close(self):
+        if self.conn is not None and self.on_close is not None:
+            self.on_close(getattr(getattr(self.conn, 'protocol', None), 'close_rcvd', None) is not None)
+        await super().close()
+
+
+class AccountChannel:
+    """The private channels asked for (see the module docstring).
+
+    ``wanted`` maps cryptofeed channels to normalized symbols (an empty set: every market);
+    ``signers`` are the signers to keep on the measured clock offset (the first one signs the
+    subscribe); ``measure_clock`` is False when the configuration fixed ``clock_offset_ms``.
+    """
+
+    def __init__(self, ctx: ChannelContext, wanted: Mapping[str, Iterable[str]], *, signer: Any,
+                 measure_clock: bool = True, retry_base_s: float = 0.5, retry_max_s: float = 30.0,
+                 reconcile_interval_s: Optional[float] = None, fill_memory: int = 100_000):
+        if reconcile_interval_s is not None and reconcile_interval_s <= 0:
+            raise ValueError(f'reconcile_interval_s must be > 0 (or None to disable), got {reconcile_interval_s}')
+        self.ctx = ctx
+        self.signer = signer
+        self.measure_clock = measure_clock
+        self.reconcile_interval_s = reconcile_interval_s
+        self.filters: Dict[str, Optional[frozenset]] = {
+            channel: (frozenset(wanted[channel]) or None) for channel in PRIVATE_CHANNELS if channel in wanted}
+        self.streams: List[str] = sorted({PRIVATE_STREAMS[c] for c in self.filters})
+        self.ledger = FillLedger(fill_memory)
+        self._counts = ctx.metrics.messages
+        self._counts.update(dict.fromkeys(self.filters, 0))
+        self._retry_base_s = retry_base_s
+        self._retry_max_s = retry_max_s
+        self._delays = backoff_delays(retry_base_s, retry_max_s, jitter='equal')
+        self._failed = False                 # the last attempt was refused: wait before the next
+        self._cause: Optional[str] = None    # why, while it lasts
+        self.stopping = False
+        self._reported: set = set()          # causes already logged as errors
+        self._clock_measured = False
+        self._subscribes = 0
+        self._since_ms: Optional[int] = None  # exchange time of the first subscribe
+        self._subscribed_at: Optional[float] = None
+        self._frames_since_subscribe = 0
+        self.order_types: 'OrderedDict[str, str]' = OrderedDict()   # order id -> cryptofeed order type
+        self.open_orders: Dict[str, Any] = {}                       # order id -> last OrderInfo while open
+        self.positions: Dict[str, Position] = {}                    # symbol -> last non-flat Position
+        self.balances: Dict[str, Balance] = {}                      # asset -> last Balance emitted
+        self.backfilled_fills = 0
+
+    def handlers(self):
+        return {'account.orderUpdate': self.on_order, 'account.positionUpdate': self.on_position,
+                'account.balanceUpdate': self.on_balance}
+
+    def connection(self, address: str, conn_id: str, **options) -> BackpackWSConn:
+        """The dedicated private WebSocket connection."""
+        conn = _PrivateConn(address, f'{conn_id}.private', subscription={'account': list(self.streams)}, **options)
+        conn.on_close = self._on_close
+        return conn
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.reconcile_interval_s is not None and BALANCES in self.filters:
+            self.ctx.spawn(self._reconcile_loop(), loop)
+
+    def _wants(self, channel: str, symbol: Optional[str]) -> bool:
+        if channel not in self.filters:
+            return False
+        allowed = self.filters[channel]
+        return allowed is None or symbol in allowed
+
+    # ---------------------------------------------------------------- (re)subscribe
+
+    async def subscribe(self, conn) -> None:
+        """Runs on every (re)connect of the private connection; see the module docstring."""
+        if self._failed:
+            delay = next(self._delays)
+            LOG.info('%s: private channels: retrying authentication in %.1f s', self.ctx.exchange_id, delay)
+            await asyncio.sleep(delay)
+        try:
+            if self.measure_clock and (not self._clock_measured or self._failed):
+                await self._measure_clock()
+            reconnect = self._subscribes > 0
+            self._subscribes += 1
+            if self._since_ms is None:
+                self._since_ms = self.signer.now_ms()
+            await conn.write(json.dumps({'method': 'SUBSCRIBE', 'params': self.streams,
+                                         'signature': self.signer.ws_signature()}))
+            self._subscribed_at = time.monotonic()
+            self._frames_since_subscribe = 0
+            await self._catch_up(reconnect)
+        except BackpackAuthError as exc:
+            cause = classify_auth_failure(getattr(exc, 'code', None), str(exc))
+            used = self.signer.clock_offset_ms
+            # An expired request is a clock problem: say by how much, measured now.
+            measured = await self._measure_clock(apply=self.measure_clock) if cause == EXPIRED else None
+            self._auth_failed(cause, str(exc), used_offset=used, measured_offset=measured)
+            raise
+        if self._failed:
+            # REST accepted the signature; the stream has CLOSED_AFTER_SUBSCRIBE_S to refuse it too.
+            self._failed = False
+            self.ctx.spawn(self._confirm(self._subscribes))
+
+    async def _measure_clock(self, apply: bool = True) -> Optional[int]:
+        """Exchange clock minus ours from ``/api/v1/time`` (None if unreadable); ``apply``: sign with it."""
+        rest = self.ctx.rest
+        try:
+            sent = time.time()
+            server_ms = await rest.server_time_ms()
+            received = time.time()
+        except BackpackError as exc:
+            LOG.warning('%s: could not read /api/v1/time (%s); signing with the previous clock offset',
+                        self.ctx.exchange_id, exc)
+            return None
+        offset = estimate_offset_ms(sent, server_ms, received)
+        if not apply:
+            return offset
+        self._clock_measured = True
+        for signer in {id(s): s for s in (self.signer, getattr(rest, 'signer', None)) if s is not None}.values():
+            signer.clock_offset_ms = offset
+        if abs(offset) >= 1000:
+            LOG.warning('%s: %s; signing with that offset', self.ctx.exchange_id, _describe_offset(offset))
+        return offset
+
+    async def _catch_up(self, reconnect: bool) -> None:
+        history: List[dict] = []
+        known = set(self.order_types)      # orders seen before this (re)subscribe
+        if reconnect and (ORDER_INFO in self.filters or FILLS in self.filters):
+            history = await self.ctx.rest.order_history(limit=_HISTORY_PAGE)
+            for row in history:
+                self._note_type(str(row['id']), row['orderType'], row.get('triggerPrice'))
+        if reconnect and FILLS in self.filters:
+            await self._backfill_fills()
+        if ORDER_INFO in self.filters:
+            await self._snapshot_orders(history, known if reconnect else None)
+        if POSITIONS in self.filters:
+            await self._snapshot_positions()
+        if BALANCES in self.filters:
+            await self._snapshot_balances()
+
+    async def _backfill_fills(self) -> None:
+        since = self.ledger.last_ms if self.ledger.last_ms is not None else self._since_ms
+        rows: List[dict] = []
+        offset = 0
+        while True:
+            page = await self.ctx.rest.fill_history(from_ms=max(0, since - _BACKFILL_MARGIN_MS), limit=_HISTORY_PAGE,
+                                                    offset=offset, sort_direction='Asc')
+            rows.extend(page)
+            if len(page) < _HISTORY_PAGE:
+                break
+            offset += _HISTORY_PAGE
+        missed = self.ledger.backfill(rows)
+        delivered = 0
+        for row in missed:
+            symbol = _normalized(row['symbol'])
+            if not self._wants(FILLS, symbol):
+                continue
+            fill = adapters.parse_rest_fill(row, symbol, self.order_types.get(str(row['orderId'])),
+                                            row if self.ctx.keep_raw else None)
+            await self.ctx.deliver(FILLS, fill, time.time())
+            delivered += 1
+        if delivered:
+            LOG.info('%s: %d fills made while the private connection was down delivered from history',
+                     self.ctx.exchange_id, delivered)
+        self.backfilled_fills += delivered
+        self.ctx.metrics.backfilled_fills += delivered
+
+    async def _snapshot_orders(self, history: List[dict], known: Optional[set]) -> None:
+        """Emit every open order; on a reconnect (``known``: the order ids seen before it) first the
+        final state of the orders that closed meanwhile: those that were open, and those never seen
+        that were created since the first subscribe."""
+        receipt = time.time()
+        rows = list(await self.ctx.rest.open_orders())
+        open_ids = {str(row['id']) for row in rows}
+        if known is not None:
+            by_id = {str(row['id']): row for row in history}
+            for order_id in list(self.open_orders):
+                if order_id not in open_ids and order_id not in by_id:
+                    found = await self.ctx.rest.order_history(order_id=order_id, limit=1)
+                    if found:
+                        by_id[order_id] = found[0]
+            since_s = (self._since_ms or 0) / 1000 - _BACKFILL_MARGIN_MS / 1000
+            closed = [row for order_id, row in by_id.items() if order_id not in open_ids and (
+                order_id in self.open_orders
+                or (order_id not in known and adapters.history_seconds(row['createdAt']) >= since_s))]
+            rows = sorted(closed, key=lambda r: adapters.history_seconds(r['createdAt'])) + rows
+        for row in rows:
+            self._note_type(str(row['id']), row['orderType'], row.get('triggerPrice'))
+            symbol = _normalized(row['symbol'])
+            info = adapters.parse_rest_order(row, symbol, receipt, row if self.ctx.keep_raw else None)
+            await self._emit_order(info, symbol, receipt)
+
+    async def _snapshot_positions(self) -> None:
+        receipt = time.time()
+        seen = set()
+        for row in await self.ctx.rest.positions():
+            symbol = _normalized(row['symbol'])
+            seen.add(symbol)
+            previous = self.positions.get(symbol)
+            await self._emit_position(adapters.parse_rest_position(
+                row, symbol, receipt, row if self.ctx.keep_raw else None,
+                previous_side=None if previous is None else previous.side), receipt)
+        for symbol, previous in list(self.positions.items()):
+            if symbol not in seen:  # closed while we were away
+                await self._emit_position(Position(adapters.EXCHANGE, symbol, _ZERO, previous.entry_price,
+                                                   previous.side, _ZERO, receipt), receipt)
+
+    async def _snapshot_balances(self, only_changes: bool = False) -> int:
+        """``/api/v1/capital`` -> BALANCES (every asset, or ``only_changes``: those that differ from
+        what was emitted last); an asset gone from the answer is emitted as zero. Returns how
+        many differed."""
+        receipt = time.time()
+        data = await self.ctx.rest.balances()
+        fresh = {b.currency: b for b in adapters.parse_capital(data or {}, keep_raw=self.ctx.keep_raw)}
+        for asset in self.balances:
+            fresh.setdefault(asset, Balance(adapters.EXCHANGE, asset, _ZERO, _ZERO, None))
+        changed = 0
+        for asset, balance in sorted(fresh.items()):
+            previous = self.balances.get(asset)
+            differs = previous is None or (previous.balance, previous.reserved) != (balance.balance, balance.reserved)
+            changed += differs
+            self.balances[asset] = balance
+            if differs or not only_changes:
+                await self.ctx.deliver(BALANCES, balance, receipt)
+        return changed
+
+    async def _reconcile_loop(self) -> None:
+        """Every ``reconcile_interval_s``: compare REST balances with what was emitted."""
+        while True:
+            await asyncio.sleep(self.reconcile_interval_s)
+            if self._subscribes == 0 or self._failed:
+                continue
+            try:
+                corrections = await self._reconcile_once()
+            except BackpackAuthError as exc:
+                self._auth_failed(classify_auth_failure(getattr(exc, 'code', None), str(exc)), str(exc),
+                                  used_offset=self.signer.clock_offset_ms)
+                continue
+            except BackpackError as exc:
+                self.ctx.metrics.on_rest_failure()
+                LOG.warning('%s: balance reconciliation failed (%s)', self.ctx.exchange_id, exc)
+                continue
+            if corrections:
+                LOG.warning('%s: balance reconciliation corrected %d balances', self.ctx.exchange_id, corrections)
+
+    async def _reconcile_once(self) -> int:
+        """One reconciliation: emits only the balances that differ; returns how many."""
+        corrections = await self._snapshot_balances(only_changes=True)
+        self.ctx.metrics.reconciliation_corrections += corrections
+        return corrections
+
+    # ---------------------------------------------------------------- live frames
+
+    def _seen_frame(self, channel: str, receipt_ts: float) -> None:
+        self._counts[channel] = self._counts.get(channel, 0) + 1
+        self._frames_since_subscribe += 1
+        metrics = self.ctx.metrics
+        metrics.last_private_message_time = receipt_ts
+        if self._cause is not None or metrics.auth_error is not None:
+            self._auth_ok()
+
+    def _auth_ok(self) -> None:
+        """Authentication works again: health clears; a new failure is worth a new report."""
+        self.ctx.metrics.on_auth_ok()
+        self._failed = False
+        self._cause = None
+        self._reported.clear()
+        self._delays = backoff_delays(self._retry_base_s, self._retry_max_s, jitter='equal')
+
+    async def _confirm(self, attempt: int) -> None:
+        await asyncio.sleep(CLOSED_AFTER_SUBSCRIBE_S)
+        if self._subscribes == attempt and not self._failed and self._cause is not None:
+            LOG.info('%s: private channels authenticated again', self.ctx.exchange_id)
+            self._auth_ok()
+
+    def on_order(self, msg, symbol: str, _variant, receipt_ts: float):
+        """Counted under ORDER_INFO; an ``orderFill`` frame under FILLS as well."""
+        self._seen_frame(ORDER_INFO, receipt_ts)
+        if msg.t is not None:
+            self._counts[FILLS] = self._counts.get(FILLS, 0) + 1
+        return self._on_order(msg, symbol, receipt_ts)
+
+    async def _on_order(self, msg, symbol: str, receipt_ts: float) -> None:
+        ctx = self.ctx
+        raw = ctx.raw(msg)
+        info = adapters.parse_order_update(msg, symbol, receipt_ts, raw)
+        self._note_type(msg.i, msg.o, msg.P)
+        await self._emit_order(info, symbol, receipt_ts)
+        fill = adapters.parse_fill(msg, symbol, receipt_ts, raw)
+        if fill is not None and self.ledger.record(fill_key(fill.id, fill.order_id), msg.T // 1000) \
+                and self._wants(FILLS, symbol):
+            await ctx.deliver(FILLS, fill, receipt_ts)
+
+    async def _emit_order(self, info, symbol: str, receipt_ts: float) -> None:
+        if info.status in _OPEN_STATES:
+            self.open_orders[info.id] = info
+        else:
+            self.open_orders.pop(info.id, None)
+        if self._wants(ORDER_INFO, symbol):
+            await self.ctx.deliver(ORDER_INFO, info, receipt_ts)
+
+    def on_position(self, msg, symbol: str, _variant, receipt_ts: float):
+        self._seen_frame(POSITIONS, receipt_ts)
+        previous = self.positions.get(symbol)
+        position = adapters.parse_position(msg, symbol, receipt_ts, self.ctx.raw(msg),
+                                           previous_side=None if previous is None else previous.side)
+        return self._emit_position(position, receipt_ts)
+
+    async def _emit_position(self, position: Position, receipt_ts: float) -> None:
+        if position.position == 0:
+            self.positions.pop(position.symbol, None)
+        else:
+            self.positions[position.symbol] = position
+        if self._wants(POSITIONS, position.symbol):
+            await self.ctx.deliver(POSITIONS, position, receipt_ts)
+
+    def on_balance(self, msg, _symbol, _variant, receipt_ts: float):
+        self._seen_frame(BALANCES, receipt_ts)
+        balance = adapters.parse_balance_update(msg, receipt_ts, self.ctx.raw(msg))
+        self.balances[balance.currency] = balance
+        if BALANCES in self.filters:
+            return self.ctx.deliver(BALANCES, balance, receipt_ts)
+        return DONE
+
+    def _note_type(self, order_id: str, order_type: str, trigger_price: Any) -> None:
+        self.order_types[str(order_id)] = adapters.order_type(order_type, trigger_price)
+        if len(self.order_types) > 10_000:
+            self.order_types.popitem(last=False)
+
+    # ---------------------------------------------------------------- authentication failures
+
+    def on_error_frame(self, error, receipt_ts: float):
+        """A server error frame on the private connection (the router's ``on_error``)."""
+        self.ctx.metrics.on_server_error()
+        code, message = error.error.code, error.error.message
+        if str(code) != '4003':
+            LOG.warning('%s: private connection: server error %s: %s', self.ctx.exchange_id, code, message)
+            return None
+        self._auth_failed(WS_REJECTED, f'error frame {code}: {message}')
+        return self._refused(f'Backpack refused the private subscribe: error {code} {message}')
+
+    @staticmethod
+    async def _refused(text: str) -> None:
+        raise BackpackAuthError(text)   # the connection handler reconnects; subscribe() waits first
+
+    def _on_close(self, closed_by_exchange: bool) -> None:
+        if self._subscribed_at is None or self._failed or self.stopping or not closed_by_exchange:
+            return
+        if self._frames_since_subscribe == 0 and time.monotonic() - self._subscribed_at < CLOSED_AFTER_SUBSCRIBE_S:
+            self._auth_failed(CLOSED_AFTER_SUBSCRIBE, 'the connection was closed right after the signed subscribe')
+
+    def _auth_failed(self, cause: str, detail: str, *, used_offset: Optional[int] = None,
+                     measured_offset: Optional[int] = None) -> None:
+        """Count, mark health, log once per cause; the next ``subscribe`` waits and re-measures."""
+        self._failed = True
+        self._cause = cause
+        self._subscribed_at = None
+        meaning = AUTH_CAUSES.get(cause, 'the exchange closed the private connection right after the signed '
+                                         'subscribe (a refused signature)')
+        reason = f'{cause}: {meaning}'
+        if cause == EXPIRED:
+            reason += f'; it was signed with a clock offset of {used_offset} ms (exchange minus this machine)'
+            if measured_offset is not None:
+                reason += f'; measured now: {_describe_offset(measured_offset)}'
+            reason += ('; the next attempt signs with the measured offset' if self.measure_clock else
+                       '; that offset is fixed by clock_offset_ms: remove it to let the feed measure the offset, '
+                       'or sync this machine\'s clock')
+        self.ctx.metrics.on_auth_failure(reason)
+        if cause not in self._reported:
+            self._reported.add(cause)
+            error = BackpackAuthError(f'private channels: {reason} ({detail}); public channels are not affected; '
+                                      f'retrying with a capped backoff')
+            LOG.error('%s: %s: %s', self.ctx.exchange_id, type(error).__name__, error)
+        else:
+            LOG.debug('%s: private channels: authentication failed again (%s)', self.ctx.exchange_id, cause)
+
+    # ---------------------------------------------------------------- observability
+
+    def state(self) -> Dict[str, Any]:
+        return {'streams': list(self.streams), 'subscribes': self._subscribes, 'fills_seen': len(self.ledger),
+                'duplicate_fills': self.ledger.duplicates, 'backfilled_fills': self.backfilled_fills,
+                'open_orders': len(self.open_orders), 'positions': len(self.positions),
+                'clock_offset_ms': getattr(self.signer, 'clock_offset_ms', None)}
+
+
+def _describe_offset(offset_ms: int) -> str:
+    if offset_ms == 0:
+        return "this machine's clock agrees with the exchange's"
+    side = 'behind' if offset_ms > 0 else 'ahead of'
+    return f"this machine's clock is {abs(offset_ms)} ms {side} the exchange's (/api/v1/time)"
+
+
+def _normalized(exchange_symbol: str) -> Optional[str]:
+    try:
+        return exchange_to_normalized(exchange_symbol)
+    except (ValueError, TypeError):
+        return None
+
+
+def private_channels_asked(wanted: Mapping[str, Iterable[str]], cfg: Any) -> Dict[str, set]:
+    """The private channels in ``wanted`` (channel -> symbols), checked against the configuration:
+    a ``BackpackConfigError`` says which setting to add when they cannot work."""
+    asked = {channel: set(symbols) for channel, symbols in wanted.items() if channel in PRIVATE_CHANNELS}
+    if not asked:
+        return asked
+    names = ', '.join(sorted(c.upper() for c in asked))
+    missing = []
+    if not cfg.enable_private_channels:
+        missing.append('enable_private_channels=True')
+    if cfg.auth is None:
+        missing.append("auth={'private_key': ...} (in a backpack: section, key_secret; in the environment, "
+                       "BACKPACK_PRIVATE_KEY)")
+    if missing:
+        raise BackpackConfigError(f'{names} are private account channels: add {" and ".join(missing)} to the '
+                                  f'BackpackConfig, or leave these channels out')
+    return asked

@@ -1,0 +1,87 @@
+"""Checks of ``BackpackFeed``'s keyword arguments, made at construction.
+
+Use ``check_feed_options`` before building a feed: it rejects what would otherwise fail late or
+silently (a negative timeout that reconnects every few seconds, a misspelt keyword that cryptofeed
+would swallow, ``sandbox=True`` quietly connecting to production), with a ``BackpackConfigError``
+that names the keyword and says what to give instead. cryptofeed keywords that mean nothing on
+Backpack (``checksum_validation``, ``snapshot_interval``) are accepted with one warning each.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import logging
+import math
+from typing import Any, Dict, Mapping
+
+from cryptofeed.exchange import Exchange
+from cryptofeed.feed import Feed
+
+from cryptofeed.exchanges.backpack.core.config import NO_SANDBOX_MESSAGE
+from cryptofeed.exchanges.backpack.core.errors import BackpackConfigError
+
+__all__ = ['check_feed_options']
+
+LOG = logging.getLogger('feedhandler')
+
+
+# Keywords cryptofeed's Feed and Exchange take by name; anything else in **kwargs is a mistake.
+_CRYPTOFEED_KEYWORDS = frozenset(
+    name for function in (Feed.__init__, Exchange.__init__)
+    for name, parameter in inspect.signature(function).parameters.items()
+    if name != 'self' and parameter.kind is not inspect.Parameter.VAR_KEYWORD)
+
+_MEANINGLESS = {
+    'checksum_validation': 'Backpack sends no order book checksum; books are checked by sequence ids '
+                           'and for crossed prices instead',
+    'snapshot_interval': 'books are kept exact by sequence ids and re-snapshotted only when needed',
+}
+
+# name -> (kind, lowest accepted value, whether the lowest is allowed)
+_NUMBERS = {
+    'ping_interval': (float, 0.0, False),
+    'ping_timeout': (float, 0.0, False),
+    'snapshot_spacing_s': (float, 0.0, True),
+    'trade_backfill_limit': (int, 0, True),
+    'snapshot_workers': (int, 1, True),
+    'streams_per_connection': (int, 1, True),
+    'max_frame_bytes': (int, 65536, True),
+}
+
+
+def check_feed_options(own: Mapping[str, Any], passed_on: Dict[str, Any], known: frozenset) -> None:
+    """Validate ``own`` (the feed's keywords) and ``passed_on`` (what goes to cryptofeed's Feed).
+
+    ``known`` is the set of the feed's own keyword names, for suggestions. Keywords that mean
+    nothing here are removed from ``passed_on`` after their warning.
+    """
+    for name, (kind, lowest, inclusive) in _NUMBERS.items():
+        if name in own:
+            _check_number(name, own[name], kind, lowest, inclusive)
+    for name in ('keep_raw', 'raise_callback_errors'):
+        if name in own and not isinstance(own[name], bool):
+            raise BackpackConfigError(f'{name} must be True or False, got {own[name]!r}')
+    if passed_on.get('sandbox'):
+        raise BackpackConfigError(f'sandbox=True: {NO_SANDBOX_MESSAGE}')
+    for name in list(passed_on):
+        if name in _MEANINGLESS:
+            value = passed_on.pop(name)
+            if value:
+                LOG.warning('BACKPACK: %s=%r is ignored: %s', name, value, _MEANINGLESS[name])
+        elif name not in _CRYPTOFEED_KEYWORDS:
+            candidates = sorted(_CRYPTOFEED_KEYWORDS | known)
+            close = difflib.get_close_matches(name, candidates, n=1)
+            hint = f'; did you mean {close[0]!r}?' if close else ''
+            raise BackpackConfigError(f'BackpackFeed got an unknown keyword argument {name!r}{hint}')
+
+
+def _check_number(name: str, value: Any, kind: type, lowest: float, inclusive: bool) -> None:
+    ok = not isinstance(value, bool) and (isinstance(value, int) if kind is int else isinstance(value, (int, float)))
+    if ok and kind is float:
+        ok = math.isfinite(value)
+    if ok:
+        ok = value >= lowest if inclusive else value > lowest
+    if not ok:
+        bound = f'>= {lowest}' if inclusive else f'> {lowest}'
+        noun = 'an integer' if kind is int else 'a finite number of seconds'
+        raise BackpackConfigError(f'{name} must be {noun} {bound}, got {value!r}')
