@@ -74,7 +74,7 @@ from cryptofeed.exchanges.backpack.core.defines import BACKPACK
 from cryptofeed.exchanges.backpack.core.errors import (
     BackpackConfigError, BackpackRateLimitedError, BackpackRegionRestrictedError,
 )
-from cryptofeed.exchanges.backpack.hosts.cf2.symbols import BackpackSymbolsMixin
+from cryptofeed.exchanges.backpack.hosts.symbols import BackpackSymbolsMixin
 from cryptofeed.exchanges.backpack.core.ops.health import BackpackHealthReport, evaluate_health
 from cryptofeed.exchanges.backpack.core.ops.metrics import FeedMetrics
 from cryptofeed.exchanges.backpack.hosts.registry import CCXT_INSTALL_HINT

@@ -14,11 +14,36 @@ from decimal import Decimal
 from typing import Callable, Dict, Iterable, List
 
 from cryptofeed import FeedHandler
-from cryptofeed.defines import ASK, BID, L2_BOOK
+from cryptofeed.exchanges.backpack.core.defines import ASK, BID, L2_BOOK
 
-from cryptofeed.exchanges.backpack import BackpackFeed
+from cryptofeed.exchanges.backpack import CRYPTOFEED_LINE, BackpackFeed
 
 FH_CONFIG = {'log': {'disabled': True}, 'uvloop': False}
+
+
+async def start_handler(handler: FeedHandler) -> None:
+    """Start ``handler`` on the running loop: 2.x ``run(start_loop=False)``; 3.x a task of
+    ``run_async``, returning once every feed has built its connections (as 2.x's start does)."""
+    if CRYPTOFEED_LINE < 3:
+        handler.run(start_loop=False, install_signal_handlers=False)
+        return
+    task = handler._test_task = asyncio.get_running_loop().create_task(handler.run_async(install_signal_handlers=False))
+    deadline = time.monotonic() + 10
+    while not task.done() and not all(feed.connection_handlers for feed in handler.feeds):
+        if time.monotonic() > deadline:
+            raise AssertionError('the FeedHandler did not start its feeds within 10 s')
+        await asyncio.sleep(0.005)
+    if task.done():
+        task.result()
+
+
+async def stop_handler(handler: FeedHandler) -> None:
+    """Stop what ``start_handler`` started and wait until every feed has shut down."""
+    if CRYPTOFEED_LINE < 3:
+        await handler.stop_async()
+        return
+    handler.request_stop()
+    await handler._test_task
 
 
 class Collector:
@@ -101,11 +126,11 @@ async def running_feed(sim, symbols, channels, collector: Collector, *, config=N
     feed = feed_class(config=config if config is not None else sim_config(sim),
                       callbacks=collector.callbacks(channels), **feed_kwargs)
     handler.add_feed(feed)
-    handler.run(start_loop=False, install_signal_handlers=False)
+    await start_handler(handler)
     try:
         yield feed
     finally:
-        await handler.stop_async()
+        await stop_handler(handler)
 
 
 async def book_matches_truth(feed, collector, sim, symbol: str, exchange_symbol: str, depth: int = 0) -> bool:
@@ -129,7 +154,7 @@ async def wait_book_converged(feed, collector, sim, symbol, exchange_symbol, dep
 
 
 def delivered_trade_ids(collector: Collector, symbol: str) -> List[int]:
-    from cryptofeed.defines import TRADES
+    from cryptofeed.exchanges.backpack.core.defines import TRADES
     return [int(t.id) for t in collector.items[TRADES] if t.symbol == symbol]
 
 

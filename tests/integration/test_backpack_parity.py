@@ -13,13 +13,15 @@ from decimal import Decimal
 from typing import Dict, Tuple
 
 from cryptofeed import FeedHandler
-from cryptofeed.defines import L2_BOOK, TICKER, TRADES
+from cryptofeed.exchanges.backpack.core.defines import L2_BOOK, TICKER, TRADES
 
 from cryptofeed.exchanges.backpack import BackpackFeed
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 from cryptofeed.exchanges.backpack_ccxt import CcxtBackpackFeed
 
-from tests.integration.feed_harness import FH_CONFIG, Collector, sim_config, truth_levels, wait_until
+from tests.integration.feed_harness import (
+    FH_CONFIG, Collector, sim_config, start_handler, stop_handler, truth_levels, wait_until,
+)
 
 PAIRS = [('SOL-USDC', 'SOL_USDC'), ('SOL-USDC-PERP', 'SOL_USDC_PERP')]
 CHANNELS = [TRADES, L2_BOOK, TICKER]
@@ -55,7 +57,7 @@ async def test_native_and_ccxt_feeds_agree_on_the_same_simulator():
                                      callbacks=ccxt_side.callbacks(CHANNELS))
         handler.add_feed(native_feed)
         handler.add_feed(ccxt_feed)
-        handler.run(start_loop=False, install_signal_handlers=False)
+        await start_handler(handler)
         try:
             def both_have(count):
                 return all(sum(t.symbol == s for t in c.items[TRADES]) >= count
@@ -79,7 +81,7 @@ async def test_native_and_ccxt_feeds_agree_on_the_same_simulator():
                 top_quotes(c, s) == [(Decimal(sim.book(e)['bids'][0][0]), Decimal(sim.book(e)['asks'][0][0]))]
                 for c in (native, ccxt_side) for s, e in PAIRS), timeout=5)
         finally:
-            await handler.stop_async()
+            await stop_handler(handler)
 
     for symbol, exchange_symbol in PAIRS:
         truth = sim.book(exchange_symbol)

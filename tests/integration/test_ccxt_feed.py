@@ -12,7 +12,7 @@ import base64
 import logging
 from decimal import Decimal
 
-from cryptofeed.defines import BALANCES, FILLED, L2_BOOK, OPEN, ORDER_INFO, POSITIONS, SHORT, TICKER, TRADES
+from cryptofeed.exchanges.backpack.core.defines import BALANCES, FILLED, L2_BOOK, OPEN, ORDER_INFO, POSITIONS, SHORT, TICKER, TRADES
 
 from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator

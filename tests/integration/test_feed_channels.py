@@ -6,14 +6,15 @@ import asyncio
 import time
 from decimal import Decimal
 
-from cryptofeed.defines import (
+from cryptofeed.exchanges.backpack.core.defines import (
     BUY, CANDLES, FUNDING, INDEX, L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, SELL, TICKER, TRADES,
 )
-from cryptofeed.types import Candle, Funding, Index, Liquidation, OpenInterest, Ticker, Trade
+from cryptofeed.exchanges.backpack.core.records import Candle, Funding, Index, Liquidation, OpenInterest, Ticker, Trade
 
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 
 from tests.integration.feed_harness import (
+    start_handler, stop_handler,
     Collector, delivered_trade_ids, running_feed, truth_levels, truth_trade_ids_from, wait_book_converged,
     wait_until,
 )
@@ -121,7 +122,7 @@ async def test_aggregated_depth_and_subscription_form_with_several_connections()
                             subscription={L2_BOOK: ['SOL-USDC', 'ETH-USDC', 'BTC-USDC'], TRADES: ['SOL-USDC']},
                             callbacks=collector.callbacks([L2_BOOK, TRADES]))
         handler.add_feed(feed)
-        handler.run(start_loop=False, install_signal_handlers=False)
+        await start_handler(handler)
         try:
             assert len(feed.connection_handlers) == 2
             await wait_until(lambda: all(len(collector.sequences[s]) > 3 for s in ('SOL-USDC', 'ETH-USDC', 'BTC-USDC')),
@@ -131,4 +132,4 @@ async def test_aggregated_depth_and_subscription_form_with_several_connections()
             for symbol in ('SOL-USDC', 'ETH-USDC', 'BTC-USDC'):
                 await wait_book_converged(feed, collector, sim, symbol, symbol.replace('-', '_'))
         finally:
-            await handler.stop_async()
+            await stop_handler(handler)

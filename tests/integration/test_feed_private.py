@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import aiohttp
 import pytest
-from cryptofeed.defines import BALANCES, CANCELLED, FILLED, FILLS, L2_BOOK, ORDER_INFO, POSITIONS, TRADES
+from cryptofeed.exchanges.backpack.core.defines import BALANCES, CANCELLED, FILLED, FILLS, L2_BOOK, ORDER_INFO, POSITIONS, TRADES
 
 from cryptofeed.exchanges.backpack import BackpackConfig, BackpackFeed
 from cryptofeed.exchanges.backpack.core.auth import BackpackSigner

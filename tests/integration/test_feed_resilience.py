@@ -7,7 +7,7 @@ import asyncio
 import logging
 import re
 
-from cryptofeed.defines import L2_BOOK, TRADES
+from cryptofeed.exchanges.backpack.core.defines import L2_BOOK, TRADES
 
 from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
 from cryptofeed.exchanges.backpack.simulator.faults import HOSTILE_DEPTH_KINDS

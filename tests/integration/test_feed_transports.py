@@ -13,13 +13,14 @@ from cryptofeed import FeedHandler
 from cryptofeed.backends.socket import TradeSocket
 from cryptofeed.config import Config
 from cryptofeed.connection import Connection
-from cryptofeed.defines import L2_BOOK, TRADES
+from cryptofeed.exchanges.backpack.core.defines import L2_BOOK, TRADES
 from cryptofeed.raw_data_collection import AsyncFileCallback
 
 from cryptofeed.exchanges.backpack import BackpackConfig, BackpackFeed
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 
 from tests.integration.feed_harness import (
+    start_handler, stop_handler,
     FH_CONFIG, Collector, delivered_trade_ids, running_feed, sim_config, wait_book_converged, wait_until,
 )
 from tests.integration.proxy_servers import ProxyPyProcess, Socks5Process
@@ -159,11 +160,11 @@ async def test_add_feed_by_name_with_the_handler_config_and_a_cryptofeed_backend
                          callbacks={TRADES: TradeSocket('tcp://127.0.0.1', port=port)})
         feed = handler.feeds[0]
         assert isinstance(feed, BackpackFeed)
-        handler.run(start_loop=False, install_signal_handlers=False)
+        await start_handler(handler)
         try:
             await wait_until(lambda: received.count(b'"exchange":"BACKPACK"') >= 5, timeout=15)
         finally:
-            await handler.stop_async()
+            await stop_handler(handler)
     server.close()
     await server.wait_closed()
     first = received.decode().split('}}')[0] + '}}'

@@ -8,12 +8,13 @@ import logging
 import socket
 
 from cryptofeed import FeedHandler
-from cryptofeed.defines import L2_BOOK, TRADES
+from cryptofeed.exchanges.backpack.core.defines import L2_BOOK, TRADES
 
 from cryptofeed.exchanges.backpack import BackpackFeed
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 
 from tests.integration.feed_harness import (
+    start_handler, stop_handler,
     FH_CONFIG, Collector, delivered_trade_ids, running_feed, sim_config, truth_trade_ids_from, wait_until,
 )
 
@@ -117,7 +118,7 @@ async def test_a_slow_consumer_shows_as_lag_in_health_and_pushes_back_instead_of
         feed = BackpackFeed(config=sim_config(sim), symbols=['SOL-USDC'], channels=[TRADES, L2_BOOK],
                             callbacks={TRADES: crawl, L2_BOOK: book})
         handler.add_feed(feed)
-        handler.run(start_loop=False, install_signal_handlers=False)
+        await start_handler(handler)
         try:
             await wait_until(lambda: feed.connection_handlers[0].conn.conn is not None, timeout=10)
             queued, paused = [], False
@@ -134,7 +135,7 @@ async def test_a_slow_consumer_shows_as_lag_in_health_and_pushes_back_instead_of
             assert report.status in ('degraded', 'unhealthy')
             assert any('behind the exchange' in r for r in report.reasons)
         finally:
-            await handler.stop_async()
+            await stop_handler(handler)
         ids = [int(t.id) for t in slow.items[TRADES]]
         assert ids == sorted(ids) and len(ids) == len(set(ids))  # behind, but in order and exactly once
 
@@ -153,14 +154,14 @@ async def test_a_connection_that_cannot_be_made_is_counted_and_gives_up_visibly(
                         symbols=['SOL-USDC'], channels=[TRADES], callbacks={TRADES: Collector()._callback(TRADES)},
                         retries=2, reconnect_backoff_base_s=0.05, reconnect_backoff_max_s=0.1)
     handler.add_feed(feed)
-    handler.run(start_loop=False, install_signal_handlers=False)
+    await start_handler(handler)
     try:
         await wait_until(lambda: feed.metrics.connections_given_up, timeout=10)
         assert feed.metrics.connect_failures == 3             # the first attempt and two retries
         report = feed.health()
         assert report.status == 'unhealthy' and 'gave up' in ' '.join(report.reasons)
     finally:
-        await handler.stop_async()
+        await stop_handler(handler)
     gc.collect()
     await asyncio.sleep(0)
     assert not any('never retrieved' in r.getMessage() for r in caplog.records)

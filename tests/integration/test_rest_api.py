@@ -12,12 +12,12 @@ from decimal import Decimal as D
 
 import aiohttp
 import pytest
-from cryptofeed.defines import (
+from cryptofeed.exchanges.backpack.core.defines import (
     BUY, CANCELLED, EXPIRED, FILL_OR_KILL, FILLED, IMMEDIATE_OR_CANCEL, LIMIT, MAKER_OR_CANCEL, MARKET, OPEN, SELL,
     TAKER,
 )
-from cryptofeed.exceptions import UnsupportedTradingOption
-from cryptofeed.types import Balance, Candle, Fill, OrderBook, OrderInfo, Position
+from cryptofeed.exchanges.backpack import UnsupportedTradingOption
+from cryptofeed.exchanges.backpack.core.records import Balance, Candle, Fill, OrderBook, OrderInfo, Position
 
 from cryptofeed.exchanges.backpack import BackpackAuthError, BackpackFeed, BackpackRequestError
 from cryptofeed.exchanges.backpack.hosts.cf2 import rest_api

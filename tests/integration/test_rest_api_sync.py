@@ -12,8 +12,8 @@ from decimal import Decimal as D
 
 import aiohttp
 import pytest
-from cryptofeed.defines import BUY, CANCELLED, FILLED, LIMIT, MARKET, OPEN, SELL
-from cryptofeed.types import Candle, OrderBook
+from cryptofeed.exchanges.backpack.core.defines import BUY, CANCELLED, FILLED, LIMIT, MARKET, OPEN, SELL
+from cryptofeed.exchanges.backpack.core.records import Candle, OrderBook
 
 from cryptofeed.exchanges.backpack import BackpackAuthError, BackpackConfigError, BackpackFeed, BackpackRequestError
 from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient

@@ -8,7 +8,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from cryptofeed.defines import BALANCES, FILLS, ORDER_INFO, POSITIONS
+from cryptofeed.exchanges.backpack.core.defines import BALANCES, FILLS, ORDER_INFO, POSITIONS
 
 from cryptofeed.exchanges.backpack.core.wire import messages as bp
 from cryptofeed.exchanges.backpack.core.auth import BackpackSigner

@@ -7,12 +7,12 @@ from decimal import Decimal
 
 import msgspec
 import pytest
-from cryptofeed.defines import (
+from cryptofeed.exchanges.backpack.core.defines import (
     BOTH, BUY, CANCELLED, EXPIRED, FAILED, FILLED, LIMIT, LONG, MAKER, MARKET, OPEN, PARTIAL, PENDING, SELL,
     SHORT, TAKER, TRIGGER_LIMIT, TRIGGER_MARKET,
 )
-from cryptofeed.types import Balance, Candle, Fill, Funding, Index, Liquidation, OpenInterest, OrderInfo, Position
-from cryptofeed.types import Ticker, Trade
+from cryptofeed.exchanges.backpack.core.records import Balance, Candle, Fill, Funding, Index, Liquidation, OpenInterest, OrderInfo, Position
+from cryptofeed.exchanges.backpack.core.records import Ticker, Trade
 
 import cryptofeed.exchanges.backpack as backpack
 from cryptofeed.exchanges.backpack.core.wire import parse as ad

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 from cryptofeed.config import Config
-from cryptofeed.defines import BALANCES, CANDLES, FILLS, L2_BOOK, ORDER_INFO, POSITIONS, TICKER, TRADES
+from cryptofeed.exchanges.backpack.core.defines import BALANCES, CANDLES, FILLS, L2_BOOK, ORDER_INFO, POSITIONS, TICKER, TRADES
 
 from cryptofeed.exchanges.backpack import BackpackConfig, BackpackConfigError, BackpackFeed
 from cryptofeed.exchanges.backpack.core.auth import BackpackSigner

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from cryptofeed.defines import ASK, BID
-from cryptofeed.types import OrderBook
+from cryptofeed.exchanges.backpack.core.defines import ASK, BID
+from cryptofeed.exchanges.backpack.core.records import OrderBook
 
 from cryptofeed.exchanges.backpack.core.sync.book import BUFFERING, PRIMED, SYNCED, BookSync, Emission
 

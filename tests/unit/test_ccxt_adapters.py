@@ -4,7 +4,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import pytest
-from cryptofeed.defines import ASK, BID, BUY, CANCELLED, FILLED, LIMIT, MARKET, OPEN, PARTIAL, SELL, SHORT
+from cryptofeed.exchanges.backpack.core.defines import ASK, BID, BUY, CANCELLED, FILLED, LIMIT, MARKET, OPEN, PARTIAL, SELL, SHORT
 
 from cryptofeed.exchanges.backpack.hosts.cf2.ccxt_convert import (
     BookMirror, ms_to_seconds, parse_ccxt_balances, parse_ccxt_order, parse_ccxt_position, parse_ccxt_ticker,

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cryptofeed.defines import L2_BOOK, TICKER
+from cryptofeed.exchanges.backpack.core.defines import L2_BOOK, TICKER
 
 from cryptofeed.exchanges.backpack.core.sync.book import BookSync
 from cryptofeed.exchanges.backpack.core.channels import DONE, BookChannel, ChannelContext, SymbolGate

@@ -5,12 +5,12 @@ import logging
 from decimal import Decimal
 
 import pytest
-from cryptofeed.defines import CANDLES, FUNDING, INDEX, L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, TICKER, TRADES
+from cryptofeed.exchanges.backpack.core.defines import CANDLES, FUNDING, INDEX, L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, TICKER, TRADES
 from cryptofeed.exceptions import UnsupportedSymbol
 from cryptofeed.symbols import Symbols
 
 from cryptofeed.exchanges.backpack import BACKPACK, BackpackConfigError, BackpackFeed
-from cryptofeed.exchanges.backpack.hosts.cf2.ws import BackpackWSConn
+from cryptofeed.exchanges.backpack.hosts.ws import BackpackWSConn
 
 # Nothing listens on port 1: any attempt to reach it would fail loudly.
 OFFLINE = {'rest_url': 'http://127.0.0.1:1', 'ws_url': 'ws://127.0.0.1:1'}

@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from cryptofeed.defines import BALANCES, FILLS, ORDER_INFO, POSITIONS
+from cryptofeed.exchanges.backpack.core.defines import BALANCES, FILLS, ORDER_INFO, POSITIONS
 
 from cryptofeed.exchanges.backpack import BackpackConfig, BackpackFeed
 from cryptofeed.exchanges.backpack.core.auth import BackpackSigner

@@ -12,7 +12,7 @@ import sys
 import pytest
 import yaml
 from cryptofeed import FeedHandler
-from cryptofeed.defines import TRADES
+from cryptofeed.exchanges.backpack.core.defines import TRADES
 from cryptofeed.exchanges import EXCHANGE_MAP
 
 from cryptofeed.exchanges.backpack import BackpackConfigError, BackpackFeed

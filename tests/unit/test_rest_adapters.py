@@ -4,7 +4,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import pytest
-from cryptofeed.defines import (
+from cryptofeed.exchanges.backpack.core.defines import (
     BUY, CANCELLED, FILLED, LIMIT, MARKET, OPEN, SELL, SHORT, TAKER, TRIGGER_LIMIT,
 )
 
@@ -15,8 +15,8 @@ from cryptofeed.exchanges.backpack.core.wire.parse_rest import (
     parse_rest_book, parse_rest_funding, parse_rest_kline, parse_rest_open_interest, parse_rest_ticker,
     parse_rest_trade_dict,
 )
-from cryptofeed.exchanges.backpack.hosts.cf2.rest_api import _order
-from cryptofeed.exchanges.backpack.hosts.cf2.rest_api import to_epoch_seconds
+from cryptofeed.exchanges.backpack.hosts.rest_api import _order
+from cryptofeed.exchanges.backpack.hosts.rest_api import to_epoch_seconds
 
 DEPTH = {'asks': [['100.65', '65.5'], ['100.66', '240.6']], 'bids': [['100.62', '168.89'], ['100.64', '67.95']],
          'lastUpdateId': '4324522523', 'timestamp': 1788285151254895}

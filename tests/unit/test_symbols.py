@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, strategies as st
 
-from cryptofeed.defines import PERPETUAL, SPOT
+from cryptofeed.exchanges.backpack.core.defines import PERPETUAL, SPOT
 from cryptofeed.exchange import Exchange
 from cryptofeed.symbols import Symbol, Symbols, str_to_symbol
 

@@ -1,12 +1,16 @@
-"""Backpack exchange integration for cryptofeed.
+"""Backpack exchange integration for cryptofeed 2.4.1, 2.5.0 and 3.x.
 
-Import from here: the feed, its configuration, the signer and the error tree. The package is
-an overlay on the released cryptofeed distribution; it adds ``cryptofeed.exchanges.backpack``
-(and the ccxt-backed ``cryptofeed.exchanges.backpack_ccxt``) to the ``cryptofeed`` namespace.
-Importing it registers ``registry.FEED_FACTORY`` under ``'BACKPACK'`` in cryptofeed's
-``EXCHANGE_MAP``, so ``FeedHandler.add_feed('BACKPACK', ...)`` and cryptofeed config files naming
-the exchange work: ``CRYPTOFEED_BACKPACK_NATIVE`` (or ``backpack.native_enabled``) chooses
-``BackpackFeed`` (true) or ``CcxtBackpackFeed`` (false or unset); see ``registry.py``.
+Import from here: the feed, its configuration, the signer, the error tree, and the account
+channel names (``ORDER_INFO``, ``FILLS``, ``POSITIONS``, ``BALANCES``: cryptofeed 3 dropped
+them, so they are exported here with cryptofeed 2.x's values and one import works on every
+line). The package is an overlay on the released cryptofeed distribution; it adds
+``cryptofeed.exchanges.backpack`` (and the ccxt-backed ``cryptofeed.exchanges.backpack_ccxt``)
+to the ``cryptofeed`` namespace. ``core/`` imports nothing from cryptofeed; ``hosts/`` maps it
+onto the installed line (``hosts/line.py`` picks ``cf2`` or ``cf3``). Importing the package
+registers ``registry.FEED_FACTORY`` under ``'BACKPACK'`` in cryptofeed's ``EXCHANGE_MAP``, so
+``FeedHandler.add_feed('BACKPACK', ...)`` and config files naming the exchange work:
+``CRYPTOFEED_BACKPACK_NATIVE`` (or ``backpack.native_enabled``) chooses ``BackpackFeed``
+(true) or ``CcxtBackpackFeed`` (false or unset); see ``hosts/registry.py``.
 """
 from __future__ import annotations
 
@@ -14,20 +18,24 @@ from cryptofeed.exchanges import EXCHANGE_MAP
 
 from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
 from cryptofeed.exchanges.backpack.core.config import BackpackAuth, BackpackConfig, BackpackProxies
-from cryptofeed.exchanges.backpack.core.defines import BACKPACK
+from cryptofeed.exchanges.backpack.core.defines import BACKPACK, BALANCES, FILLS, ORDER_INFO, POSITIONS
 from cryptofeed.exchanges.backpack.core.errors import (
     BackpackAuthError, BackpackConfigError, BackpackError, BackpackMaintenanceError, BackpackProtocolError,
     BackpackRateLimitedError, BackpackRegionRestrictedError, BackpackRequestError, is_retryable,
 )
-from cryptofeed.exchanges.backpack.hosts.cf2.feed import BackpackFeed
 from cryptofeed.exchanges.backpack.core.ops.health import BackpackHealthReport
+from cryptofeed.exchanges.backpack.hosts.line import LINE as CRYPTOFEED_LINE, feed_module
 from cryptofeed.exchanges.backpack.hosts.registry import FEED_FACTORY
+from cryptofeed.exchanges.backpack.hosts.rest_api import UnsupportedTradingOption
+
+BackpackFeed = feed_module().BackpackFeed
 
 EXCHANGE_MAP.setdefault(BACKPACK, FEED_FACTORY)
 
 __all__ = [
-    'BACKPACK', 'BackpackFeed', 'BackpackHealthReport', 'BackpackConfig', 'BackpackAuth', 'BackpackProxies',
+    'BACKPACK', 'ORDER_INFO', 'FILLS', 'POSITIONS', 'BALANCES', 'CRYPTOFEED_LINE',
+    'BackpackFeed', 'BackpackHealthReport', 'BackpackConfig', 'BackpackAuth', 'BackpackProxies',
     'BackpackSigner', 'BackpackError', 'BackpackConfigError', 'BackpackAuthError', 'BackpackProtocolError',
     'BackpackRequestError', 'BackpackRateLimitedError', 'BackpackRegionRestrictedError',
-    'BackpackMaintenanceError', 'is_retryable',
+    'BackpackMaintenanceError', 'UnsupportedTradingOption', 'is_retryable',
 ]

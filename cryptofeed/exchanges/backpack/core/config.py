@@ -353,7 +353,7 @@ class BackpackConfig(_FrozenModel):
         ``cfg`` is a ``cryptofeed.config.Config``, the path of a YAML file, or a dict of the whole
         cryptofeed configuration. A missing section gives the defaults (public data only).
         """
-        if _is_cryptofeed_config(cfg):
+        if is_cryptofeed_config(cfg):
             root, source = cfg.config, 'cryptofeed Config'
         elif isinstance(cfg, (str, os.PathLike)):
             root, source = load_yaml_file(Path(cfg)), f'file {os.fspath(cfg)}'
@@ -421,7 +421,7 @@ class BackpackConfig(_FrozenModel):
             return cls()
         if isinstance(value, BackpackConfig):
             return value
-        if _is_cryptofeed_config(value) or isinstance(value, (str, os.PathLike)):
+        if is_cryptofeed_config(value) or isinstance(value, (str, os.PathLike)):
             return cls.from_cryptofeed_config(value)
         if isinstance(value, Mapping):
             if 'backpack' in value:
@@ -432,7 +432,7 @@ class BackpackConfig(_FrozenModel):
             f'a cryptofeed Config or the path of a YAML file')
 
 
-def _is_cryptofeed_config(value: Any) -> bool:
+def is_cryptofeed_config(value: Any) -> bool:
     """A ``cryptofeed.config.Config`` of any line, known by its class (the core imports no cryptofeed)."""
     kind = type(value)
     return (kind.__module__, kind.__name__) == ('cryptofeed.config', 'Config') and isinstance(

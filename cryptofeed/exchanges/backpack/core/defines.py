@@ -47,6 +47,17 @@ MARKET = 'market'
 TRIGGER_LIMIT = 'trigger-limit'
 TRIGGER_MARKET = 'trigger-market'
 
+# Order options (time in force) and the REST method names of cryptofeed 2.x's RestExchange.
+GOOD_TIL_CANCELED = 'good-til-canceled'
+IMMEDIATE_OR_CANCEL = 'immediate-or-cancel'
+FILL_OR_KILL = 'fill-or-kill'
+MAKER_OR_CANCEL = 'maker-or-cancel'
+PLACE_ORDER = 'place_order'
+CANCEL_ORDER = 'cancel_order'
+ORDERS = 'orders'
+ORDER_STATUS = 'order_status'
+TRADE_HISTORY = 'trade_history'
+
 OPEN = 'open'
 PENDING = 'pending'
 FILLED = 'filled'

@@ -110,8 +110,8 @@ def choose(config: Any = None, environ: Mapping[str, str] = os.environ) -> Choic
 def feed_class(native: bool) -> type:
     """The class for a choice. Importing the ccxt class needs the ``ccxt`` package."""
     if native:
-        from cryptofeed.exchanges.backpack.hosts.cf2.feed import BackpackFeed
-        return BackpackFeed
+        from cryptofeed.exchanges.backpack.hosts.line import feed_module
+        return feed_module().BackpackFeed
     module = importlib.import_module(CCXT_MODULE)  # imports without ccxt; require_ccxt() says what is missing
     module.require_ccxt()
     return module.CcxtBackpackFeed

@@ -1,4 +1,4 @@
-"""cryptofeed's REST API (``RestExchange``) for Backpack: history downloads and account calls.
+"""cryptofeed's REST API for Backpack, on every line: history downloads and account calls.
 
 ``BackpackRestMixin`` is a base of ``BackpackFeed``, so the methods sit on the object that
 streams, as on every cryptofeed exchange::
@@ -9,7 +9,9 @@ streams, as on every cryptofeed exchange::
     order = feed.place_order_sync('SOL-USDC', BUY, LIMIT, Decimal('1'), Decimal('100'))
 
 Each method is a coroutine (``trades`` and ``candles``: async generators of pages) with a
-``<name>_sync`` twin. Everything goes through the feed's ``BackpackRestClient`` (retries,
+``<name>_sync`` twin. The methods and their signatures are cryptofeed 2.x's ``RestExchange``
+(on 2.x the feed is one); cryptofeed 3.0 removed that API, and there these are this package's
+own, with the same names, arguments and results (the account results are this package's types). Everything goes through the feed's ``BackpackRestClient`` (retries,
 Retry-After, circuit breaker, proxies, signing). Return shapes follow cryptofeed 2.4.1's own
 REST mixins (``rest_adapters.py`` lists them): dicts for ``trades`` and ``ticker`` as most of
 its mixins return, ``OrderBook``, ``Candle``, ``Funding``, ``OpenInterest``, and
@@ -47,15 +49,16 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, AsyncIterator, Dict, List, Optional, Tuple, Union
 
-from cryptofeed.defines import (
+import cryptofeed.exceptions
+
+from cryptofeed.exchanges.backpack.core.defines import (
     BALANCES, BUY, CANCEL_ORDER, CANDLES, FILL_OR_KILL, FUNDING, GOOD_TIL_CANCELED, IMMEDIATE_OR_CANCEL, L2_BOOK,
     LIMIT, MAKER_OR_CANCEL, MARKET, OPEN_INTEREST, ORDER_STATUS, ORDERS, PLACE_ORDER, POSITIONS, SELL, TICKER,
     TRADE_HISTORY, TRADES,
 )
-from cryptofeed.exceptions import UnsupportedTradingOption
-from cryptofeed.exchange import RestExchange
-from cryptofeed.types import Balance, Candle, Fill, Funding, OpenInterest, OrderBook, OrderInfo, Position
+from cryptofeed.exchanges.backpack.core.errors import BackpackError
 
+from cryptofeed.exchanges.backpack.core import records
 from cryptofeed.exchanges.backpack.core.config import DEFAULT_REST_URL
 from cryptofeed.exchanges.backpack.core.errors import BackpackAuthError, BackpackProtocolError, BackpackRequestError
 from cryptofeed.exchanges.backpack.core.rest.paging import (
@@ -70,7 +73,7 @@ from cryptofeed.exchanges.backpack.core.wire.parse_rest import (
     parse_rest_trade_dict,
 )
 
-__all__ = ['BackpackRestMixin', 'to_epoch_seconds']
+__all__ = ['BackpackRestMixin', 'UnsupportedTradingOption', 'to_epoch_seconds']
 
 TimeLike = Union[int, float, str, datetime, None]
 
@@ -178,7 +181,15 @@ class _SyncCall:
                 self._pool.shutdown()
 
 
-class BackpackRestMixin(RestExchange):
+class _UnsupportedTradingOption(BackpackError, ValueError):
+    """An order option Backpack does not offer (cryptofeed 3.0 has no exception of its own for it)."""
+
+
+#: cryptofeed 2.x's ``UnsupportedTradingOption`` where the line has it, else this package's.
+UnsupportedTradingOption = getattr(cryptofeed.exceptions, 'UnsupportedTradingOption', _UnsupportedTradingOption)
+
+
+class BackpackRestMixin:
     """cryptofeed's REST methods for Backpack, on top of ``self.rest`` (a ``BackpackRestClient``).
 
     The class using it provides ``rest``, ``std_symbol_to_exchange_symbol`` and
@@ -256,7 +267,7 @@ class BackpackRestMixin(RestExchange):
         exchange, std = self._symbols(symbol)
         return parse_rest_ticker(await self._client().depth(exchange, 5), std)
 
-    async def l2_book(self, symbol: str, retry_count=1, retry_delay=60) -> OrderBook:
+    async def l2_book(self, symbol: str, retry_count=1, retry_delay=60) -> records.OrderBook:
         """The REST depth snapshot as an ``OrderBook`` (``sequence_number`` = ``lastUpdateId``),
         as deep as the feed's ``max_depth`` (all 1000 levels a side when 0)."""
         exchange, std = self._symbols(symbol)
@@ -285,7 +296,7 @@ class BackpackRestMixin(RestExchange):
             yield [parse_rest_trade_dict(row, std) for row in rows]
 
     async def candles(self, symbol: str, start: TimeLike = None, end: TimeLike = None, interval: str = '1m',
-                      retry_count=1, retry_delay=60) -> AsyncIterator[List[Candle]]:
+                      retry_count=1, retry_delay=60) -> AsyncIterator[List[records.Candle]]:
         """Pages of ``Candle``s overlapping ``[start, end)``, oldest first, for any interval of
         ``candle_interval_map``; without ``start``, the latest 1000 candles. Intervals without
         trades have no prices and are left out, as on the CANDLES stream."""
@@ -317,7 +328,7 @@ class BackpackRestMixin(RestExchange):
             if page:
                 yield page
 
-    async def funding(self, symbol: str, retry_count=1, retry_delay=60) -> Funding:
+    async def funding(self, symbol: str, retry_count=1, retry_delay=60) -> records.Funding:
         """The current funding of a perpetual (``/api/v1/markPrices``): mark price, the rate of
         the running interval and the next funding time."""
         exchange, std = self._symbols(symbol)
@@ -328,7 +339,7 @@ class BackpackRestMixin(RestExchange):
             raise BackpackProtocolError(f'/api/v1/markPrices has no funding rate for {exchange}')
         return parse_rest_funding(row, std, time.time())
 
-    async def open_interest(self, symbol: str, retry_count=1, retry_delay=60) -> OpenInterest:
+    async def open_interest(self, symbol: str, retry_count=1, retry_delay=60) -> records.OpenInterest:
         """Open interest of a perpetual in contracts (``/api/v1/openInterest``)."""
         exchange, std = self._symbols(symbol)
         self._require_perp(std, 'open interest')
@@ -346,11 +357,11 @@ class BackpackRestMixin(RestExchange):
 
     # ------------------------------------------------------------------ account
 
-    async def balances(self) -> List[Balance]:
+    async def balances(self) -> List[records.Balance]:
         """One ``Balance`` per asset: ``balance`` = available + locked, ``reserved`` = locked."""
         return parse_capital(await self._signed_client('balances()').balances() or {}, keep_raw=True)
 
-    async def positions(self, symbol: Optional[str] = None) -> List[Position]:
+    async def positions(self, symbol: Optional[str] = None) -> List[records.Position]:
         """Open perpetual positions (signed net quantity), optionally of one symbol."""
         client = self._signed_client('positions()')
         exchange = None if symbol is None else self._symbols(symbol)[0]
@@ -358,16 +369,16 @@ class BackpackRestMixin(RestExchange):
         return [parse_rest_position(row, self._std(row['symbol']), now, dict(row))
                 for row in await client.positions(exchange)]
 
-    def positions_sync(self, symbol: Optional[str] = None) -> List[Position]:
+    def positions_sync(self, symbol: Optional[str] = None) -> List[records.Position]:
         return self._sync_run_coroutine(self.positions(symbol))
 
-    async def orders(self, symbol: Optional[str] = None) -> List[OrderInfo]:
+    async def orders(self, symbol: Optional[str] = None) -> List[records.OrderInfo]:
         """Open orders, optionally of one symbol."""
         client = self._signed_client('orders()')
         exchange = None if symbol is None else self._symbols(symbol)[0]
         return [_order(row, self._std(row['symbol'])) for row in await client.open_orders(exchange)]
 
-    async def order_status(self, order_id: str, symbol: Optional[str] = None) -> OrderInfo:
+    async def order_status(self, order_id: str, symbol: Optional[str] = None) -> records.OrderInfo:
         """Any order of the account, open or closed. With ``symbol`` one request usually
         suffices (``/api/v1/order``); without, open orders and then the order history are searched."""
         client = self._signed_client('order_status()')
@@ -392,11 +403,11 @@ class BackpackRestMixin(RestExchange):
                                        path='/wapi/v1/history/orders')
         return _order(rows[0], self._std(rows[0]['symbol']))
 
-    def order_status_sync(self, order_id: str, symbol: Optional[str] = None) -> OrderInfo:
+    def order_status_sync(self, order_id: str, symbol: Optional[str] = None) -> records.OrderInfo:
         return self._sync_run_coroutine(self.order_status(order_id, symbol))
 
     async def trade_history(self, symbol: Optional[str] = None, start: TimeLike = None,
-                            end: TimeLike = None) -> List[Fill]:
+                            end: TimeLike = None) -> List[records.Fill]:
         """The account's fills, oldest first, within ``[start, end]`` when given
         (``/wapi/v1/history/fills`` ascending, paged by offset, paced)."""
         client = self._signed_client('trade_history()')
@@ -405,7 +416,7 @@ class BackpackRestMixin(RestExchange):
         from_ms = None if start_s is None else _ms_ceil(start_s)
         to_ms = None if end_s is None else _ms_floor(end_s) + 1   # the exchange's ``to`` is exclusive
         pacer = self._history_pacer()
-        fills: List[Fill] = []
+        fills: List[records.Fill] = []
         offset = 0
         while True:
             async with pacer.slot():
@@ -419,7 +430,7 @@ class BackpackRestMixin(RestExchange):
     async def place_order(self, symbol: str, side: str, order_type: str, amount: Union[Decimal, str, int],
                           price: Union[Decimal, str, int, None] = None, time_in_force: Optional[str] = None,
                           client_order_id: Union[int, str, None] = None, post_only: bool = False,
-                          reduce_only: Optional[bool] = None) -> OrderInfo:
+                          reduce_only: Optional[bool] = None) -> records.OrderInfo:
         """Place an order; returns its ``OrderInfo`` as the exchange accepted it.
 
         ``side`` BUY/SELL; ``order_type`` LIMIT (needs ``price``) or MARKET (no price);
@@ -439,7 +450,7 @@ class BackpackRestMixin(RestExchange):
         if order_type not in (LIMIT, MARKET):
             raise UnsupportedTradingOption(f'order_type must be LIMIT or MARKET, got {order_type!r}')
         body: Dict[str, Any] = {'symbol': exchange, 'side': _SIDES[side],
-                                'orderType': self.normalize_order_options(order_type),
+                                'orderType': self.order_options[order_type],
                                 'quantity': _decimal(amount, 'amount')}
         if order_type == LIMIT:
             if price is None:
@@ -472,7 +483,7 @@ class BackpackRestMixin(RestExchange):
             body['reduceOnly'] = bool(reduce_only)
         return body
 
-    async def cancel_order(self, order_id: str, symbol: str) -> OrderInfo:
+    async def cancel_order(self, order_id: str, symbol: str) -> records.OrderInfo:
         """Cancel an open order; returns it with status CANCELLED (or, if the exchange only
         accepted the request (202), as ``order_status`` then reports it)."""
         client = self._signed_client('cancel_order()')
@@ -482,8 +493,43 @@ class BackpackRestMixin(RestExchange):
             return await self.order_status(order_id, symbol)
         return _order(row, std)
 
-    def cancel_order_sync(self, order_id: str, symbol: str) -> OrderInfo:
+    def cancel_order_sync(self, order_id: str, symbol: str) -> records.OrderInfo:
         return self._sync_run_coroutine(self.cancel_order(order_id, symbol))
+
+    # ------------------------------------------------------------------ the _sync twins
+    # cryptofeed 2.x's RestExchange defines these around the coroutines above; 3.0 has no
+    # RestExchange, so they are defined here for every line.
+
+    def ticker_sync(self, symbol: str, retry_count=1, retry_delay=60) -> Dict[str, Any]:
+        return self._sync_run_coroutine(self.ticker(symbol))
+
+    def l2_book_sync(self, symbol: str, retry_count=1, retry_delay=60):
+        return self._sync_run_coroutine(self.l2_book(symbol))
+
+    def trades_sync(self, symbol: str, start: TimeLike = None, end: TimeLike = None, retry_count=1, retry_delay=60):
+        return self._sync_run_generator(self.trades(symbol, start=start, end=end))
+
+    def candles_sync(self, symbol: str, start: TimeLike = None, end: TimeLike = None, interval: str = '1m',
+                     retry_count=1, retry_delay=60):
+        return self._sync_run_generator(self.candles(symbol, start=start, end=end, interval=interval))
+
+    def funding_sync(self, symbol: str, retry_count=1, retry_delay=60):
+        return self._sync_run_coroutine(self.funding(symbol))
+
+    def open_interest_sync(self, symbol: str, retry_count=1, retry_delay=60):
+        return self._sync_run_coroutine(self.open_interest(symbol))
+
+    def balances_sync(self):
+        return self._sync_run_coroutine(self.balances())
+
+    def orders_sync(self, symbol: Optional[str] = None):
+        return self._sync_run_coroutine(self.orders(symbol))
+
+    def trade_history_sync(self, symbol: Optional[str] = None, start: TimeLike = None, end: TimeLike = None):
+        return self._sync_run_coroutine(self.trade_history(symbol, start, end))
+
+    def place_order_sync(self, symbol: str, side: str, order_type: str, amount, price=None, **kwargs):
+        return self._sync_run_coroutine(self.place_order(symbol, side, order_type, amount, price, **kwargs))
 
 
 def _order(row: dict, symbol: str):

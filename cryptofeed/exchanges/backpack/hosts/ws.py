@@ -1,4 +1,4 @@
-"""WebSocket transport for Backpack under cryptofeed's connection machinery.
+"""WebSocket transport for Backpack under cryptofeed's connection machinery, on every line.
 
 ``BackpackWSConn`` is cryptofeed's ``WSAsyncConn`` with Backpack's needs: ``ws://`` for
 loopback hosts (the simulator), a CA bundle, an HTTP-CONNECT or SOCKS5 proxy, and keepalive
@@ -88,14 +88,27 @@ class BackpackConnectionHandler(ConnectionHandler):
     ``BackpackError`` always drops it: that is the feed itself refusing the connection.
     """
 
-    def __init__(self, conn: BackpackWSConn, subscribe, handler, authenticate, retries: int = -1, *,
-                 backoff_base: float = 0.5, backoff_max: float = 30.0,
+    def __init__(self, conn: BackpackWSConn, subscribe, handler, authenticate=None, retries: int = -1, *,
+                 timeout: float = 120, timeout_interval: float = 30, exceptions=None, log_on_error: bool = False,
+                 start_delay: float = 0, backoff_base: float = 0.5, backoff_max: float = 30.0,
                  on_reconnect: Optional[Callable[[], None]] = None,
                  on_connect_failure: Optional[Callable[[], None]] = None,
                  on_give_up: Optional[Callable[[str], None]] = None,
                  on_handler_error: Optional[Callable[[BaseException], None]] = None,
-                 delays: Optional[Callable[[], Iterator[float]]] = None, **kwargs):
-        super().__init__(conn, subscribe, handler, authenticate, retries, **kwargs)
+                 delays: Optional[Callable[[], Iterator[float]]] = None):
+        # Set here rather than by the base class, whose constructor differs between lines
+        # (2.x takes ``authenticate``; 3.0 keepalive hooks this handler does not use).
+        self.conn = conn
+        self.subscribe = subscribe
+        self.handler = handler
+        self.authenticate = authenticate
+        self.retries = retries
+        self.timeout = timeout
+        self.timeout_interval = timeout_interval
+        self.exceptions = exceptions
+        self.log_on_error = log_on_error
+        self.start_delay = start_delay
+        self.running = True
         self._delays = delays or (lambda: backoff_delays(backoff_base, backoff_max))
         self.on_reconnect = on_reconnect
         self.on_connect_failure = on_connect_failure
@@ -111,11 +124,14 @@ class BackpackConnectionHandler(ConnectionHandler):
         return task
 
     def start(self, loop: asyncio.AbstractEventLoop):
-        task = loop.create_task(self._create_connection())
+        """cryptofeed 2.x: run in a task of the loop (``stop()`` cancels it)."""
+        task = loop.create_task(self.run())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _create_connection(self):
+    async def run(self):
+        """Connect, subscribe and read until stopped, reconnecting after the backoff
+        (cryptofeed 3.0 awaits this in its task group; 2.x's ``start`` spawns it)."""
         await asyncio.sleep(self.start_delay)
         failures = 0
         delays = self._delays()
@@ -128,7 +144,8 @@ class BackpackConnectionHandler(ConnectionHandler):
                     if self.connects and self.on_reconnect:
                         self.on_reconnect()
                     self.connects += 1
-                    await self.authenticate(connection)
+                    if self.authenticate is not None:
+                        await self.authenticate(connection)
                     await self.subscribe(connection)
                     failures = 0
                     delays = self._delays()
@@ -181,6 +198,10 @@ class BackpackConnectionHandler(ConnectionHandler):
                 raise  # the feed's own verdict on this connection (e.g. a refused private subscribe)
             except Exception as exc:
                 on_error(exc)
+
+    async def request_stop(self) -> None:
+        """cryptofeed 3.0's name for ``stop``."""
+        await self.stop()
 
     async def stop(self) -> None:
         """Stop reconnecting, close the socket and cancel every task this handler started."""

@@ -1,0 +1,13 @@
+"""The host for cryptofeed 3.x (3.0 on Python 3.13).
+
+Importing it binds the core's market-data records to cryptofeed 3's types. cryptofeed 3 has no
+account types, so ``ORDER_INFO``, ``FILLS``, ``POSITIONS`` and ``BALANCES`` deliver this
+package's own (``core/account_types.py``, the records' defaults).
+"""
+from cryptofeed.symbols import Symbol
+from cryptofeed.types import Candle, Funding, Index, Liquidation, OpenInterest, OrderBook, Ticker, Trade
+
+from cryptofeed.exchanges.backpack.core import records
+
+records.bind(Trade=Trade, Ticker=Ticker, Candle=Candle, Funding=Funding, Index=Index, OpenInterest=OpenInterest,
+             Liquidation=Liquidation, OrderBook=OrderBook, Symbol=Symbol)

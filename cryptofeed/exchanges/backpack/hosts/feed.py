@@ -1,0 +1,384 @@
+"""What ``BackpackFeed`` is on every cryptofeed line: Backpack market data and account streams.
+
+``BackpackFeedBase`` holds all of the feed that does not depend on the cryptofeed line: its
+arguments, the plan of streams, the channel families, subscribing, routing, metrics and
+health. The host of each line (``cf2/feed.py``, ``cf3/feed.py``) adds the lifecycle its
+``Feed`` expects. This module wires the pieces; it parses nothing itself. Frames go ``router`` (decode once,
+exact stream split) -> the handler of a channel family in ``channels/`` (market data, the L2
+book, trades), which parses with ``adapters.py`` and emits through a ``ChannelContext`` to
+cryptofeed's callbacks. REST goes through one lazily created ``rest.BackpackRestClient``.
+
+Channels (backpack-api.md section 8.1)::
+
+    TRADES        trade.<s>               every trade exactly once, in id order (REST backfill)
+    L2_BOOK       depth[.<window>].<s>    REST snapshot + deltas; full book first, then deltas
+    TICKER        bookTicker.<s>          best bid / ask
+    CANDLES       kline.<interval>.<s>    ``candle_closed_only`` honoured
+    FUNDING       markPrice.<s>           perpetuals only
+    INDEX         markPrice.<s>           perpetuals only (index price ``i``)
+    OPEN_INTEREST openInterest.<s>        perpetuals only
+    LIQUIDATIONS  liquidation             one all-market stream, filtered to the symbols asked for
+    ORDER_INFO, FILLS, POSITIONS, BALANCES    account.* streams, signed, on a connection of their own
+                                          (channels/account.py); an empty symbol list = every market
+
+Construction does no network I/O: symbols are converted by Backpack's spelling rules
+(``symbols.py``); whether they exist is checked against ``/api/v1/markets`` when the first
+connection subscribes, and unknown ones are left out with an error in the log.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import time
+from collections import defaultdict
+from typing import Any, Dict, List, NamedTuple, Optional
+
+from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
+
+from cryptofeed.exchanges.backpack.core.transport.backoff import backoff_delays
+from cryptofeed.exchanges.backpack.core.channels import DONE, BookChannel, ChannelContext, MarketChannels, TradeChannel
+from cryptofeed.exchanges.backpack.core.channels.account import AccountChannel, private_channels_asked
+from cryptofeed.exchanges.backpack.core.config import (
+    DEFAULT_REST_URL, DEFAULT_WS_URL, BackpackConfig, is_cryptofeed_config,
+)
+from cryptofeed.exchanges.backpack.core.defines import (
+    BACKPACK, BALANCES, CANDLES, FILLS, FUNDING, INDEX, L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, ORDER_INFO, POSITIONS,
+    TICKER, TRADES,
+)
+from cryptofeed.exchanges.backpack.core.errors import BackpackConfigError, BackpackError
+from cryptofeed.exchanges.backpack.hosts.symbols import BackpackSymbolsMixin
+from cryptofeed.exchanges.backpack.core.ops.health import BackpackHealthReport, evaluate_health
+from cryptofeed.exchanges.backpack.core.ops.metrics import FeedMetrics
+from cryptofeed.exchanges.backpack.hosts.options import check_feed_options
+from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
+from cryptofeed.exchanges.backpack.hosts.rest_api import BackpackRestMixin
+from cryptofeed.exchanges.backpack.core.wire.router import INVALID, MALFORMED, UNKNOWN_STREAM, Router
+from cryptofeed.exchanges.backpack.core.symbols import BackpackSymbolService, RuleSymbols, normalized_to_exchange
+from cryptofeed.exchanges.backpack.hosts.ws import MAX_FRAME_BYTES, BackpackConnectionHandler, BackpackWSConn
+
+__all__ = ['BackpackFeedBase', 'DEPTH_WINDOWS']
+
+LOG = logging.getLogger('feedhandler')
+
+DEPTH_WINDOWS = (None, '200ms', '600ms', '1000ms')
+_PERP_ONLY_KINDS = frozenset({'markPrice', 'openInterest'})
+_SUBSCRIBE_BATCH = 50
+
+
+class _Stream(NamedTuple):
+    name: str            # e.g. 'depth.200ms.SOL_USDC'
+    kind: str            # 'depth'
+    symbol: Optional[str]  # normalized symbol; None for the all-market 'liquidation' stream
+
+
+class BackpackFeedBase(BackpackSymbolsMixin, BackpackRestMixin):
+    """Backpack spot and USDC perpetual market data as cryptofeed objects (the host's ``BackpackFeed``).
+
+    Beyond cryptofeed's ``Feed`` arguments (``symbols``, ``channels``, ``subscription``,
+    ``callbacks``, ``max_depth``, ``candle_interval``, ``candle_closed_only``, ``timeout``,
+    ``retries`` = -1 by default, ...):
+
+    ``config``
+        a ``BackpackConfig``, a dict of its options, a cryptofeed ``Config`` or the path of a
+        YAML file (section ``backpack:``).
+    ``depth_interval``
+        ``None`` (realtime ``depth.<s>``) or ``'200ms'``/``'600ms'``/``'1000ms'`` aggregated depth.
+    ``snapshot_limit``
+        levels per side asked of ``/api/v1/depth`` (5, 10, 20, 50, 100, 500 or 1000).
+    ``streams_per_connection``
+        subscriptions beyond this are spread over more WebSocket connections.
+    ``keep_raw``
+        attach the venue payload as ``raw`` on every emitted object: a dict of the decoded
+        fields with the venue's keys (trade frames' ``a``/``b``/``s``/``E`` are not decoded).
+    ``rest_client``
+        an injected ``BackpackRestClient`` (otherwise built lazily from the config).
+    ``ping_interval`` / ``ping_timeout``
+        WebSocket keepalive; a dead connection is detected within their sum.
+    ``reconnect_backoff_base_s`` / ``reconnect_backoff_max_s``
+        capped, jittered delays between reconnects (and between failed snapshot requests).
+    ``trade_backfill_limit``
+        the largest trade-id gap fetched from REST; larger gaps are reported and skipped.
+    ``max_frame_bytes``
+        the largest WebSocket frame accepted (4 MiB); a larger one closes the connection, which
+        reconnects.
+    ``raise_callback_errors``
+        False (default): an exception in a callback is logged with its traceback (rate-limited),
+        counted in ``callback_errors`` and the feed carries on with the next message. True:
+        cryptofeed's behaviour, the exception drops the connection, which reconnects.
+    ``reconcile_interval_s``
+        BALANCES: compare ``/api/v1/capital`` with the balances emitted this often (None: never).
+    """
+
+    id = BACKPACK
+    websocket_endpoints = [WebsocketEndpoint(DEFAULT_WS_URL)]
+    rest_endpoints = [RestEndpoint(DEFAULT_REST_URL, routes=Routes(
+        '/api/v1/markets', l2book='/api/v1/depth?symbol={}&limit={}', open_interest='/api/v1/openInterest?symbol={}',
+        funding='/api/v1/fundingRates?symbol={}'))]
+    websocket_channels = {
+        TRADES: 'trade', L2_BOOK: 'depth', TICKER: 'bookTicker', CANDLES: 'kline', FUNDING: 'markPrice',
+        INDEX: 'markPrice', OPEN_INTEREST: 'openInterest', LIQUIDATIONS: 'liquidation',
+        ORDER_INFO: 'account.orderUpdate', FILLS: 'account.orderUpdate', POSITIONS: 'account.positionUpdate',
+        BALANCES: 'account.balanceUpdate',
+    }
+    candle_interval_map = {
+        '1s': '1s', '1m': '1m', '3m': '3m', '5m': '5m', '15m': '15m', '30m': '30m', '1h': '1h', '2h': '2h',
+        '4h': '4h', '6h': '6h', '8h': '8h', '12h': '12h', '1d': '1d', '3d': '3d', '1w': '1w', '1M': '1month',
+    }
+    valid_candle_intervals = frozenset(candle_interval_map)
+    valid_depth_limits = (5, 10, 20, 50, 100, 500, 1000)
+    request_limit = 20
+
+    def __init__(self, config=None, *, depth_interval: Optional[str] = None, snapshot_limit: int = 1000,
+                 streams_per_connection: int = 200, keep_raw: bool = False,
+                 rest_client: Optional[BackpackRestClient] = None, ping_interval: float = 10.0,
+                 ping_timeout: float = 10.0, trade_backfill_limit: int = 10_000, snapshot_workers: int = 2,
+                 snapshot_spacing_s: float = 0.05, reconnect_backoff_base_s: float = 0.5,
+                 reconnect_backoff_max_s: float = 30.0, raise_callback_errors: bool = False,
+                 max_frame_bytes: int = MAX_FRAME_BYTES, reconcile_interval_s: Optional[float] = None, **kwargs):
+        check_feed_options(dict(streams_per_connection=streams_per_connection, keep_raw=keep_raw,
+                                ping_interval=ping_interval, ping_timeout=ping_timeout,
+                                trade_backfill_limit=trade_backfill_limit, snapshot_workers=snapshot_workers,
+                                snapshot_spacing_s=snapshot_spacing_s, raise_callback_errors=raise_callback_errors,
+                                max_frame_bytes=max_frame_bytes), kwargs, _OWN_KEYWORDS)
+        cfg = BackpackConfig.coerce(config)
+        http_proxy = kwargs.pop('http_proxy', None)
+        if http_proxy:  # cryptofeed's keyword: here it applies to REST and WebSocket alike
+            if cfg.proxies is not None:
+                raise BackpackConfigError('give the proxy once: http_proxy= or the config\'s proxies, not both')
+            cfg = cfg.replace(proxies={'url': str(http_proxy)})
+        self.backpack_config = cfg
+        if depth_interval not in DEPTH_WINDOWS:
+            raise ValueError(f'depth_interval must be one of {DEPTH_WINDOWS}, got {depth_interval!r}')
+        if snapshot_limit not in self.valid_depth_limits:
+            raise ValueError(f'snapshot_limit must be one of {self.valid_depth_limits}, got {snapshot_limit!r}')
+        backoff_delays(reconnect_backoff_base_s, reconnect_backoff_max_s)  # raises ValueError if inconsistent
+        kwargs.setdefault('retries', -1)
+        self._wanted = self._wanted_symbols(kwargs.get('subscription'), kwargs.get('symbols'), kwargs.get('channels'))
+        private = private_channels_asked(self._wanted, self.backpack_config)  # raises what to configure
+        cryptofeed_config = config if is_cryptofeed_config(config) or isinstance(config, str) or (
+            isinstance(config, dict) and 'backpack' in config) else None
+        with self._no_symbol_download():
+            super().__init__(config=cryptofeed_config, **kwargs)
+        self.depth_interval = depth_interval
+        self.snapshot_limit = snapshot_limit
+        self.streams_per_connection = streams_per_connection
+        self.keep_raw = keep_raw
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.max_frame_bytes = max_frame_bytes
+        self.reconnect_backoff_base_s = reconnect_backoff_base_s
+        self.reconnect_backoff_max_s = reconnect_backoff_max_s
+
+        self.metrics = FeedMetrics()
+        self._symbol_service: Optional[BackpackSymbolService] = None
+        self._unknown_symbols: set = set()
+        self._streams = self._plan_streams()
+        self._ctx = ChannelContext(
+            self.id, self.callbacks, self.metrics, keep_raw=keep_raw,
+            cross_check=self.check_bid_ask_overlapping if self.cross_check else None, rest_client=rest_client,
+            rest_factory=lambda: BackpackRestClient.from_config(cfg, conn_id=f'{self.id}.http'),
+            raise_callback_errors=raise_callback_errors)
+        symbols_of = {kind: [s.symbol for s in self._streams if s.kind == kind] for kind in ('depth', 'trade')}
+        self._book = BookChannel(self._ctx, symbols_of['depth'], max_depth=self.max_depth,
+                                 snapshot_limit=snapshot_limit, snapshot_workers=snapshot_workers,
+                                 snapshot_spacing_s=snapshot_spacing_s, retry_base_s=reconnect_backoff_base_s,
+                                 retry_max_s=reconnect_backoff_max_s)
+        self._trade = TradeChannel(self._ctx, symbols_of['trade'], backfill_limit=trade_backfill_limit)
+        self._market = MarketChannels(self._ctx, self._wanted, candle_closed_only=self.candle_closed_only,
+                                      candle_intervals=self.normalize_candle_interval)
+        # What (re)subscribing a stream resets, by stream kind.
+        self._on_subscribe = {'depth': self._book.on_subscribe, 'trade': self._trade.on_subscribe}
+        subscribed = {normalized_to_exchange(s): s for s in set().union(*self._wanted.values())}
+        self._router = Router({**self._market.handlers(), **self._book.handlers(), **self._trade.handlers()},
+                              subscribed, data_symbols=RuleSymbols(subscribed), on_error=self._on_server_error,
+                              on_drop=self._on_drop, dropped=DONE)
+        self.message_handler = self._router.handle
+        self._account = self._private_router = None
+        if private:
+            self._account = AccountChannel(
+                self._ctx, private, signer=cfg.signer(), measure_clock='clock_offset_ms' not in cfg.model_fields_set,
+                retry_base_s=reconnect_backoff_base_s, retry_max_s=reconnect_backoff_max_s,
+                reconcile_interval_s=reconcile_interval_s)
+            self._private_router = Router(self._account.handlers(), {}, data_symbols=RuleSymbols(),
+                                          on_error=self._account.on_error_frame, on_drop=self._on_drop, dropped=DONE)
+
+    # ------------------------------------------------------------------ planning
+
+    @staticmethod
+    def _wanted_symbols(subscription, symbols, channels) -> Dict[str, set]:
+        """cryptofeed channel -> normalized symbols asked for. Computed from the arguments:
+        cryptofeed 2.4.1's ``_feed_config`` gives every channel of a ``subscription=`` dict all
+        the symbols seen so far."""
+        if subscription is None:
+            subscription = {channel: symbols for channel in channels or ()}
+        return {channel: {str(s) for s in syms} for channel, syms in subscription.items()}
+
+    def _plan_streams(self) -> List[_Stream]:
+        """Every stream this feed subscribes to, in a stable order."""
+        kline_interval = self.candle_interval_map[self.candle_interval]
+        depth = 'depth' if self.depth_interval is None else f'depth.{self.depth_interval}'
+        streams: List[_Stream] = []
+        seen = set()
+        for kind, exchange_symbols in sorted(self.subscription.items()):
+            if kind == 'liquidation':
+                streams.append(_Stream('liquidation', kind, None))
+                continue
+            if kind.startswith('account.'):
+                continue  # private: the account channel's own connection
+            prefix = {'depth': depth, 'kline': f'kline.{kline_interval}'}.get(kind, kind)
+            for exchange_symbol in sorted(exchange_symbols):
+                symbol = self.exchange_symbol_to_std_symbol(exchange_symbol)
+                if kind in _PERP_ONLY_KINDS and not symbol.endswith('-PERP'):
+                    LOG.warning('%s: %s is published for perpetuals only; %s is spot, not subscribed',
+                                self.id, kind, symbol)
+                    continue
+                name = f'{prefix}.{exchange_symbol}'
+                if name not in seen:
+                    seen.add(name)
+                    streams.append(_Stream(name, kind, symbol))
+        return streams
+
+    def _connections(self) -> list:
+        """(connection, subscribe, handler) of every connection: one ``BackpackWSConn`` per
+        ``streams_per_connection`` streams, and the private one when account channels are asked."""
+        cfg = self.backpack_config
+        ssl_context = cfg.ssl_context() if cfg.ws_url.startswith('wss://') else None
+        proxy = cfg.ws_proxy
+        connections = []
+        step = self.streams_per_connection
+        for start in range(0, len(self._streams), step):
+            chunk = self._streams[start:start + step]
+            subscription = defaultdict(list)
+            for stream in chunk:
+                subscription[stream.kind].append(stream.symbol)
+            conn = BackpackWSConn(cfg.ws_url, self.id, subscription=dict(subscription), ssl=ssl_context,
+                                  proxy=proxy, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
+                                  max_frame_bytes=self.max_frame_bytes)
+            conn.streams = chunk
+            connections.append((conn, self.subscribe, self.message_handler))
+        if self._account is not None:
+            conn = BackpackWSConn(cfg.ws_url, f'{self.id}.private', subscription=self._account.subscription(),
+                                  ssl=ssl_context, proxy=proxy, ping_interval=self.ping_interval,
+                                  ping_timeout=self.ping_timeout)
+            conn.on_close = self._account.on_close
+            connections.append((conn, self._account.subscribe, self._private_router.handle))
+        return connections
+
+    def _connection_handler(self, conn, subscribe, handler, authenticate=None) -> BackpackConnectionHandler:
+        """The reconnecting handler of one connection, reporting into the feed's metrics."""
+        return BackpackConnectionHandler(
+            conn, subscribe, handler, authenticate, self.retries, timeout=self.timeout,
+            timeout_interval=self.timeout_interval, exceptions=self.exceptions, log_on_error=self.log_on_error,
+            start_delay=self.start_delay, backoff_base=self.reconnect_backoff_base_s,
+            backoff_max=self.reconnect_backoff_max_s,
+            on_reconnect=self.metrics.on_reconnect, on_connect_failure=self.metrics.on_connect_failure,
+            on_give_up=self.metrics.on_connection_given_up,
+            on_handler_error=None if self._ctx.raise_callback_errors else self._ctx.callback_failed)
+
+    async def _stop_connections(self) -> None:
+        """Stop every connection and cancel every task this feed started; close our sessions."""
+        if self._account is not None:
+            self._account.stopping = True
+        for handler in self.connection_handlers:
+            if isinstance(handler, BackpackConnectionHandler):
+                await handler.stop()
+        await self._ctx.close()
+
+    @property
+    def rest(self) -> BackpackRestClient:
+        """The REST client (created on first use from the config)."""
+        return self._ctx.rest
+
+    async def _known_symbols(self) -> Optional[set]:
+        if self._symbol_service is None:
+            self._symbol_service = BackpackSymbolService(self.rest.markets,
+                                                         ttl_s=self.backpack_config.symbol_cache_ttl_s)
+        try:
+            table = await self._symbol_service.get()
+        except BackpackError as exc:
+            LOG.warning('%s: could not load /api/v1/markets (%s); subscribing without checking symbols',
+                        self.id, exc)
+            return None
+        return set(table.normalized)
+
+    async def subscribe(self, conn: BackpackWSConn):
+        """Runs on every (re)connect: reset this connection's books and trade sequences, then
+        SUBSCRIBE in batches. Symbols the exchange does not list are left out (logged once)."""
+        streams = getattr(conn, 'streams', None)
+        if streams is None:  # cryptofeed's playback() hands its stand-in connection to every connection
+            streams = self._start_replay()
+        known = await self._known_symbols()
+        names = []
+        for stream in streams:
+            if known is not None and stream.symbol is not None and stream.symbol not in known:
+                if stream.symbol not in self._unknown_symbols:
+                    self._unknown_symbols.add(stream.symbol)
+                    self.metrics.forget_book(stream.symbol)  # health judges the books that exist
+                    LOG.error('%s: %s is not listed by Backpack (/api/v1/markets); its streams are not subscribed',
+                              self.id, stream.symbol)
+                continue
+            reset = self._on_subscribe.get(stream.kind)
+            if reset is not None:
+                reset(stream.symbol)
+            names.append(stream.name)
+        for start in range(0, len(names), _SUBSCRIBE_BATCH):
+            await conn.write(json.dumps({'method': 'SUBSCRIBE', 'params': names[start:start + _SUBSCRIBE_BATCH]}))
+
+    def _start_replay(self) -> list:
+        """The streams to subscribe when a playback hands its stand-in connection to ``subscribe``
+        (a host that plays recordings back overrides this)."""
+        return []
+
+    def message_handler(self, msg, conn, timestamp: float):
+        """Route one frame; returns the awaitable cryptofeed's ConnectionHandler awaits.
+
+        ``__init__`` replaces this method on the instance by ``Router.handle`` itself (same
+        signature, same result): no frame of ours between cryptofeed and the router.
+        """
+        return self._router.handle(msg, conn, timestamp)
+
+    # ------------------------------------------------------------------ router callbacks
+
+    def _on_server_error(self, error, receipt_ts: float) -> None:
+        self.metrics.on_server_error()
+
+    def _on_drop(self, reason: str) -> None:
+        self.metrics.on_dropped()
+        if reason in (MALFORMED, INVALID):
+            self.metrics.on_parse_error()
+        elif reason == UNKNOWN_STREAM:
+            self.metrics.on_unknown_stream()
+
+    # ------------------------------------------------------------------ observability
+
+    def _note_last_message(self) -> None:
+        """cryptofeed stamps every received frame on its connection; take the newest stamp."""
+        stamps = [h.conn.last_message for h in self.connection_handlers if h.conn.last_message]
+        if stamps:
+            self.metrics.last_message_time = max(stamps)
+
+    def metrics_snapshot(self) -> Dict[str, Any]:
+        """Counters, ages and per-symbol book/trade state, JSON-serialisable."""
+        self._note_last_message()
+        snap = self.metrics.snapshot()
+        snap['books'] = self._book.state()
+        snap['trades'] = self._trade.state()
+        snap['drops'] = self._router.drops
+        if self._account is not None:
+            snap['account'] = self._account.state()
+            snap['drops_private'] = self._private_router.drops
+        rest = self._ctx.rest_created
+        if rest is not None:
+            snap['rest'] = rest.stats.as_dict()
+        return snap
+
+    def health(self, **thresholds) -> BackpackHealthReport:
+        """``healthy`` / ``degraded`` / ``unhealthy`` with reasons, judged over a recent window."""
+        self._note_last_message()
+        return evaluate_health(self.metrics, now=time.time(), **thresholds)
+
+
+# The feed's own keyword names, for the suggestions of ``check_feed_options``.
+_OWN_KEYWORDS = frozenset(inspect.signature(BackpackFeedBase.__init__).parameters) - {'self', 'kwargs'}
