@@ -61,16 +61,16 @@ def test_error_frame_4003_counts_logs_once_and_fails_the_connection(caplog):
 def test_a_close_by_the_exchange_right_after_subscribe_is_an_auth_failure_a_dropped_socket_is_not():
     ch = channel()
     ch._subscribed_at = time.monotonic()
-    ch._on_close(False)                                   # TCP drop, no Close frame
+    ch.on_close(False)                                   # TCP drop, no Close frame
     assert ch.ctx.metrics.auth_failures == 0
-    ch._on_close(True)
+    ch.on_close(True)
     assert ch.ctx.metrics.auth_failures == 1 and ch.ctx.metrics.auth_error.startswith(CLOSED_AFTER_SUBSCRIBE)
     late = channel()
     late._subscribed_at = time.monotonic() - 60           # long after subscribing: a normal close
-    late._on_close(True)
+    late.on_close(True)
     stopping = channel()
     stopping._subscribed_at, stopping.stopping = time.monotonic(), True
-    stopping._on_close(True)
+    stopping.on_close(True)
     assert late.ctx.metrics.auth_failures == stopping.ctx.metrics.auth_failures == 0
 
 

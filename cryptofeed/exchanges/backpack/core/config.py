@@ -353,9 +353,7 @@ class BackpackConfig(_FrozenModel):
         ``cfg`` is a ``cryptofeed.config.Config``, the path of a YAML file, or a dict of the whole
         cryptofeed configuration. A missing section gives the defaults (public data only).
         """
-        from cryptofeed.config import Config
-
-        if isinstance(cfg, Config):
+        if _is_cryptofeed_config(cfg):
             root, source = cfg.config, 'cryptofeed Config'
         elif isinstance(cfg, (str, os.PathLike)):
             root, source = load_yaml_file(Path(cfg)), f'file {os.fspath(cfg)}'
@@ -416,8 +414,6 @@ class BackpackConfig(_FrozenModel):
           ``backpack`` key: ``from_cryptofeed_config``;
         * any other dict: ``from_dict``.
         """
-        from cryptofeed.config import Config
-
         if value is None:
             path = os.environ.get('CRYPTOFEED_CONFIG')
             if path and os.path.exists(path):
@@ -425,7 +421,7 @@ class BackpackConfig(_FrozenModel):
             return cls()
         if isinstance(value, BackpackConfig):
             return value
-        if isinstance(value, (Config, str, os.PathLike)):
+        if _is_cryptofeed_config(value) or isinstance(value, (str, os.PathLike)):
             return cls.from_cryptofeed_config(value)
         if isinstance(value, Mapping):
             if 'backpack' in value:
@@ -434,6 +430,13 @@ class BackpackConfig(_FrozenModel):
         raise BackpackConfigError(
             f'cannot build a BackpackConfig from {type(value).__name__}; give a BackpackConfig, a dict, '
             f'a cryptofeed Config or the path of a YAML file')
+
+
+def _is_cryptofeed_config(value: Any) -> bool:
+    """A ``cryptofeed.config.Config`` of any line, known by its class (the core imports no cryptofeed)."""
+    kind = type(value)
+    return (kind.__module__, kind.__name__) == ('cryptofeed.config', 'Config') and isinstance(
+        getattr(value, 'config', None), Mapping)
 
 
 def section_to_fields(section: Mapping[str, Any]) -> Dict[str, Any]:

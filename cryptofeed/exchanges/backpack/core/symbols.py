@@ -48,8 +48,8 @@ from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from cryptofeed.defines import PERPETUAL, SPOT
-from cryptofeed.symbols import Symbol
+from cryptofeed.exchanges.backpack.core.defines import PERPETUAL, SPOT
+from cryptofeed.exchanges.backpack.core import records
 
 from cryptofeed.exchanges.backpack.core.errors import BackpackConfigError, BackpackProtocolError
 
@@ -94,7 +94,7 @@ def normalized_to_exchange(symbol: str) -> str:
     Accepts a cryptofeed ``Symbol`` too. Raises ``ValueError`` for names Backpack cannot have
     (dated futures, options, a bare currency).
     """
-    if isinstance(symbol, Symbol):
+    if isinstance(symbol, records.Symbol):
         symbol = symbol.normalized
     match = _NORMALIZED_RE.fullmatch(symbol) if isinstance(symbol, str) else None
     if match is None:
@@ -134,10 +134,10 @@ class BackpackMarket:
         """Only ``Open`` means fully tradable (``CancelOnly``, ``PostOnly``... do not)."""
         return self.order_book_state == 'Open'
 
-    def to_symbol(self) -> Symbol:
+    def to_symbol(self) -> records.Symbol:
         """The cryptofeed ``Symbol`` of this market."""
         base, quote, _ = _EXCHANGE_RE.fullmatch(self.symbol).groups()
-        return Symbol(base, quote, type=self.instrument_type)
+        return records.Symbol(base, quote, type=self.instrument_type)
 
 
 class _Skip(Exception):
@@ -336,7 +336,7 @@ class SymbolTable:
 
     def to_exchange(self, normalized: str) -> str:
         """``SOL-USDC-PERP`` -> ``SOL_USDC_PERP``; ``KeyError`` if the market is not listed."""
-        if isinstance(normalized, Symbol):
+        if isinstance(normalized, records.Symbol):
             normalized = normalized.normalized
         return self.normalized[normalized]
 

@@ -45,8 +45,8 @@ from collections import OrderedDict
 from decimal import Decimal
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
-from cryptofeed.defines import BALANCES, FILLS, OPEN, ORDER_INFO, PARTIAL, PENDING, POSITIONS
-from cryptofeed.types import Balance, Position
+from cryptofeed.exchanges.backpack.core.defines import BALANCES, FILLS, OPEN, ORDER_INFO, PARTIAL, PENDING, POSITIONS
+from cryptofeed.exchanges.backpack.core import records
 
 from cryptofeed.exchanges.backpack.core.wire import parse as adapters
 from cryptofeed.exchanges.backpack.core.sync.account import (
@@ -56,7 +56,6 @@ from cryptofeed.exchanges.backpack.core.transport.backoff import backoff_delays
 from cryptofeed.exchanges.backpack.core.channels.context import DONE, ChannelContext
 from cryptofeed.exchanges.backpack.core.errors import BackpackAuthError, BackpackConfigError, BackpackError
 from cryptofeed.exchanges.backpack.core.symbols import exchange_to_normalized
-from cryptofeed.exchanges.backpack.hosts.cf2.ws import BackpackWSConn
 
 __all__ = ['AccountChannel', 'PRIVATE_CHANNELS', 'PRIVATE_STREAMS', 'CLOSED_AFTER_SUBSCRIBE', 'private_channels_asked']
 
@@ -80,18 +79,6 @@ _FILLS_PATH = '/wapi/v1/history/fills'
 _ORDER_HISTORY_PATH = '/wapi/v1/history/orders'
 _OPEN_STATES = frozenset({OPEN, PARTIAL, PENDING})
 _ZERO = Decimal(0)
-
-
-class _PrivateConn(BackpackWSConn):
-    """The private connection: tells the channel when it closes, and whether the exchange closed it
-    (a Close frame received) rather than the network or this side."""
-
-    on_close = None
-
-    async def close(self):
-        if self.conn is not None and self.on_close is not None:
-            self.on_close(getattr(getattr(self.conn, 'protocol', None), 'close_rcvd', None) is not None)
-        await super().close()
 
 
 class AccountChannel:
@@ -131,8 +118,8 @@ class AccountChannel:
         self._frames_since_subscribe = 0
         self.order_types: 'OrderedDict[str, str]' = OrderedDict()   # order id -> cryptofeed order type
         self.open_orders: Dict[str, Any] = {}                       # order id -> last OrderInfo while open
-        self.positions: Dict[str, Position] = {}                    # symbol -> last non-flat Position
-        self.balances: Dict[str, Balance] = {}                      # asset -> last Balance emitted
+        self.positions: Dict[str, records.Position] = {}                    # symbol -> last non-flat Position
+        self.balances: Dict[str, records.Balance] = {}                      # asset -> last Balance emitted
         self.backfilled_fills = 0
         self._bad_rows: set = set()                                 # (path, problem) of rows already logged
         self._fill_retries: Dict[str, list] = {}                    # skipped fill row -> [time ms, catch-ups left]
@@ -142,11 +129,10 @@ class AccountChannel:
         return {'account.orderUpdate': self.on_order, 'account.positionUpdate': self.on_position,
                 'account.balanceUpdate': self.on_balance}
 
-    def connection(self, address: str, conn_id: str, **options) -> BackpackWSConn:
-        """The dedicated private WebSocket connection."""
-        conn = _PrivateConn(address, f'{conn_id}.private', subscription={'account': list(self.streams)}, **options)
-        conn.on_close = self._on_close
-        return conn
+    def subscription(self) -> Dict[str, List[str]]:
+        """What the host's dedicated private connection carries; the host calls ``on_close`` on
+        that connection's every close, saying whether the exchange closed it (a Close frame)."""
+        return {'account': list(self.streams)}
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.reconcile_interval_s is not None and BALANCES in self.filters:
@@ -326,7 +312,7 @@ class AccountChannel:
             await self._emit_position(position, receipt)
         for symbol, previous in list(self.positions.items()):
             if symbol not in seen:  # closed while we were away
-                await self._emit_position(Position(adapters.EXCHANGE, symbol, _ZERO, previous.entry_price,
+                await self._emit_position(records.Position(adapters.EXCHANGE, symbol, _ZERO, previous.entry_price,
                                                    previous.side, _ZERO, receipt), receipt)
 
     async def _snapshot_balances(self, only_changes: bool = False) -> int:
@@ -337,7 +323,7 @@ class AccountChannel:
         data = await self.ctx.rest.balances()
         if not isinstance(data or {}, dict):
             raise BackpackError(f'/api/v1/capital answered a {type(data).__name__}, not a map of assets')
-        fresh: Dict[str, Balance] = {}
+        fresh: Dict[str, Any] = {}
         skipped = set()
         for asset, entry in sorted((data or {}).items()):
             try:
@@ -347,7 +333,7 @@ class AccountChannel:
                 skipped.add(asset)              # not emptied: its last balance stands
         for asset in self.balances:
             if asset not in skipped:
-                fresh.setdefault(asset, Balance(adapters.EXCHANGE, asset, _ZERO, _ZERO, None))
+                fresh.setdefault(asset, records.Balance(adapters.EXCHANGE, asset, _ZERO, _ZERO, None))
         changed = 0
         for asset, balance in sorted(fresh.items()):
             previous = self.balances.get(asset)
@@ -479,7 +465,7 @@ class AccountChannel:
                                            previous_side=None if previous is None else previous.side)
         return self._emit_position(position, receipt_ts)
 
-    async def _emit_position(self, position: Position, receipt_ts: float) -> None:
+    async def _emit_position(self, position: records.Position, receipt_ts: float) -> None:
         if position.position == 0:
             self.positions.pop(position.symbol, None)
         else:
@@ -516,7 +502,7 @@ class AccountChannel:
     async def _refused(text: str) -> None:
         raise BackpackAuthError(text)   # the connection handler reconnects; subscribe() waits first
 
-    def _on_close(self, closed_by_exchange: bool) -> None:
+    def on_close(self, closed_by_exchange: bool) -> None:
         if self._subscribed_at is None or self._failed or self.stopping or not closed_by_exchange:
             return
         if self._frames_since_subscribe == 0 and time.monotonic() - self._subscribed_at < CLOSED_AFTER_SUBSCRIBE_S:

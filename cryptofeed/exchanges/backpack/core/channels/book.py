@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Dict, Iterable, Iterator, Optional
 
-from cryptofeed.defines import L2_BOOK
+from cryptofeed.exchanges.backpack.core.defines import L2_BOOK
 
 from cryptofeed.exchanges.backpack.core.wire import parse as adapters
 from cryptofeed.exchanges.backpack.core.wire.parse import raw_payload

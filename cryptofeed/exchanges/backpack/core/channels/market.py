@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Mapping
 
-from cryptofeed.defines import CANDLES, FUNDING, INDEX, LIQUIDATIONS, OPEN_INTEREST, TICKER
+from cryptofeed.exchanges.backpack.core.defines import CANDLES, FUNDING, INDEX, LIQUIDATIONS, OPEN_INTEREST, TICKER
 
 from cryptofeed.exchanges.backpack.core.wire import parse as adapters
 from cryptofeed.exchanges.backpack.core.channels.context import ChannelContext

@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Dict, Iterable
 
-from cryptofeed.defines import TRADES
+from cryptofeed.exchanges.backpack.core.defines import TRADES
 
 from cryptofeed.exchanges.backpack.core.wire import parse as adapters
 from cryptofeed.exchanges.backpack.core.wire.parse import parse_trade, raw_payload

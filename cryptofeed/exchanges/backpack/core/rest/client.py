@@ -43,9 +43,9 @@ Behaviour worth knowing:
   session keeps its own connector, so an explicit SOCKS proxy together with an injected session
   is refused as a configuration error. A proxy rejecting our credentials (407) raises
   ``BackpackConfigError``; proxy passwords never appear in messages or logs.
-* **Raw data**: when cryptofeed's ``Connection.raw_data_callback`` is set (by
-  ``FeedHandler(raw_data_collection=...)``), every response body is handed to it as
-  ``HTTPAsyncConn`` does, so REST traffic is recorded with the WebSocket traffic.
+* **Raw data**: ``BackpackRestClient.tap``, when a host sets it, is awaited with every response
+  body (``tap(client, url, text, receipt_ts)``); the host of each cryptofeed line hands it to
+  that line's recorder, so REST traffic is recorded with the WebSocket traffic.
 * ``stats`` counts attempts, retries, failures by status, breaker openings and latency.
 
 Nothing here logs or raises request headers, signatures or key material.
@@ -61,13 +61,14 @@ import ssl as _ssl
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (
+    Any, Awaitable, Callable, ClassVar, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union,
+)
 from urllib.parse import urlsplit
 
 import aiohttp
 import aiohttp_socks
 
-from cryptofeed.connection import Connection
 from cryptofeed.exchanges.backpack.core.auth import render_value
 from cryptofeed.exchanges.backpack.core.transport.backoff import backoff_delays, parse_retry_after
 from cryptofeed.exchanges.backpack.core.config import DEFAULT_REST_URL
@@ -79,7 +80,7 @@ from cryptofeed.exchanges.backpack.core.transport.net import is_socks, resolve_p
 
 __all__ = [
     'DEFAULT_REST_URL', 'MAX_RETRY_AFTER_S', 'JSON_CONTENT_TYPE', 'BackpackCircuitOpenError', 'CircuitBreaker',
-    'RestStats', 'BackpackRestClient', 'RecordedRestClient',
+    'RestStats', 'BackpackRestClient',
 ]
 
 LOG = logging.getLogger('feedhandler')
@@ -271,6 +272,7 @@ class BackpackRestClient:
     """
 
     max_retry_after_s = MAX_RETRY_AFTER_S
+    tap: ClassVar[Optional[Callable[['BackpackRestClient', str, str, float], Awaitable[None]]]] = None
 
     def __init__(self, base_url: str = DEFAULT_REST_URL, *, session: Optional[aiohttp.ClientSession] = None,
                  signer: Any = None, timeout_s: float = 10, max_retries: int = 5, backoff_base_s: float = 0.25,
@@ -646,11 +648,11 @@ class BackpackRestClient:
 
         self.stats.last_status = status
         text = raw.decode('utf-8', errors='replace')
-        callback = Connection.raw_data_callback
-        if callback:
-            await callback(text, time.time(), self.conn_id, endpoint=address)
+        tap = BackpackRestClient.tap
+        if tap is not None:
+            await tap(self, address, text, time.time())
         if 200 <= status < 300:
-            return _parse_success(status, text, expect, path)
+            return parse_success(status, text, expect, path)
         raise _error_for(status, text, path, retry_after_header)
 
 
@@ -684,7 +686,7 @@ def _raise_if_certificate_error(exc: BaseException, url: str) -> None:
         f'proxy uses a private CA, give its certificate as BackpackConfig.ca_file') from None
 
 
-def _parse_success(status: int, text: str, expect: str, path: str) -> Any:
+def parse_success(status: int, text: str, expect: str, path: str) -> Any:
     if status == 204 or not text.strip():
         return None
     if expect == 'text':
@@ -721,27 +723,3 @@ def _error_for(status: int, text: str, path: str, retry_after_header: Optional[s
     if status == 503:
         return BackpackMaintenanceError(f'Backpack is under maintenance or unavailable: {summary}', **common)
     return BackpackRequestError(summary, **common)
-
-
-class RecordedRestClient(BackpackRestClient):
-    """Answers every call from a recording, for cryptofeed's ``playback()``.
-
-    ``playback()`` replaces ``HTTPAsyncConn.read`` by a reader of the responses recorded by
-    ``FeedHandler(raw_data_collection=...)``, keyed by URL and served in recorded order; this
-    client asks it for the URL the live client requested, so nothing reaches the network.
-    """
-
-    async def _attempt(self, method: str, path: str, query: List[Tuple[str, str]], body: Body,
-                       instruction: Optional[str], expect: str, state: '_Attempt') -> Any:
-        from cryptofeed.connection import HTTPAsyncConn
-        from yarl import URL
-
-        url = URL(self.base_url + path)
-        if query:
-            url = url.with_query(query)
-        self.stats.requests += 1
-        try:
-            text = await HTTPAsyncConn.read(str(url))
-        except (IndexError, KeyError):
-            raise BackpackRequestError(f'{method} {url} is not in the recording', path=path) from None
-        return _parse_success(200, text, expect, path)

@@ -104,8 +104,8 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Any, Callable, Deque, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-from cryptofeed.defines import ASK, BID
-from cryptofeed.types import OrderBook
+from cryptofeed.exchanges.backpack.core.defines import ASK, BID
+from cryptofeed.exchanges.backpack.core import records
 
 from cryptofeed.exchanges.backpack.core.defines import BACKPACK
 from cryptofeed.exchanges.backpack.core.wire.levels import MAX_LEVEL_VALUE
@@ -135,7 +135,7 @@ _Frame = Tuple[int, int, Sequence[Level], Sequence[Level], float]
 
 class Emission(NamedTuple):
     """What to hand to ``Feed.book_callback``: ``book`` as the book, the rest as keywords."""
-    book: OrderBook
+    book: records.OrderBook
     delta: Optional[Delta]
     sequence_number: int
     timestamp: Optional[float]
@@ -251,7 +251,7 @@ class BookSync:
         return len(self._buffer)
 
     @property
-    def book(self) -> Optional[OrderBook]:
+    def book(self) -> Optional[records.OrderBook]:
         """The book as last emitted, or None while out of sync."""
         return self._book if self._state is SYNCED else None
 
@@ -412,7 +412,7 @@ class BookSync:
     # ------------------------------------------------------------------ internals
 
     def _drop_book(self) -> None:
-        self._book: Optional[OrderBook] = None
+        self._book: Optional[records.OrderBook] = None
         self._bids = {}
         self._asks = {}
         self._bid_px: List[Decimal] = []
@@ -559,7 +559,7 @@ class BookSync:
             self._asks = ask_levels
         else:
             # The emitted book's own SortedDicts hold the levels: no second copy.
-            book = OrderBook(self.exchange, self.symbol, bids=bid_levels, asks=ask_levels)
+            book = records.OrderBook(self.exchange, self.symbol, bids=bid_levels, asks=ask_levels)
             self._book = book
             self._bids = book.book.bids
             self._asks = book.book.asks
@@ -570,7 +570,7 @@ class BookSync:
         if depth:
             bids = self._bids
             asks = self._asks
-            self._book = OrderBook(
+            self._book = records.OrderBook(
                 self.exchange, self.symbol, max_depth=depth,
                 bids={price: bids[price] for price in self._bid_px[-depth:]},
                 asks={price: asks[price] for price in self._ask_px[:depth]})

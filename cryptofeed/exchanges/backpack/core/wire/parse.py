@@ -82,14 +82,11 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import msgspec
 
-from cryptofeed.defines import (
+from cryptofeed.exchanges.backpack.core.defines import (
     BOTH, BUY, CANCELLED, EXPIRED, FAILED, FILLED, LIMIT, LONG, MAKER, MARKET, OPEN, PARTIAL, PENDING,
     SELL, SHORT, TAKER, TRIGGER_LIMIT, TRIGGER_MARKET,
 )
-from cryptofeed.types import (
-    Balance, Candle, Fill, Funding, Index, Liquidation, OpenInterest, OrderInfo, Position, Ticker,
-    Trade,
-)
+from cryptofeed.exchanges.backpack.core import records
 
 from cryptofeed.exchanges.backpack.core.wire import messages as bp
 from cryptofeed.exchanges.backpack.core.defines import BACKPACK
@@ -160,20 +157,20 @@ def raw_payload(msg: msgspec.Struct) -> Dict[str, Any]:
     return msgspec.to_builtins(msg)
 
 
-def parse_trade(msg: bp.Trade, symbol: str, receipt_ts: float, raw: Optional[dict] = None) -> Trade:
+def parse_trade(msg: bp.Trade, symbol: str, receipt_ts: float, raw: Optional[dict] = None) -> records.Trade:
     """``trade`` -> ``Trade``: side of the taker, ``id`` = ``str(t)``, timestamp = ``T``."""
-    return Trade(EXCHANGE, symbol, SELL if msg.m else BUY, msg.q, msg.p, msg.T / 1_000_000, str(msg.t),
+    return records.Trade(EXCHANGE, symbol, SELL if msg.m else BUY, msg.q, msg.p, msg.T / 1_000_000, str(msg.t),
                  None, raw)
 
 
 def parse_book_ticker(msg: bp.BookTicker, symbol: str, receipt_ts: float,
-                      raw: Optional[dict] = None) -> Ticker:
+                      raw: Optional[dict] = None) -> records.Ticker:
     """``bookTicker`` -> ``Ticker`` with the best bid ``b`` and best ask ``a``; timestamp = ``T``."""
-    return Ticker(EXCHANGE, symbol, msg.b, msg.a, msg.T / 1_000_000, raw)
+    return records.Ticker(EXCHANGE, symbol, msg.b, msg.a, msg.T / 1_000_000, raw)
 
 
 def parse_kline(msg: bp.Kline, symbol: str, interval: str, receipt_ts: float,
-                raw: Optional[dict] = None) -> Optional[Candle]:
+                raw: Optional[dict] = None) -> Optional[records.Candle]:
     """``kline`` -> ``Candle``, or ``None`` while the candle has no trades (null o/h/l/c).
 
     ``interval`` is the cryptofeed interval the caller subscribed with (the payload has none).
@@ -181,30 +178,30 @@ def parse_kline(msg: bp.Kline, symbol: str, interval: str, receipt_ts: float,
     o, h, l, c = msg.o, msg.h, msg.l, msg.c  # noqa: E741
     if o is None or h is None or l is None or c is None:
         return None
-    return Candle(EXCHANGE, symbol, utc_seconds(msg.t), utc_seconds(msg.T), interval, msg.n,
+    return records.Candle(EXCHANGE, symbol, utc_seconds(msg.t), utc_seconds(msg.T), interval, msg.n,
                   o, c, h, l, msg.v, msg.X, msg.E / 1_000_000, raw)
 
 
 def parse_funding(msg: bp.MarkPrice, symbol: str, receipt_ts: float,
-                  raw: Optional[dict] = None) -> Funding:
+                  raw: Optional[dict] = None) -> records.Funding:
     """``markPrice`` -> ``Funding``: mark ``p``, rate ``f``, next funding ``n`` (ms -> s)."""
     n = msg.n
-    return Funding(EXCHANGE, symbol, msg.p, msg.f, None if n is None else n / 1_000, msg.T / 1_000_000,
+    return records.Funding(EXCHANGE, symbol, msg.p, msg.f, None if n is None else n / 1_000, msg.T / 1_000_000,
                    None, raw)
 
 
 def parse_index(msg: bp.MarkPrice, symbol: str, receipt_ts: float,
-                raw: Optional[dict] = None) -> Optional[Index]:
+                raw: Optional[dict] = None) -> Optional[records.Index]:
     """``markPrice`` -> ``Index`` from the index price ``i``; ``None`` when the market has none."""
     if msg.i is None:
         return None
-    return Index(EXCHANGE, symbol, msg.i, msg.T / 1_000_000, raw)
+    return records.Index(EXCHANGE, symbol, msg.i, msg.T / 1_000_000, raw)
 
 
 def parse_open_interest(msg: bp.OpenInterest, symbol: str, receipt_ts: float,
-                        raw: Optional[dict] = None) -> OpenInterest:
+                        raw: Optional[dict] = None) -> records.OpenInterest:
     """``openInterest`` -> ``OpenInterest`` (``o`` contracts); timestamp = ``E`` (no ``T``)."""
-    return OpenInterest(EXCHANGE, symbol, msg.o, msg.E / 1_000_000, raw)
+    return records.OpenInterest(EXCHANGE, symbol, msg.o, msg.E / 1_000_000, raw)
 
 
 # Plausible exchange times in microseconds: 2015-01-01 .. 2100-01-01 UTC. A value in
@@ -218,7 +215,7 @@ def _plausible_micros(value: Optional[int]) -> bool:
 
 
 def parse_liquidation(msg: bp.Liquidation, symbol: str, receipt_ts: float,
-                      raw: Optional[dict] = None) -> Liquidation:
+                      raw: Optional[dict] = None) -> records.Liquidation:
     """``liquidation`` -> ``Liquidation``: side of the liquidation order, status ``FILLED``;
     timestamp ``T``, else ``E``, else ``receipt_ts`` (the first that is a plausible time)."""
     if _plausible_micros(msg.T):
@@ -227,7 +224,7 @@ def parse_liquidation(msg: bp.Liquidation, symbol: str, receipt_ts: float,
         ts = msg.E / 1_000_000
     else:
         ts = receipt_ts
-    return Liquidation(EXCHANGE, symbol, SIDES[msg.S], msg.q, msg.p, None, FILLED, ts, raw)
+    return records.Liquidation(EXCHANGE, symbol, SIDES[msg.S], msg.q, msg.p, None, FILLED, ts, raw)
 
 
 def order_type(kind: str, trigger_price: Any = None) -> str:
@@ -246,7 +243,7 @@ def _finite(*values: Optional[Decimal]) -> bool:
 
 def _order_info(symbol: str, order_id: str, side: str, status: str, order_type: str, price: Optional[Decimal],
                 quantity: Optional[Decimal], executed: Optional[Decimal], executed_quote: Optional[Decimal],
-                client_id: Any, timestamp: float, raw: Optional[dict]) -> OrderInfo:
+                client_id: Any, timestamp: float, raw: Optional[dict]) -> records.OrderInfo:
     """The one place an ``OrderInfo`` is built, for stream frames and REST rows alike."""
     if price is None:
         price = executed_quote / executed if _finite(executed_quote, executed) and executed else _ZERO
@@ -259,12 +256,12 @@ def _order_info(symbol: str, order_id: str, side: str, status: str, order_type: 
             remaining = quantity
         else:
             remaining = quantity - executed if _finite(quantity, executed) else None
-    return OrderInfo(EXCHANGE, symbol, str(order_id), SIDES[side], ORDER_STATUSES.get(status, status), order_type,
+    return records.OrderInfo(EXCHANGE, symbol, str(order_id), SIDES[side], ORDER_STATUSES.get(status, status), order_type,
                      price, amount, remaining, timestamp, None if client_id is None else str(client_id), None, raw)
 
 
 def parse_order_update(msg: bp.OrderUpdate, symbol: str, receipt_ts: float,
-                       raw: Optional[dict] = None) -> OrderInfo:
+                       raw: Optional[dict] = None) -> records.OrderInfo:
     """Any ``account.orderUpdate`` event -> ``OrderInfo`` (status from ``X``, timestamp ``T``)."""
     return _order_info(symbol, msg.i, msg.S, msg.X, order_type(msg.o, msg.P), msg.p, msg.q, msg.z, msg.Z, msg.c,
                        msg.T / 1_000_000, raw)
@@ -362,7 +359,7 @@ def _rest_order_values(row: Dict[str, Any]) -> Tuple[Any, ...]:
     return order_id, side, status, kind, price, quantity, executed, executed_quote
 
 
-def parse_rest_order(row: Dict[str, Any], symbol: str, receipt_ts: float, raw: Optional[dict] = None) -> OrderInfo:
+def parse_rest_order(row: Dict[str, Any], symbol: str, receipt_ts: float, raw: Optional[dict] = None) -> records.OrderInfo:
     """An order object of ``/api/v1/order(s)`` or a ``/wapi/v1/history/orders`` row -> ``OrderInfo``,
     equal to what the stream gives for the same state; timestamp = ``receipt_ts`` (the row has
     no time of its current state). ``ValueError`` (naming the order) for a row out of bounds."""
@@ -381,7 +378,7 @@ def _fill_raw(fee_asset: Optional[str], raw: Optional[dict]) -> dict:
 
 
 def parse_fill(msg: bp.OrderUpdate, symbol: str, receipt_ts: float,
-               raw: Optional[dict] = None) -> Optional[Fill]:
+               raw: Optional[dict] = None) -> Optional[records.Fill]:
     """An ``orderFill`` event -> ``Fill`` for that one execution (``l`` at ``L``, fee ``n``,
     trade id ``t``, maker flag ``m``); ``None`` for an update that carries no fill. The fee
     asset ``N`` goes to ``raw['fee_asset']``."""
@@ -390,12 +387,12 @@ def parse_fill(msg: bp.OrderUpdate, symbol: str, receipt_ts: float,
         return None
     m = msg.m
     liquidity = MAKER if m else (TAKER if m is not None else None)
-    return Fill(EXCHANGE, symbol, SIDES[msg.S], l, L, msg.n, str(t), msg.i, order_type(msg.o, msg.P),
+    return records.Fill(EXCHANGE, symbol, SIDES[msg.S], l, L, msg.n, str(t), msg.i, order_type(msg.o, msg.P),
                 liquidity, msg.T / 1_000_000, None, _fill_raw(msg.N, raw))
 
 
 def parse_rest_fill(row: Dict[str, Any], symbol: str, order_type: Optional[str] = None,
-                    raw: Optional[dict] = None) -> Fill:
+                    raw: Optional[dict] = None) -> records.Fill:
     """A ``/wapi/v1/history/fills`` row -> ``Fill``, the same fill the stream gives. The row does
     not name the order's type: pass it as ``order_type`` (a cryptofeed type) when known.
     ``ValueError`` (naming the trade and order) for a row out of bounds: a trade id that is not a
@@ -415,7 +412,7 @@ def parse_rest_fill(row: Dict[str, Any], symbol: str, order_type: Optional[str] 
         timestamp = history_time(row.get('timestamp'))
     except ValueError as exc:
         raise ValueError(f'fill row ({row_ids(row)}): {exc}') from None
-    return Fill(EXCHANGE, symbol, SIDES[side], quantity, price, fee, str(trade_id), str(order_id), order_type,
+    return records.Fill(EXCHANGE, symbol, SIDES[side], quantity, price, fee, str(trade_id), str(order_id), order_type,
                 MAKER if row.get('isMaker') else TAKER, timestamp, None, _fill_raw(row.get('feeSymbol'), raw))
 
 
@@ -437,17 +434,17 @@ def position_side(quantity: Decimal, previous_side: Optional[str] = None) -> str
 
 
 def parse_position(msg: bp.PositionUpdate, symbol: str, receipt_ts: float,
-                   raw: Optional[dict] = None, previous_side: Optional[str] = None) -> Position:
+                   raw: Optional[dict] = None, previous_side: Optional[str] = None) -> records.Position:
     """``account.positionUpdate`` (events and snapshot frames) -> ``Position``: signed ``q``,
     entry price ``B``, unrealized PnL ``P``, side from the sign (``position_side``); timestamp
     ``T``, else ``E``, else ``receipt_ts``."""
     ts = msg.T if msg.T is not None else msg.E
-    return Position(EXCHANGE, symbol, msg.q, msg.B, position_side(msg.q, previous_side), msg.P,
+    return records.Position(EXCHANGE, symbol, msg.q, msg.B, position_side(msg.q, previous_side), msg.P,
                     receipt_ts if ts is None else ts / 1_000_000, raw)
 
 
 def parse_rest_position(row: Dict[str, Any], symbol: str, receipt_ts: float, raw: Optional[dict] = None,
-                        previous_side: Optional[str] = None) -> Position:
+                        previous_side: Optional[str] = None) -> records.Position:
     """A ``/api/v1/position`` row -> ``Position`` (``netQuantity``, ``entryPrice``,
     ``pnlUnrealized``); timestamp = ``receipt_ts``. ``ValueError`` (naming the symbol) for a row out
     of bounds: the signed quantity and PnL must be finite, the entry price non-negative."""
@@ -463,23 +460,24 @@ def parse_rest_position(row: Dict[str, Any], symbol: str, receipt_ts: float, raw
             _row_number(row, key, bp.is_signed, 'a finite number', optional=True)
     except ValueError as exc:
         raise ValueError(f'position row ({row_ids(row)}): {exc}') from None
-    return Position(EXCHANGE, symbol, quantity, entry, position_side(quantity, previous_side), pnl, receipt_ts, raw)
+    return records.Position(EXCHANGE, symbol, quantity, entry, position_side(quantity, previous_side), pnl, receipt_ts,
+                            raw)
 
 
 def parse_balance(asset: str, available: Decimal, locked: Optional[Decimal],
-                  raw: Optional[dict] = None) -> Balance:
+                  raw: Optional[dict] = None) -> records.Balance:
     """One asset -> ``Balance(balance=available + locked, reserved=locked)``."""
     locked = _ZERO if locked is None else locked
-    return Balance(EXCHANGE, asset, available + locked, locked, raw)
+    return records.Balance(EXCHANGE, asset, available + locked, locked, raw)
 
 
 def parse_balance_update(msg: bp.BalanceUpdate, receipt_ts: float,
-                         raw: Optional[dict] = None) -> Balance:
+                         raw: Optional[dict] = None) -> records.Balance:
     """``account.balanceUpdate`` -> ``Balance`` (absolute values of asset ``a``)."""
     return parse_balance(msg.a, msg.A, msg.L, raw)
 
 
-def parse_capital_entry(asset: str, entry: Any, keep_raw: bool = False) -> Balance:
+def parse_capital_entry(asset: str, entry: Any, keep_raw: bool = False) -> records.Balance:
     """One asset of ``GET /api/v1/capital`` -> ``Balance``; ``ValueError`` (naming the asset) unless
     ``available``, ``locked`` and ``staked`` are finite, non-negative and below ``1E+18``."""
     try:
@@ -493,7 +491,7 @@ def parse_capital_entry(asset: str, entry: Any, keep_raw: bool = False) -> Balan
     return parse_balance(asset, available, locked, dict(entry, asset=asset) if keep_raw else None)
 
 
-def parse_capital(data: Dict[str, Any], keep_raw: bool = False) -> List[Balance]:
+def parse_capital(data: Dict[str, Any], keep_raw: bool = False) -> List[records.Balance]:
     """``GET /api/v1/capital`` (asset -> ``{available, locked, staked}``) -> one ``Balance`` per
     asset, in asset order; ``ValueError`` when an entry is out of bounds (``parse_capital_entry``)."""
     return [parse_capital_entry(asset, entry, keep_raw) for asset, entry in sorted(data.items())]
@@ -565,7 +563,7 @@ def rest_trade_id(row: Any) -> Optional[int]:
     return None
 
 
-def parse_rest_trade(row: Dict[str, Any], symbol: str, receipt_ts: float, raw: Optional[dict] = None) -> Trade:
+def parse_rest_trade(row: Dict[str, Any], symbol: str, receipt_ts: float, raw: Optional[dict] = None) -> records.Trade:
     """A ``/api/v1/trades`` row (section 3.4) -> ``Trade``, the same object the stream gives:
     ``isBuyerMaker`` means the taker sold; ``timestamp`` is in milliseconds. ``ValueError`` (or
     ``KeyError``) for a row without an integer ``id`` or with an implausible price or quantity."""
@@ -576,15 +574,15 @@ def parse_rest_trade(row: Dict[str, Any], symbol: str, receipt_ts: float, raw: O
     qty = _decimal(row['quantity'], 'trade quantity')
     if not bp.is_price(price) or not bp.is_price(qty):
         raise ValueError(f'trade {trade_id}: price {price!s} / quantity {qty!s} is not plausible')
-    return Trade(EXCHANGE, symbol, SELL if row['isBuyerMaker'] else BUY, qty, price,
+    return records.Trade(EXCHANGE, symbol, SELL if row['isBuyerMaker'] else BUY, qty, price,
                  int(row['timestamp']) / 1_000, str(trade_id), None, raw)
 
 
 def parse_rest_trades(rows: List[Dict[str, Any]], symbol: str, receipt_ts: float,
-                      keep_raw: bool = False) -> Tuple[List[Tuple[int, Trade]], int]:
+                      keep_raw: bool = False) -> Tuple[List[Tuple[int, records.Trade]], int]:
     """REST trade rows -> ``([(id, Trade), ...], rows skipped)``. A row that ``parse_rest_trade``
     refuses is skipped, not fatal: its id then counts as a trade that could not be recovered."""
-    out: List[Tuple[int, Trade]] = []
+    out: List[Tuple[int, records.Trade]] = []
     skipped = 0
     for row in rows:
         try:

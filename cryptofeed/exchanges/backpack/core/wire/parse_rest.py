@@ -26,8 +26,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Dict, Mapping, Optional
 
-from cryptofeed.defines import BUY, SELL
-from cryptofeed.types import Candle, Funding, OpenInterest, OrderBook
+from cryptofeed.exchanges.backpack.core.defines import BUY, SELL
+from cryptofeed.exchanges.backpack.core import records
 
 from cryptofeed.exchanges.backpack.core.wire.parse import EXCHANGE, history_seconds
 
@@ -54,10 +54,10 @@ def parse_rest_trade_dict(row: Mapping[str, Any], symbol: str) -> Dict[str, Any]
     }
 
 
-def parse_rest_book(data: Mapping[str, Any], symbol: str, max_depth: int = 0) -> OrderBook:
+def parse_rest_book(data: Mapping[str, Any], symbol: str, max_depth: int = 0) -> records.OrderBook:
     """``/api/v1/depth`` -> ``OrderBook`` with ``sequence_number`` = ``lastUpdateId`` and
     ``timestamp`` the engine time in seconds. Backpack lists both sides ascending; the book sorts."""
-    book = OrderBook(EXCHANGE, symbol, bids={Decimal(p): Decimal(q) for p, q in data['bids']},
+    book = records.OrderBook(EXCHANGE, symbol, bids={Decimal(p): Decimal(q) for p, q in data['bids']},
                      asks={Decimal(p): Decimal(q) for p, q in data['asks']}, max_depth=max_depth)
     book.sequence_number = int(data['lastUpdateId'])
     timestamp = data.get('timestamp')
@@ -76,7 +76,7 @@ def parse_rest_ticker(data: Mapping[str, Any], symbol: str) -> Dict[str, Any]:
             'timestamp': None if timestamp is None else int(timestamp) / 1_000_000}
 
 
-def parse_rest_kline(row: Mapping[str, Any], symbol: str, interval: str, now: float) -> Optional[Candle]:
+def parse_rest_kline(row: Mapping[str, Any], symbol: str, interval: str, now: float) -> Optional[records.Candle]:
     """A ``/api/v1/klines`` row -> ``Candle``; ``None`` for an interval without trades (null
     prices), as the CANDLES stream does. ``closed`` once ``end <= now``; ``timestamp`` is the
     candle's end, or ``now`` while it is open."""
@@ -86,19 +86,19 @@ def parse_rest_kline(row: Mapping[str, Any], symbol: str, interval: str, now: fl
     start = history_seconds(row['start'])
     end = history_seconds(row['end'])
     trades = row.get('trades')
-    return Candle(EXCHANGE, symbol, start, end, interval, None if trades is None else int(trades),
+    return records.Candle(EXCHANGE, symbol, start, end, interval, None if trades is None else int(trades),
                   Decimal(o), Decimal(c), Decimal(h), Decimal(l), Decimal(row.get('volume') or 0),
                   end <= now, min(end, now), dict(row))
 
 
-def parse_rest_funding(row: Mapping[str, Any], symbol: str, now: float) -> Funding:
+def parse_rest_funding(row: Mapping[str, Any], symbol: str, now: float) -> records.Funding:
     """A ``/api/v1/markPrices`` row of a perpetual -> ``Funding`` (rate of the current interval,
     next funding time in seconds); the payload has no time, so ``timestamp`` is ``now``."""
     next_ms = row.get('nextFundingTimestamp')
-    return Funding(EXCHANGE, symbol, Decimal(row['markPrice']), Decimal(row['fundingRate']),
+    return records.Funding(EXCHANGE, symbol, Decimal(row['markPrice']), Decimal(row['fundingRate']),
                    None if next_ms is None else int(next_ms) / 1_000, now, None, dict(row))
 
 
-def parse_rest_open_interest(row: Mapping[str, Any], symbol: str) -> OpenInterest:
+def parse_rest_open_interest(row: Mapping[str, Any], symbol: str) -> records.OpenInterest:
     """A ``/api/v1/openInterest`` row -> ``OpenInterest`` (contracts; ms timestamp -> s)."""
-    return OpenInterest(EXCHANGE, symbol, Decimal(row['openInterest']), int(row['timestamp']) / 1_000, dict(row))
+    return records.OpenInterest(EXCHANGE, symbol, Decimal(row['openInterest']), int(row['timestamp']) / 1_000, dict(row))

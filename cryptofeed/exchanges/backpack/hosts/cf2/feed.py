@@ -51,7 +51,8 @@ from cryptofeed.exchanges.backpack.core.ops.health import BackpackHealthReport, 
 from cryptofeed.exchanges.backpack.hosts.cf2.loop import ensure_event_loop
 from cryptofeed.exchanges.backpack.core.ops.metrics import FeedMetrics
 from cryptofeed.exchanges.backpack.hosts.cf2.options import check_feed_options
-from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient, RecordedRestClient
+from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
+from cryptofeed.exchanges.backpack.hosts.cf2.recording import RecordedRestClient
 from cryptofeed.exchanges.backpack.hosts.cf2.rest_api import BackpackRestMixin
 from cryptofeed.exchanges.backpack.core.wire.router import INVALID, MALFORMED, UNKNOWN_STREAM, Router
 from cryptofeed.exchanges.backpack.core.symbols import BackpackSymbolService, RuleSymbols, normalized_to_exchange
@@ -265,8 +266,10 @@ class BackpackFeed(BackpackSymbolsMixin, BackpackRestMixin, Feed):
             conn.streams = chunk
             connections.append((conn, self.subscribe, self.message_handler, self.authenticate))
         if self._account is not None:
-            conn = self._account.connection(cfg.ws_url, self.id, ssl=ssl_context, proxy=proxy,
-                                            ping_interval=self.ping_interval, ping_timeout=self.ping_timeout)
+            conn = BackpackWSConn(cfg.ws_url, f'{self.id}.private', subscription=self._account.subscription(),
+                                  ssl=ssl_context, proxy=proxy, ping_interval=self.ping_interval,
+                                  ping_timeout=self.ping_timeout)
+            conn.on_close = self._account.on_close
             connections.append((conn, self._account.subscribe, self._private_router.handle, self.authenticate))
         return connections
 

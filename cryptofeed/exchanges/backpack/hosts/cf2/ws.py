@@ -67,6 +67,13 @@ class BackpackWSConn(WSAsyncConn):
         AsyncConnection.__init__(self, f'{conn_id}.ws.{self.conn_count}', subscription=subscription)
         self.ws_kwargs = options
         self.streams: list = []
+        #: Called as ``on_close(closed_by_exchange)`` on every close of an open connection.
+        self.on_close: Optional[Callable[[bool], None]] = None
+
+    async def close(self):
+        if self.conn is not None and self.on_close is not None:
+            self.on_close(getattr(getattr(self.conn, 'protocol', None), 'close_rcvd', None) is not None)
+        await super().close()
 
 
 class BackpackConnectionHandler(ConnectionHandler):
