@@ -24,7 +24,8 @@ KEY_PLACEHOLDER = re.compile(r'<base64 or hex[^>]*>')
 # Every fenced block of the page, in order, and the test that runs it.
 RUN_BY = ['yaml: test_migration_docs', 'console: test_migration_docs', 'python: test_docs_private',
           'bash: test_docs_rest_api', 'python: test_docs_rest_api', 'python: test_docs_rest_api',
-          'python: test_docs_rest_api', 'python: here', 'python: here', 'yaml: here', 'console: here']
+          'python: test_docs_rest_api', 'python: here', 'python: here', 'python: here', 'yaml: here',
+          'console: here']
 
 
 def blocks(heading: str = '') -> list:
@@ -41,10 +42,20 @@ def test_every_block_of_the_page_is_run_by_a_test():
 
 
 def test_the_simulator_example_runs():
-    (code,) = [body for lang, body in blocks('The simulator') if lang == 'python']
+    code, _ = [body for lang, body in blocks('The simulator') if lang == 'python']
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert re.fullmatch(r'book at \d+ trades \d+\n', result.stdout)
+
+
+def test_the_account_controls_example_runs_and_echoes_the_normalised_faults():
+    _, code = [body for lang, body in blocks('The simulator') if lang == 'python']
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == [
+        "{'fault': 'hostile_account', 'event': 'orderFill', 'symbol': 'SOL_USDC', 'field': 'l', 'value': 'NaN'}",
+        "{'fault': 'malformed_history_row', 'path': '/wapi/v1/history/fills', 'field': 'quantity', 'value': 'abc', "
+        "'count': 1}"]
 
 
 def test_the_configuration_examples_build_the_config_they_describe(tmp_path):

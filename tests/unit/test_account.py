@@ -5,7 +5,7 @@ import pytest
 
 from cryptofeed.exchanges.backpack.core.sync.account import (
     EXPIRED, INVALID_SIGNATURE, KEY_REJECTED, WS_REJECTED, FillLedger, classify_auth_failure, estimate_offset_ms,
-    fill_key,
+    fill_key, history_ms,
 )
 from tests.conftest import load_fixture
 
@@ -26,20 +26,28 @@ def test_same_trade_id_on_two_orders_are_two_fills():
     assert ledger.record(fill_key(7, '1'), 1000) and ledger.record(fill_key(7, '2'), 1000)
 
 
-def test_backfill_returns_only_new_fills_oldest_first_and_records_them():
+def entries(rows):
+    return [(fill_key(r['tradeId'], r['orderId']), history_ms(r['timestamp']), r) for r in rows]
+
+
+def test_pending_returns_only_new_fills_oldest_first_and_records_nothing():
     ledger = FillLedger()
     ledger.record(fill_key(10, 'a'), 1_788_000_000_000)
     rows = [row(13, 'c', '2026-09-02T16:46:33.000'), row(10, 'a', '2026-09-02T16:46:31.000'),
-            row(12, 'b', '2026-09-02T16:46:32.000'), row(11, 'b', '2026-09-02T16:46:32.000')]
-    new = ledger.backfill(rows)
-    assert [r['tradeId'] for r in new] == [11, 12, 13]
-    assert ledger.backfill(rows) == []
-    assert ledger.last_ms == 1_788_367_593_000
+            row(12, 'b', '2026-09-02T16:46:32.000'), row(11, 'b', '2026-09-02T16:46:32.000'),
+            row(12, 'b', '2026-09-02T16:46:32.000')]
+    new = ledger.pending(entries(rows))
+    assert [item['tradeId'] for _, _, item in new] == [11, 12, 13]
+    assert len(ledger) == 1 and ledger.last_ms == 1_788_000_000_000     # nothing recorded before delivery
+    for key, time_ms, _ in new[:2]:                                     # 11 and 12 delivered, 13 not
+        ledger.record(key, time_ms)
+    assert [item['tradeId'] for _, _, item in ledger.pending(entries(rows))] == [13]
+    assert ledger.last_ms == 1_788_367_592_000
 
 
-def test_backfill_of_documented_rows():
+def test_pending_of_documented_rows():
     rows = load_fixture('rest_account.json')['fill_history']
-    assert [r['tradeId'] for r in FillLedger().backfill(reversed(rows))] == [9748827, 77120]
+    assert [item['tradeId'] for _, _, item in FillLedger().pending(entries(reversed(rows)))] == [9748827, 77120]
 
 
 def test_ledger_memory_is_bounded():

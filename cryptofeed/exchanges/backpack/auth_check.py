@@ -69,6 +69,25 @@ def _ms(expected: str, high: Optional[int] = None) -> Callable[[str], int]:
     return parse
 
 
+_MIN_TIMESTAMP_MS = 1_420_070_400_000   # 2015-01-01 UTC
+_MAX_TIMESTAMP_MS = 4_102_444_800_000   # 2100-01-01 UTC
+
+
+def _timestamp_ms(text: str) -> int:
+    """Argument type of ``--timestamp``: an integer number of ms between 2015 and 2100 (so neither
+    seconds, nor microseconds, nor ``1e30``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected Unix time in ms, an integer such as 1614550000000, '
+                                         f'got {text[:40]!r}') from None
+    if not _MIN_TIMESTAMP_MS <= value < _MAX_TIMESTAMP_MS:
+        raise argparse.ArgumentTypeError(
+            f'must be a Unix time in ms between 2015-01-01 ({_MIN_TIMESTAMP_MS}) and 2100-01-01 '
+            f'({_MAX_TIMESTAMP_MS}), got {text[:40]} (a time in seconds or microseconds?)')
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``backpack-auth-check``."""
     parser = _Parser(
@@ -90,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help='request parameter to sign (repeatable)')
     sign.add_argument('--window', type=_ms('an integer number of ms', MAX_EXCHANGE_WINDOW_MS), metavar='MS',
                       default=DEFAULT_WINDOW_MS, help=f'signature window in ms (default {DEFAULT_WINDOW_MS})')
-    sign.add_argument('--timestamp', type=_ms('Unix time in ms'), metavar='MS', help='Unix time in ms (default: now)')
+    sign.add_argument('--timestamp', type=_timestamp_ms, metavar='MS',
+                      help='Unix time in ms, 2015..2100 (default: now)')
     server.add_argument('--server', metavar='URL',
                         help='REST base URL to test against, e.g. https://api.backpack.exchange or the simulator')
     server.add_argument('--ca-file', type=Path, metavar='PATH', help='extra CA bundle (PEM) to trust for --server')

@@ -464,9 +464,12 @@ def load_yaml_file(path: Path, what: str = 'configuration file', syntax: str = '
     """Parse a YAML file (also read by the credential check); errors name the file and line but never
     quote its content. ``what`` and ``syntax`` name the file and its expected syntax in messages."""
     try:
-        text = path.expanduser().read_text()
+        text = path.expanduser().read_text(encoding='utf-8')
     except FileNotFoundError:
         raise BackpackConfigError(f'cannot read {what} {path}: it does not exist') from None
+    except UnicodeDecodeError as exc:
+        raise BackpackConfigError(f'unreadable {what} {path}: it is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} '
+                                  f'at offset {exc.start}); save it as UTF-8') from None
     except OSError as exc:
         raise BackpackConfigError(f'cannot read {what} {path}: {exc.strerror or type(exc).__name__}') from None
     try:

@@ -4,6 +4,7 @@ Every error the package raises on purpose derives from ``BackpackError``::
 
     BackpackError
      +-- BackpackConfigError            invalid settings or keys; fix the configuration
+     +-- BackpackHistoryWindowError     a history download too long for the rate limit; narrow it
      +-- BackpackAuthError              a key was rejected or a signature could not be made
      +-- BackpackProtocolError          the exchange sent something we cannot interpret
      +-- BackpackRequestError           an HTTP request failed (status, code, body)
@@ -20,7 +21,7 @@ import asyncio
 from typing import Optional
 
 __all__ = [
-    'BackpackError', 'BackpackConfigError', 'BackpackAuthError', 'BackpackProtocolError',
+    'BackpackError', 'BackpackConfigError', 'BackpackHistoryWindowError', 'BackpackAuthError', 'BackpackProtocolError',
     'BackpackRequestError', 'BackpackRateLimitedError', 'BackpackRegionRestrictedError',
     'BackpackMaintenanceError', 'is_retryable',
 ]
@@ -34,6 +35,12 @@ class BackpackError(Exception):
 
 class BackpackConfigError(BackpackError, ValueError):
     """Settings or credentials are invalid; the message says what to change."""
+
+
+class BackpackHistoryWindowError(BackpackError, ValueError):
+    """A history download (``candles``) whose window would take too many requests at the history
+    rate limit; raised before the first request. The message names the window, the number of
+    requests and how long they take, and how to go ahead (``max_requests``)."""
 
 
 class BackpackAuthError(BackpackError):

@@ -24,8 +24,19 @@ Rules worth knowing:
   requests per 60 s, shared by the async and ``_sync`` calls; assign another tuple to the
   feed to change it. The paging rules are in ``paging.py``.
 * **Windows.** ``start``/``end`` are epoch seconds, ``datetime`` (naive = UTC) or text
-  ``'YYYY-MM-DD HH:MM:SS[.ffffff]'`` (UTC); ``end`` defaults to now. Both ends are inclusive
-  for trades and fills; ``candles`` yields the candles overlapping ``[start, end)``.
+  ``'YYYY-MM-DD HH:MM:SS[.ffffff]'`` (UTC); ``end`` defaults to now; ``NaN``/``inf`` are refused
+  with an error naming the argument. Both ends are inclusive for trades and fills; ``candles``
+  yields the candles overlapping ``[start, end)``.
+* **Candle windows are costed before the first request.** Backpack documents no first candle
+  and no row limit (ccxt windows by 1000; so does ``paging.kline_windows``), so the client cannot
+  know where a market's history begins, and a guessed start (a launch date, 2015) could drop
+  candles silently while still leaving hours of requests for short intervals (11 years of 1m
+  candles are 6,000 requests, 3.4 h at 30 per minute). So ``candles`` clamps only what is certain:
+  ``end`` to an hour past now (no candle starts later); then, when the window still needs more
+  than ``max_requests`` requests (default ``CANDLE_MAX_REQUESTS`` = 600, 20 minutes at the default
+  rate limit: a year of 1m candles), it raises ``BackpackHistoryWindowError`` before any request,
+  naming the window, the requests and their time at the feed's ``history_rate_limit`` (which
+  every other history call shares meanwhile). Pass ``max_requests`` to go beyond, knowingly.
 * **Sync calls** run on a private event loop with a fork of the feed's REST client (its own
   session, the same settings, breaker and stats), closed when the call ends, so they work
   before, after and beside a running ``FeedHandler`` (in a thread of their own when the
@@ -51,18 +62,18 @@ from typing import Any, AsyncIterator, Dict, List, Optional, Tuple, Union
 
 import cryptofeed.exceptions
 
+from cryptofeed.exchanges.backpack.core import records
+from cryptofeed.exchanges.backpack.core.config import DEFAULT_REST_URL
 from cryptofeed.exchanges.backpack.core.defines import (
     BALANCES, BUY, CANCEL_ORDER, CANDLES, FILL_OR_KILL, FUNDING, GOOD_TIL_CANCELED, IMMEDIATE_OR_CANCEL, L2_BOOK,
     LIMIT, MAKER_OR_CANCEL, MARKET, OPEN_INTEREST, ORDER_STATUS, ORDERS, PLACE_ORDER, POSITIONS, SELL, TICKER,
     TRADE_HISTORY, TRADES,
 )
-from cryptofeed.exchanges.backpack.core.errors import BackpackError
-
-from cryptofeed.exchanges.backpack.core import records
-from cryptofeed.exchanges.backpack.core.config import DEFAULT_REST_URL
-from cryptofeed.exchanges.backpack.core.errors import BackpackAuthError, BackpackProtocolError, BackpackRequestError
+from cryptofeed.exchanges.backpack.core.errors import (
+    BackpackAuthError, BackpackError, BackpackHistoryWindowError, BackpackProtocolError, BackpackRequestError,
+)
 from cryptofeed.exchanges.backpack.core.rest.paging import (
-    HISTORY_PAGE_LIMIT, INTERVAL_SECONDS, MAX_KLINES, RequestPacer, kline_windows, trade_pages,
+    HISTORY_PAGE_LIMIT, INTERVAL_SECONDS, MAX_KLINES, RequestPacer, kline_request_count, kline_windows, trade_pages,
 )
 from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
 from cryptofeed.exchanges.backpack.core.wire.parse import (
@@ -73,7 +84,7 @@ from cryptofeed.exchanges.backpack.core.wire.parse_rest import (
     parse_rest_trade_dict,
 )
 
-__all__ = ['BackpackRestMixin', 'UnsupportedTradingOption', 'to_epoch_seconds']
+__all__ = ['BackpackRestMixin', 'UnsupportedTradingOption', 'to_epoch_seconds', 'CANDLE_MAX_REQUESTS']
 
 TimeLike = Union[int, float, str, datetime, None]
 
@@ -82,6 +93,9 @@ _TIME_IN_FORCE = {GOOD_TIL_CANCELED: 'GTC', IMMEDIATE_OR_CANCEL: 'IOC', FILL_OR_
 _MAX_CLIENT_ID = 2 ** 32 - 1
 _BOOK_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 _MONTH_S = 31 * 86400
+#: Most ``/api/v1/klines`` requests one ``candles`` call makes unless its ``max_requests`` says more.
+CANDLE_MAX_REQUESTS = 600
+_FUTURE_MARGIN_S = 3600   # ``end`` is clamped to this far past now: no candle starts later
 _KEYS_HINT = ('add the key to the feed\'s config: auth.private_key (the base64 ED25519 secret of a Backpack '
               'API key), e.g. BackpackFeed(config={"auth": {"private_key": "..."}}), key_secret in a '
               'cryptofeed config\'s backpack section, or the BACKPACK_PRIVATE_KEY environment variable')
@@ -97,6 +111,8 @@ def to_epoch_seconds(value: Union[int, float, str, datetime], name: str = 'time'
     if isinstance(value, bool):
         raise ValueError(f'{name} must be epoch seconds, a datetime or UTC text, got {value!r}')
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError(f'{name} must be a finite time (epoch seconds, a datetime or UTC text), got {value!r}')
         return float(value)
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
@@ -120,6 +136,25 @@ def _window(start: TimeLike, end: TimeLike) -> Tuple[Optional[float], Optional[f
     if start_s > end_s:
         raise ValueError(f'start ({start_s}) is after end ({end_s})')
     return start_s, end_s
+
+
+def _utc(seconds: float) -> str:
+    try:
+        return datetime.fromtimestamp(seconds, timezone.utc).strftime('%Y-%m-%d %H:%M:%S')
+    except (OverflowError, OSError, ValueError):
+        return f'{seconds:.0f} s'
+
+
+def _duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3 h 20 min``, ``41.3 days``."""
+    if seconds < 120:
+        return f'{seconds:.0f} s'
+    if seconds < 7200:
+        return f'{seconds / 60:.0f} min'
+    if seconds < 3 * 86400:
+        hours, rest = divmod(round(seconds / 60), 60)
+        return f'{hours} h {rest} min'
+    return f'{seconds / 86400:,.1f} days'
 
 
 def _ms_ceil(seconds: float) -> int:
@@ -295,20 +330,54 @@ class BackpackRestMixin:
         async for rows in trade_pages(fetch, _ms_ceil(start_s), _ms_floor(end_s)):
             yield [parse_rest_trade_dict(row, std) for row in rows]
 
-    async def candles(self, symbol: str, start: TimeLike = None, end: TimeLike = None, interval: str = '1m',
-                      retry_count=1, retry_delay=60) -> AsyncIterator[List[records.Candle]]:
-        """Pages of ``Candle``s overlapping ``[start, end)``, oldest first, for any interval of
-        ``candle_interval_map``; without ``start``, the latest 1000 candles. Intervals without
-        trades have no prices and are left out, as on the CANDLES stream."""
+    def _candle_window(self, start: TimeLike, end: TimeLike, interval: str, max_requests: Optional[int],
+                       symbol: Any = None) -> Tuple[float, float, int]:
+        """``(start_s, end_s, requests)`` of a ``candles`` call, or the error it must raise before
+        any request (see the module docstring, *Candle windows*)."""
         if interval not in self.candle_interval_map:
             raise ValueError(f'interval {interval!r} is not one of {", ".join(self.candle_interval_map)}')
+        if max_requests is None:
+            max_requests = CANDLE_MAX_REQUESTS
+        elif isinstance(max_requests, bool) or not isinstance(max_requests, int) or max_requests < 1:
+            raise ValueError(f'max_requests must be a positive integer, got {max_requests!r}')
+        size = INTERVAL_SECONDS.get(self.candle_interval_map[interval])
+        start_s, end_s = _window(start, end)
+        now = time.time()
+        if start_s is None:
+            end_s = now
+            start_s = end_s - MAX_KLINES * (size or _MONTH_S)
+        end_s = min(end_s, now + max(_FUTURE_MARGIN_S, size or 0))
+        requests = kline_request_count(math.floor(start_s), math.ceil(end_s), size)
+        if requests > max_requests:
+            limit, period = self.history_rate_limit
+            what = f'{symbol} {interval}' if symbol is not None else interval
+            raise BackpackHistoryWindowError(
+                f'candles({what}): the window {_utc(start_s)} .. {_utc(end_s)} UTC ({_duration(end_s - start_s)}) '
+                f'needs {requests:,} requests to /api/v1/klines ({MAX_KLINES} candles each), about '
+                f'{_duration(requests / limit * period)} at the history rate limit of {limit} requests per '
+                f'{period:g} s, which every other history call of this feed waits behind meanwhile; the limit is '
+                f'max_requests={max_requests}: narrow the window, take a longer interval, or pass '
+                f'max_requests={requests} to download it anyway')
+        return start_s, end_s, requests
+
+    def candles_sync(self, symbol: str, start: TimeLike = None, end: TimeLike = None, interval: str = '1m',
+                     retry_count=1, retry_delay=60, max_requests: Optional[int] = None):
+        """``candles`` as a generator of pages; a window it refuses raises here, at the call."""
+        self._candle_window(start, end, interval, max_requests, symbol)
+        return self._sync_run_generator(self.candles(symbol, start, end, interval, retry_count, retry_delay,
+                                                     max_requests=max_requests))
+
+    async def candles(self, symbol: str, start: TimeLike = None, end: TimeLike = None, interval: str = '1m',
+                      retry_count=1, retry_delay=60, max_requests: Optional[int] = None) -> AsyncIterator[List[records.Candle]]:
+        """Pages of ``Candle``s overlapping ``[start, end)``, oldest first, for any interval of
+        ``candle_interval_map``; without ``start``, the latest 1000 candles. Intervals without
+        trades have no prices and are left out, as on the CANDLES stream. A window needing more
+        than ``max_requests`` requests (default ``CANDLE_MAX_REQUESTS``) raises
+        ``BackpackHistoryWindowError`` before the first one; ``end`` is clamped to an hour past now."""
+        start_s, end_s, _ = self._candle_window(start, end, interval, max_requests, symbol)
         exchange, std = self._symbols(symbol)
         venue_interval = self.candle_interval_map[interval]
         size = INTERVAL_SECONDS.get(venue_interval)
-        start_s, end_s = _window(start, end)
-        if start_s is None:
-            end_s = time.time()
-            start_s = end_s - MAX_KLINES * (size or _MONTH_S)
         client = self._client()
         pacer = self._history_pacer()
         last_start = None
@@ -498,7 +567,7 @@ class BackpackRestMixin:
 
     # ------------------------------------------------------------------ the _sync twins
     # cryptofeed 2.x's RestExchange defines these around the coroutines above; 3.0 has no
-    # RestExchange, so they are defined here for every line.
+    # RestExchange, so they are defined here for every line (candles_sync is above).
 
     def ticker_sync(self, symbol: str, retry_count=1, retry_delay=60) -> Dict[str, Any]:
         return self._sync_run_coroutine(self.ticker(symbol))
@@ -508,10 +577,6 @@ class BackpackRestMixin:
 
     def trades_sync(self, symbol: str, start: TimeLike = None, end: TimeLike = None, retry_count=1, retry_delay=60):
         return self._sync_run_generator(self.trades(symbol, start=start, end=end))
-
-    def candles_sync(self, symbol: str, start: TimeLike = None, end: TimeLike = None, interval: str = '1m',
-                     retry_count=1, retry_delay=60):
-        return self._sync_run_generator(self.candles(symbol, start=start, end=end, interval=interval))
 
     def funding_sync(self, symbol: str, retry_count=1, retry_delay=60):
         return self._sync_run_coroutine(self.funding(symbol))

@@ -433,6 +433,7 @@ class AccountEngine:
         self._executing = False
         self._own_trades: dict[str, set[int]] = {}
         self._last_us = 0
+        self._sample_trade_id = 9 * 10 ** 12   # trade ids of hostile_account fills: far from real ones
 
     def now_us(self) -> int:
         """Engine time for new events: the clock, but never before an event already emitted."""
@@ -535,6 +536,40 @@ class AccountEngine:
             data['y'] = True
         data['T'] = ts_us
         return dict(sorted(data.items()))
+
+    def sample_frame(self, api_key: str, event: str, symbol: str) -> tuple[str, dict]:
+        """``(stream base, data)`` of one plausible account frame of ``api_key`` for the
+        ``hostile_account`` fault, before its field is replaced. ``event``: ``orderFill``,
+        ``orderAccepted``, ``orderUpdate`` (sent as ``orderModified``: a state change of a resting
+        order, no fill), ``positionUpdate`` (``positionAdjusted`` of the account's position in
+        ``symbol``, or of a one-lot long when it has none), ``balanceUpdate`` (the account's real
+        USDC balance, or its first asset's). Order frames describe a fresh order (and trade) id
+        that the engine never uses otherwise; nothing in the account changes."""
+        acct = self.account(api_key)
+        ts = self.now_us()
+        if event == 'balanceUpdate':
+            asset = 'USDC' if 'USDC' in acct.balances or not acct.balances else sorted(acct.balances)[0]
+            bal = acct.balance(asset)
+            return BALANCE_UPDATE, {'A': fmt(bal.available), 'E': ts, 'L': fmt(bal.locked), 'S': fmt(bal.staked),
+                                    'T': ts, 'a': asset, 'e': 'balanceUpdate'}
+        meta = self.meta(symbol)
+        price = max(_floor(self._mark(meta, _ONE), meta.tick), meta.tick)
+        if event == 'positionUpdate':
+            pos = acct.positions.get(symbol) or Position(self._next_position_id, symbol, meta.step, price)
+            return POSITION_UPDATE, self.position_frame(acct, pos, 'positionAdjusted', ts)
+        quantity = max(meta.min_quantity, meta.step)
+        order = Order(str(self._next_order_id), api_key, symbol, 'Bid', 'Limit', 'GTC', price, quantity,
+                      price * quantity, None, False, False, 'RejectTaker', ts, 0)
+        self._next_order_id += 1
+        if event != 'orderFill':
+            return ORDER_UPDATE, self.order_frame(order, 'orderAccepted' if event == 'orderAccepted' else 'orderModified',
+                                                  ts)
+        self._sample_trade_id += 1
+        order.status, order.executed_quantity, order.executed_quote_quantity = 'Filled', quantity, price * quantity
+        fee = price * quantity * self.fees.taker
+        fill = FillRecord(self._sample_trade_id, order.id, None, symbol, 'Bid', price, quantity, fee, meta.quote,
+                          False, ts, meta.perp)
+        return ORDER_UPDATE, self.order_frame(order, 'orderFill', ts, fill)
 
     def _emit_order(self, order: Order, event: str, ts_us: int, fill: Optional[FillRecord] = None) -> None:
         self._emit(order.api_key, ORDER_UPDATE, order.symbol, self.order_frame(order, event, ts_us, fill))

@@ -4,8 +4,8 @@ Use ``parse_fault()`` to turn a ``POST /_sim/faults`` body (or ``BackpackSimulat
 argument) into a validated ``Fault``; ``FaultState`` keeps what outlives the request: HTTP
 error/slow-down budgets, duplicate/reorder budgets per stream and the ping silence deadline.
 ``malformed_payload()`` builds the documented broken frames, ``hostile_depth_payload()`` the
-depth frames with impossible values or ids. The JSON of every fault is listed
-in the ``server`` module docstring. Pure: the monotonic clock is injected, no I/O.
+depth frames with impossible values or ids, ``corrupt_middle_row()`` the damaged REST answers of
+``malformed_history_row``. The JSON of every fault is listed in the ``server`` module docstring. Pure: the monotonic clock is injected, no I/O.
 """
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ from cryptofeed.exchanges.backpack.simulator.wire import encode_json
 
 __all__ = [
     'FAULT_KINDS', 'MALFORMED_KINDS', 'HOSTILE_DEPTH_KINDS', 'HTTP_FAULT_STATUSES', 'CORRUPT_SNAPSHOT_ID',
-    'HISTORY_PATHS', 'FaultError', 'Fault', 'HttpFault', 'FaultState', 'HistoryRateLimit', 'parse_fault',
-    'malformed_payload', 'hostile_depth_payload', 'http_error_body',
+    'HISTORY_PATHS', 'HOSTILE_ACCOUNT_EVENTS', 'MALFORMED_ROW_PATHS', 'FaultError', 'Fault', 'HttpFault',
+    'FaultState', 'HistoryRateLimit', 'parse_fault', 'malformed_payload', 'hostile_depth_payload', 'http_error_body',
+    'corrupt_middle_row',
 ]
 
 FAULT_KINDS = ('skip_sequence', 'duplicate', 'reorder', 'drop_connections', 'silence_pings', 'malformed',
-               'http_status', 'slow_rest', 'hostile_depth', 'corrupt_snapshot')
+               'http_status', 'slow_rest', 'hostile_depth', 'corrupt_snapshot', 'hostile_account',
+               'malformed_history_row')
 MALFORMED_KINDS = ('truncated_json', 'unknown_stream', 'wrong_types')
 # kind -> (price, size) of the one bid level of a hostile depth frame; None = the real best bid's
 HOSTILE_DEPTH_KINDS = {
@@ -35,6 +37,14 @@ HOSTILE_DEPTH_KINDS = {
 }
 ID_JUMP = 10 ** 9
 CORRUPT_SNAPSHOT_ID = 10 ** 30
+#: ``event`` of a hostile_account fault -> the account stream its frame goes out on.
+HOSTILE_ACCOUNT_EVENTS = {'orderFill': 'account.orderUpdate', 'orderAccepted': 'account.orderUpdate',
+                          'orderUpdate': 'account.orderUpdate', 'positionUpdate': 'account.positionUpdate',
+                          'balanceUpdate': 'account.balanceUpdate'}
+#: Signed REST paths whose answers malformed_history_row can damage (``/api/v1/capital``: an asset's entry).
+MALFORMED_ROW_PATHS = ('/wapi/v1/history/fills', '/wapi/v1/history/orders', '/api/v1/orders', '/api/v1/position',
+                       '/api/v1/capital')
+_MAX_FIELD = 64
 HTTP_FAULT_STATUSES = {
     429: ('TOO_MANY_REQUESTS', 'Too many requests'),
     451: ('FORBIDDEN', 'Unavailable for legal reasons: access from this region is restricted'),
@@ -62,6 +72,9 @@ class Fault:
     path: Optional[str] = None
     delay: float = 0.0
     private_only: bool = False
+    event: Optional[str] = None
+    field: Optional[str] = None
+    value: Any = None
 
     def as_dict(self) -> dict[str, Any]:
         """The normalised request, echoed back to the caller."""
@@ -76,11 +89,13 @@ class Fault:
             'slow_rest': ('delay', 'count', 'duration', 'path'),
             'hostile_depth': ('kind', 'symbol'),
             'corrupt_snapshot': ('count',),
+            'hostile_account': ('event', 'symbol', 'field', 'value'),
+            'malformed_history_row': ('path', 'field', 'value', 'count'),
         }[self.fault]
         out: dict[str, Any] = {'fault': self.fault}
         for name in keep:
             value = getattr(self, name)
-            if value is not None and not (name == 'retry_after' and self.status != 429):
+            if name == 'value' or value is not None and not (name == 'retry_after' and self.status != 429):
                 out[name] = value
         return out
 
@@ -104,6 +119,21 @@ def _opt_str(body: Mapping, name: str) -> Optional[str]:
     if value is not None and not isinstance(value, str):
         raise FaultError(f'{name} must be a string')
     return value
+
+
+def _field_and_value(body: Mapping) -> tuple[str, Any]:
+    """The ``field`` (a key of the payload) and ``value`` (any JSON scalar) of the account faults."""
+    name = body.get('field')
+    if not isinstance(name, str) or not name or len(name) > _MAX_FIELD:
+        raise FaultError(f'field must be the name of a key of the payload (1..{_MAX_FIELD} characters)')
+    if 'value' not in body:
+        raise FaultError('value is required: a string, a number, true/false or null')
+    value = body['value']
+    if isinstance(value, float) and not math.isfinite(value) or not (
+            value is None or isinstance(value, (str, bool, int, float))):
+        raise FaultError('value must be a string, a finite number, true/false or null '
+                         '(send NaN or Infinity as the strings "NaN", "Infinity")')
+    return name, value
 
 
 def parse_fault(body: Any, symbols: Optional[list[str]] = None) -> Fault:
@@ -149,6 +179,25 @@ def parse_fault(body: Any, symbols: Optional[list[str]] = None) -> Fault:
         return Fault(name, kind=kind, symbol=symbol or (symbols[0] if symbols else 'SOL_USDC'))
     if name == 'corrupt_snapshot':
         return Fault(name, count=_int(body, 'count', 1))
+    if name == 'hostile_account':
+        event = body.get('event')
+        if event not in HOSTILE_ACCOUNT_EVENTS:
+            raise FaultError(f'event must be one of {", ".join(HOSTILE_ACCOUNT_EVENTS)}')
+        field, value = _field_and_value(body)
+        if event == 'balanceUpdate':
+            if symbol is not None:
+                raise FaultError('balanceUpdate takes no symbol (set field "a" to choose the asset)')
+        elif symbol is None and symbols:
+            perps = [s for s in symbols if s.endswith('_PERP')]
+            symbol = perps[0] if event == 'positionUpdate' and perps else symbols[0]
+        return Fault(name, event=event, symbol=symbol or ('SOL_USDC' if event != 'balanceUpdate' else None),
+                     field=field, value=value)
+    if name == 'malformed_history_row':
+        path = body.get('path')
+        if path not in MALFORMED_ROW_PATHS:
+            raise FaultError(f'path must be one of {", ".join(MALFORMED_ROW_PATHS)}')
+        field, value = _field_and_value(body)
+        return Fault(name, path=path, field=field, value=value, count=_int(body, 'count', 1))
     path = _opt_str(body, 'path')
     if path is not None and not path.startswith('/'):
         raise FaultError('path must start with /')
@@ -234,6 +283,7 @@ class FaultState:
         self._reorder: dict[str, _Reorder] = {}
         self._silent_until = 0.0
         self._corrupt_snapshots = 0
+        self._rows: list[list] = []          # [path, field, value, answers left] of malformed_history_row
 
     def apply(self, fault: Fault) -> None:
         """Record a fault that acts later (HTTP, frame and ping faults); others are the server's job."""
@@ -254,6 +304,26 @@ class FaultState:
             self._silent_until = max(self._silent_until, self._clock() + fault.duration)
         elif fault.fault == 'corrupt_snapshot':
             self._corrupt_snapshots += fault.count
+        elif fault.fault == 'malformed_history_row':
+            self._rows.append([fault.path, fault.field, fault.value, fault.count])
+
+    def damages(self, path: str) -> bool:
+        """True when a malformed_history_row fault waits for an answer of ``path``."""
+        return any(entry[0] == path for entry in self._rows)
+
+    def damage_answer(self, path: str, body: Any) -> bool:
+        """Set the field of the middle row of ``body`` (the decoded answer of ``path``) as the first
+        malformed_history_row fault of that path asks; True when it did (an answer without rows is
+        left alone and does not use up the fault's count)."""
+        for entry in self._rows:
+            if entry[0] == path:
+                if not corrupt_middle_row(body, entry[1], entry[2]):
+                    return False
+                entry[3] -= 1
+                if entry[3] <= 0:
+                    self._rows.remove(entry)
+                return True
+        return False
 
     def take_corrupt_snapshot(self) -> bool:
         """True when this ``/api/v1/depth`` answer must carry a corrupt ``lastUpdateId``."""
@@ -355,3 +425,19 @@ def hostile_depth_payload(kind: str, symbol: str, sequence: int, best_bid: tuple
     return encode_json({'stream': f'depth.{symbol}', 'data': {
         'E': emit_us, 'T': emit_us, 'U': sequence + 1, 'a': [], 'b': [level], 'e': 'depth', 's': symbol,
         'u': last}})
+
+
+def corrupt_middle_row(body: Any, field: str, value: Any) -> bool:
+    """Set ``field`` to ``value`` in the middle row of a REST answer: element ``len // 2`` of a list
+    of objects, or, for a mapping of objects (``/api/v1/capital``: asset -> entry), the entry of
+    the middle key in sorted order. False (nothing changed) when there is no such row."""
+    if isinstance(body, list) and body:
+        row = body[len(body) // 2]
+    elif isinstance(body, dict) and body:
+        row = body[sorted(body)[len(body) // 2]]
+    else:
+        return False
+    if not isinstance(row, dict):
+        return False
+    row[field] = value
+    return True

@@ -63,6 +63,20 @@ Truth and control endpoints (never affected by HTTP faults):
     ``u`` 10**9 ahead.
   - ``{"fault": "corrupt_snapshot", "count": 1}`` the next ``count`` ``/api/v1/depth`` answers carry
     ``lastUpdateId`` ``"1000000000000000000000000000000"`` (10**30), levels unchanged.
+  - ``{"fault": "hostile_account", "event": E, "field": F, "value": V}`` (optional ``"symbol"``) one
+    account frame of event ``E`` to each connection subscribed to its account stream, built for the
+    account signed in on that connection, with key ``F`` set to ``V`` (a string, a finite number of
+    any size, true/false or null). ``E``: ``orderFill`` (a filled one-lot limit buy at the mark
+    price, with a fresh order id and trade id), ``orderAccepted`` (the same order, ``New``),
+    ``orderUpdate`` (the same, sent as ``orderModified``), ``positionUpdate`` (``positionAdjusted``
+    of the account's position, or a one-lot long; ``symbol`` defaults to the first perpetual), or
+    ``balanceUpdate`` (the account's true USDC balance; no ``symbol``). With a sound ``V`` the frame
+    is valid, so a test can send one as a control.
+  - ``{"fault": "malformed_history_row", "path": P, "field": F, "value": V, "count": 1}`` in each of
+    the next ``count`` answers of ``P`` that have rows, key ``F`` of the middle row (element
+    ``len // 2``) is set to ``V``. ``P``: ``/wapi/v1/history/fills``, ``/wapi/v1/history/orders``,
+    ``/api/v1/orders``, ``/api/v1/position``, or ``/api/v1/capital`` (the entry of the middle asset
+    in sorted order).
   - ``{"fault": "http_status", "status": 429, "count": 2, "path": "/api/v1/depth", "retry_after": 3}``
     the next ``count`` requests (to ``path`` only, when given; WebSocket handshakes included when
     no path is given) get ``status``: 429 with header ``Retry-After: <retry_after>`` and body
@@ -92,8 +106,8 @@ from aiohttp import WSMsgType, web
 
 from cryptofeed.exchanges.backpack.simulator import wire
 from cryptofeed.exchanges.backpack.simulator.faults import (
-    CORRUPT_SNAPSHOT_ID, Fault, FaultError, FaultState, HistoryRateLimit, hostile_depth_payload, http_error_body,
-    malformed_payload, parse_fault,
+    CORRUPT_SNAPSHOT_ID, HOSTILE_ACCOUNT_EVENTS, Fault, FaultError, FaultState, HistoryRateLimit,
+    hostile_depth_payload, http_error_body, malformed_payload, parse_fault,
 )
 from cryptofeed.exchanges.backpack.simulator.market import (
     DAY_US, DEPTH_WINDOWS_MS, KLINE_INTERVALS, DepthUpdate, MarketModel, TradePrint,
@@ -435,6 +449,9 @@ class BackpackSimulator:
             frame = wire.ws_text_frame(malformed_payload(fault.kind, fault.symbol, self._now_us()))
             for conn in list(self._conns):
                 conn.write(frame)
+        elif name == 'hostile_account':
+            self._pump()
+            self._send_hostile_account(fault)
         elif name == 'hostile_depth':
             self._pump()
             top = self.model.book_snapshot(fault.symbol, 1)
@@ -445,6 +462,21 @@ class BackpackSimulator:
                 conn.write(frame)
         else:
             self._faults.apply(fault)
+
+    def _send_hostile_account(self, fault: Fault) -> None:
+        """One account frame of ``fault.event`` with ``fault.field`` set to ``fault.value``, to each
+        connection subscribed to that account stream, built for the account signed in on it."""
+        base = HOSTILE_ACCOUNT_EVENTS[fault.event]
+        for conn in list(self._conns):
+            for name in (base, f'{base}.{fault.symbol}'):
+                api_key = conn.private.get(name)
+                if api_key is not None and conn.is_open():
+                    _, data = self.account.engine.sample_frame(api_key, fault.event, fault.symbol)
+                    data[fault.field] = fault.value
+                    # The standard library's encoder: it writes integers of any size (say E = 10**20).
+                    frame = json.dumps({'stream': name, 'data': data}, separators=(',', ':')).encode()
+                    conn.write(wire.ws_text_frame(frame))
+                    break
 
     # ---------------------------------------------------------------- market loop and fan-out
 
@@ -735,7 +767,12 @@ class BackpackSimulator:
                 if delay:
                     await asyncio.sleep(delay)
         try:
-            return await handler(request)
+            response = await handler(request)
+            if self._faults.damages(path) and response.status == 200 and isinstance(response, web.Response):
+                body = json.loads(response.body)
+                if self._faults.damage_answer(path, body):
+                    response.body = json.dumps(body, separators=(',', ':')).encode()
+            return response
         except _ApiError as exc:
             return _json({'code': exc.code, 'message': exc.message}, status=exc.status)
         except web.HTTPNotFound:

@@ -18,6 +18,15 @@
   (``/api/v1/position``; a position gone since is emitted with size 0), (4) the balances
   (``/api/v1/capital``). Live frames that repeat what REST gave are harmless: fills are
   de-duplicated, orders/positions/balances are states.
+* **One bad row loses nothing**: every REST row is checked with the bounds of the account streams
+  (``adapters.parse_rest_*``); a row that breaks them is counted (``parse_errors``), logged once
+  with its ids, and skipped, and the rows after it and the other catch-ups go on. A skipped row
+  is never taken for an absence: the order it describes is not taken for closed, its position
+  not for flat, its asset not for empty. A fill is recorded in the ledger only once delivered; a
+  skipped fill row makes the next ``_FILL_ROW_RETRIES`` catch-ups read the history again from its
+  time, so a row damaged in one answer only is still delivered (late, once), and one that stays
+  damaged is given up with a warning. Live frames with such values are refused by the decoder
+  (``messages.py``) and counted in the same way, so none reaches a callback or this state.
 * **Clock**: the offset to the exchange is measured with ``/api/v1/time`` at start and after
   an authentication failure, unless ``clock_offset_ms`` was configured (that value is kept).
 * **Authentication failures** (error frame 4003, a close right after subscribing, 401/403 on
@@ -64,6 +73,10 @@ CLOSED_AFTER_SUBSCRIBE = 'closed_after_subscribe'
 CLOSED_AFTER_SUBSCRIBE_S = 3.0
 _HISTORY_PAGE = 1000
 _BACKFILL_MARGIN_MS = 1000
+_FILL_ROW_RETRIES = 3        # catch-ups that read the history again from a skipped fill row
+_BAD_ROWS_REMEMBERED = 1000  # bound on the rows remembered as logged / given up
+_FILLS_PATH = '/wapi/v1/history/fills'
+_ORDER_HISTORY_PATH = '/wapi/v1/history/orders'
 _OPEN_STATES = frozenset({OPEN, PARTIAL, PENDING})
 _ZERO = Decimal(0)
 
@@ -108,6 +121,9 @@ class AccountChannel:
         self.positions: Dict[str, records.Position] = {}                    # symbol -> last non-flat Position
         self.balances: Dict[str, records.Balance] = {}                      # asset -> last Balance emitted
         self.backfilled_fills = 0
+        self._bad_rows: set = set()                                 # (path, problem) of rows already logged
+        self._fill_retries: Dict[str, list] = {}                    # skipped fill row -> [time ms, catch-ups left]
+        self._fills_given_up: set = set()
 
     def handlers(self):
         return {'account.orderUpdate': self.on_order, 'account.positionUpdate': self.on_position,
@@ -182,11 +198,11 @@ class AccountChannel:
         return offset
 
     async def _catch_up(self, reconnect: bool) -> None:
-        history: List[dict] = []
+        history: List[tuple] = []
         known = set(self.order_types)      # orders seen before this (re)subscribe
         if reconnect and (ORDER_INFO in self.filters or FILLS in self.filters):
-            history = await self.ctx.rest.order_history(limit=_HISTORY_PAGE)
-            for row in history:
+            history = self._order_rows(await self.ctx.rest.order_history(limit=_HISTORY_PAGE), _ORDER_HISTORY_PATH)
+            for row, _, _ in history:
                 self._note_type(str(row['id']), row['orderType'], row.get('triggerPrice'))
         if reconnect and FILLS in self.filters:
             await self._backfill_fills()
@@ -199,66 +215,101 @@ class AccountChannel:
 
     async def _backfill_fills(self) -> None:
         since = self.ledger.last_ms if self.ledger.last_ms is not None else self._since_ms
-        rows: List[dict] = []
+        if self._fill_retries:
+            since = min([since] + [entry[0] for entry in self._fill_retries.values()])
+        rows: List[Any] = []
         offset = 0
         while True:
-            page = await self.ctx.rest.fill_history(from_ms=max(0, since - _BACKFILL_MARGIN_MS), limit=_HISTORY_PAGE,
-                                                    offset=offset, sort_direction='Asc')
+            page = _rows(await self.ctx.rest.fill_history(
+                from_ms=max(0, since - _BACKFILL_MARGIN_MS), limit=_HISTORY_PAGE, offset=offset,
+                sort_direction='Asc'), _FILLS_PATH)
             rows.extend(page)
             if len(page) < _HISTORY_PAGE:
                 break
             offset += _HISTORY_PAGE
-        missed = self.ledger.backfill(rows)
-        delivered = 0
-        for row in missed:
-            symbol = _normalized(row['symbol'])
-            if not self._wants(FILLS, symbol):
+        entries = []
+        skipped: Dict[str, int] = {}
+        for row in rows:
+            try:
+                symbol = _row_symbol(row)
+                fill = adapters.parse_rest_fill(row, symbol, self.order_types.get(str(row.get('orderId'))),
+                                                row if self.ctx.keep_raw else None)
+            except ValueError as exc:
+                self._bad_row(_FILLS_PATH, exc)
+                skipped[_fill_row_identity(row)] = _row_ms(row, since)
                 continue
-            fill = adapters.parse_rest_fill(row, symbol, self.order_types.get(str(row['orderId'])),
-                                            row if self.ctx.keep_raw else None)
-            await self.ctx.deliver(FILLS, fill, time.time())
-            delivered += 1
+            entries.append((fill_key(fill.id, fill.order_id), round(fill.timestamp * 1000), fill))
+        self._note_skipped_fills(skipped)
+        delivered = 0
+        for key, time_ms, fill in self.ledger.pending(entries):
+            if self._wants(FILLS, fill.symbol):
+                await self.ctx.deliver(FILLS, fill, time.time())
+                delivered += 1
+            self.ledger.record(key, time_ms)    # only now: a fill not delivered is not taken for one
         if delivered:
             LOG.info('%s: %d fills made while the private connection was down delivered from history',
                      self.ctx.exchange_id, delivered)
         self.backfilled_fills += delivered
         self.ctx.metrics.backfilled_fills += delivered
 
-    async def _snapshot_orders(self, history: List[dict], known: Optional[set]) -> None:
+    async def _snapshot_orders(self, history: List[tuple], known: Optional[set]) -> None:
         """Emit every open order; on a reconnect (``known``: the order ids seen before it) first the
         final state of the orders that closed meanwhile: those that were open, and those never seen
-        that were created since the first subscribe."""
+        that were created since the first subscribe. ``history``: the checked rows of the order
+        history (``_order_rows``). A skipped open-order row whose id is readable still counts as
+        open: the order is not taken for closed."""
         receipt = time.time()
-        rows = list(await self.ctx.rest.open_orders())
-        open_ids = {str(row['id']) for row in rows}
+        answer = _rows(await self.ctx.rest.open_orders(), '/api/v1/orders')
+        open_ids = {str(row['id']) for row in answer if isinstance(row, dict) and _readable_id(row.get('id'))}
+        rows = self._order_rows(answer, '/api/v1/orders')
         if known is not None:
-            by_id = {str(row['id']): row for row in history}
+            by_id = {str(item[0]['id']): item for item in history}
             for order_id in list(self.open_orders):
                 if order_id not in open_ids and order_id not in by_id:
-                    found = await self.ctx.rest.order_history(order_id=order_id, limit=1)
+                    found = self._order_rows(await self.ctx.rest.order_history(order_id=order_id, limit=1),
+                                             _ORDER_HISTORY_PATH)
                     if found:
                         by_id[order_id] = found[0]
             since_s = (self._since_ms or 0) / 1000 - _BACKFILL_MARGIN_MS / 1000
-            closed = [row for order_id, row in by_id.items() if order_id not in open_ids and (
-                order_id in self.open_orders
-                or (order_id not in known and adapters.history_seconds(row['createdAt']) >= since_s))]
-            rows = sorted(closed, key=lambda r: adapters.history_seconds(r['createdAt'])) + rows
-        for row in rows:
+            closed = [item for order_id, item in by_id.items() if order_id not in open_ids and (
+                order_id in self.open_orders or (order_id not in known and item[2] >= since_s))]
+            rows = sorted(closed, key=lambda item: item[2]) + rows
+        for row, symbol, _ in rows:
             self._note_type(str(row['id']), row['orderType'], row.get('triggerPrice'))
-            symbol = _normalized(row['symbol'])
             info = adapters.parse_rest_order(row, symbol, receipt, row if self.ctx.keep_raw else None)
             await self._emit_order(info, symbol, receipt)
+
+    def _order_rows(self, answer: Any, path: str) -> List[tuple]:
+        """``(row, symbol, created seconds)`` of each order row of ``answer`` within the bounds; the
+        others are counted, logged and left out (``created``: history rows only, else 0)."""
+        out = []
+        for row in _rows(answer, path):
+            try:
+                symbol = _row_symbol(row)
+                adapters.parse_rest_order(row, symbol, 0.0)
+                created = adapters.history_time(row.get('createdAt'), 'createdAt') if path == _ORDER_HISTORY_PATH \
+                    else 0.0
+            except ValueError as exc:
+                self._bad_row(path, exc)
+                continue
+            out.append((row, symbol, created))
+        return out
 
     async def _snapshot_positions(self) -> None:
         receipt = time.time()
         seen = set()
-        for row in await self.ctx.rest.positions():
-            symbol = _normalized(row['symbol'])
-            seen.add(symbol)
-            previous = self.positions.get(symbol)
-            await self._emit_position(adapters.parse_rest_position(
-                row, symbol, receipt, row if self.ctx.keep_raw else None,
-                previous_side=None if previous is None else previous.side), receipt)
+        for row in _rows(await self.ctx.rest.positions(), '/api/v1/position'):
+            if isinstance(row, dict) and isinstance(row.get('symbol'), str):
+                seen.add(_normalized(row['symbol']))   # a skipped row is not a position closed
+            try:
+                symbol = _row_symbol(row)
+                previous = self.positions.get(symbol)
+                position = adapters.parse_rest_position(row, symbol, receipt, row if self.ctx.keep_raw else None,
+                                                        previous_side=None if previous is None else previous.side)
+            except ValueError as exc:
+                self._bad_row('/api/v1/position', exc)
+                continue
+            await self._emit_position(position, receipt)
         for symbol, previous in list(self.positions.items()):
             if symbol not in seen:  # closed while we were away
                 await self._emit_position(records.Position(adapters.EXCHANGE, symbol, _ZERO, previous.entry_price,
@@ -270,9 +321,19 @@ class AccountChannel:
         many differed."""
         receipt = time.time()
         data = await self.ctx.rest.balances()
-        fresh = {b.currency: b for b in adapters.parse_capital(data or {}, keep_raw=self.ctx.keep_raw)}
+        if not isinstance(data or {}, dict):
+            raise BackpackError(f'/api/v1/capital answered a {type(data).__name__}, not a map of assets')
+        fresh: Dict[str, Any] = {}
+        skipped = set()
+        for asset, entry in sorted((data or {}).items()):
+            try:
+                fresh[asset] = adapters.parse_capital_entry(asset, entry, keep_raw=self.ctx.keep_raw)
+            except ValueError as exc:
+                self._bad_row('/api/v1/capital', exc)
+                skipped.add(asset)              # not emptied: its last balance stands
         for asset in self.balances:
-            fresh.setdefault(asset, records.Balance(adapters.EXCHANGE, asset, _ZERO, _ZERO, None))
+            if asset not in skipped:
+                fresh.setdefault(asset, records.Balance(adapters.EXCHANGE, asset, _ZERO, _ZERO, None))
         changed = 0
         for asset, balance in sorted(fresh.items()):
             previous = self.balances.get(asset)
@@ -282,6 +343,42 @@ class AccountChannel:
             if differs or not only_changes:
                 await self.ctx.deliver(BALANCES, balance, receipt)
         return changed
+
+    def _bad_row(self, path: str, exc: ValueError) -> None:
+        """A REST row out of bounds: counted as a parse error, logged once (its ids are in ``exc``)."""
+        metrics = self.ctx.metrics
+        metrics.on_dropped()
+        metrics.on_parse_error()
+        key = (path, str(exc))
+        if key in self._bad_rows:
+            LOG.debug('%s: skipped the malformed REST row of %s again: %s', self.ctx.exchange_id, path, exc)
+            return
+        if len(self._bad_rows) >= _BAD_ROWS_REMEMBERED:
+            self._bad_rows.clear()
+        self._bad_rows.add(key)
+        LOG.warning('%s: skipped a malformed REST row of %s: %s; the other rows are delivered (counted in '
+                    'parse_errors)', self.ctx.exchange_id, path, exc)
+
+    def _note_skipped_fills(self, skipped: Dict[str, int]) -> None:
+        """Keep the next catch-ups reading the history from the fill rows just skipped (identity ->
+        time ms), ``_FILL_ROW_RETRIES`` times; a row skipped that often is given up."""
+        retries = self._fill_retries
+        for identity in [i for i in retries if i not in skipped]:
+            del retries[identity]               # read clean (and delivered) this time, or gone
+        for identity, time_ms in skipped.items():
+            entry = retries.get(identity)
+            if entry is None:
+                if identity not in self._fills_given_up:
+                    retries[identity] = [time_ms, _FILL_ROW_RETRIES]
+                continue
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del retries[identity]
+                if len(self._fills_given_up) >= _BAD_ROWS_REMEMBERED:
+                    self._fills_given_up.clear()
+                self._fills_given_up.add(identity)
+                LOG.warning('%s: giving up on the fill history row %s: still malformed after %d more catch-ups',
+                            self.ctx.exchange_id, identity, _FILL_ROW_RETRIES)
 
     async def _reconcile_loop(self) -> None:
         """Every ``reconcile_interval_s``: compare REST balances with what was emitted."""
@@ -346,9 +443,12 @@ class AccountChannel:
         self._note_type(msg.i, msg.o, msg.P)
         await self._emit_order(info, symbol, receipt_ts)
         fill = adapters.parse_fill(msg, symbol, receipt_ts, raw)
-        if fill is not None and self.ledger.record(fill_key(fill.id, fill.order_id), msg.T // 1000) \
-                and self._wants(FILLS, symbol):
-            await ctx.deliver(FILLS, fill, receipt_ts)
+        if fill is not None:
+            key = fill_key(fill.id, fill.order_id)
+            if not self.ledger.delivered(key):
+                if self._wants(FILLS, symbol):
+                    await ctx.deliver(FILLS, fill, receipt_ts)
+                self.ledger.record(key, msg.T // 1000)   # once delivered
 
     async def _emit_order(self, info, symbol: str, receipt_ts: float) -> None:
         if info.status in _OPEN_STATES:
@@ -454,6 +554,44 @@ def _normalized(exchange_symbol: str) -> Optional[str]:
         return exchange_to_normalized(exchange_symbol)
     except (ValueError, TypeError):
         return None
+
+
+def _rows(answer: Any, path: str) -> list:
+    """The rows of a REST answer (a list; null is none); anything else fails the whole catch-up."""
+    if answer is None:
+        return []
+    if not isinstance(answer, list):
+        raise BackpackError(f'{path} answered a {type(answer).__name__}, not a list of rows')
+    return answer
+
+
+def _readable_id(value: Any) -> bool:
+    return isinstance(value, (str, int)) and not isinstance(value, bool) and value != ''
+
+
+def _row_symbol(row: Any) -> str:
+    """The normalized symbol of a REST row; ``ValueError`` (naming the row) when it has none."""
+    if not isinstance(row, dict):
+        raise ValueError(f'row ({adapters.row_ids(row)}): not an object')
+    symbol = row.get('symbol')
+    normalized = _normalized(symbol) if isinstance(symbol, str) else None
+    if normalized is None:
+        raise ValueError(f'row ({adapters.row_ids(row)}): symbol {str(symbol)[:40]!r} is not a Backpack market')
+    return normalized
+
+
+def _fill_row_identity(row: Any) -> str:
+    """What identifies a skipped fill row from one catch-up to the next: its ids and time, as sent."""
+    when = row.get('timestamp') if isinstance(row, dict) else None
+    return f'({adapters.row_ids(row)}, timestamp {str(when)[:40]})'
+
+
+def _row_ms(row: Any, default: int) -> int:
+    """The time of a fill row in ms, or ``default`` when it has no readable one."""
+    try:
+        return round(adapters.history_time(row.get('timestamp')) * 1000)
+    except (AttributeError, ValueError):
+        return default
 
 
 def private_channels_asked(wanted: Mapping[str, Iterable[str]], cfg: Any) -> Dict[str, set]:

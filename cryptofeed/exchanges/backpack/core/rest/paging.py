@@ -36,7 +36,8 @@ so they are tested without a network and know nothing of cryptofeed types.
 ``kline_windows(start_s, end_s, interval_s)``
     The ``[startTime, endTime)`` requests of at most ``MAX_KLINES`` candles each covering a
     time range; ``/api/v1/klines`` takes seconds. A 1-month interval has no fixed length and is
-    asked for in one request.
+    asked for in one request. ``kline_request_count`` says how many requests that is, without
+    making the list, so that a window too long for the rate limit is refused up front.
 """
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator, Awaitable, Callable, Dict, Iterator, List, Optional, Tuple
 
 __all__ = [
-    'HISTORY_PAGE_LIMIT', 'MAX_KLINES', 'RequestPacer', 'trade_pages', 'kline_windows', 'INTERVAL_SECONDS',
+    'HISTORY_PAGE_LIMIT', 'MAX_KLINES', 'RequestPacer', 'trade_pages', 'kline_windows', 'kline_request_count',
+    'INTERVAL_SECONDS',
 ]
 
 #: Most rows ``/api/v1/trades/history`` and ``/wapi/v1/history/*`` return per request.
@@ -242,3 +244,14 @@ def kline_windows(start_s: int, end_s: int, interval_s: Optional[int],
         stop = min(end_s, cursor + span)
         yield cursor, stop
         cursor = stop
+
+
+def kline_request_count(start_s: int, end_s: int, interval_s: Optional[int], max_rows: int = MAX_KLINES) -> int:
+    """How many pairs ``kline_windows`` yields for the same arguments (computed, not listed)."""
+    if end_s <= start_s:
+        return 0
+    if interval_s is None:
+        return 1
+    cursor = start_s - start_s % interval_s
+    span = interval_s * max_rows
+    return -(-(end_s - cursor) // span)

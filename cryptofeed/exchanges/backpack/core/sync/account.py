@@ -4,8 +4,11 @@ the classification of authentication failures. No I/O, no ``await``.
 Use ``FillLedger`` to deliver every fill exactly once across a live stream and a REST backfill:
 it remembers the ``(trade id, order id)`` of the fills delivered (bounded, oldest forgotten
 first) and the engine time of the newest one, which is where a backfill after a reconnect
-starts. ``FillLedger.backfill(rows)`` takes ``/wapi/v1/history/fills`` rows and returns those
-not yet delivered, oldest first, recording them.
+starts. A fill is recorded (``record``) only once it has been delivered: a fill that could not
+be delivered (a row that did not parse, say) stays unrecorded, so a later catch-up still
+delivers it. ``FillLedger.pending(entries)`` takes ``(key, time ms, item)`` of history fills
+(parsed and checked by the caller) and returns those not yet delivered, oldest first, without
+recording them.
 
 ``estimate_offset_ms`` turns one ``/api/v1/time`` round trip into "exchange clock minus ours".
 ``classify_auth_failure`` names why the exchange refused a signed request (backpack-api.md §4,
@@ -20,7 +23,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from cryptofeed.exchanges.backpack.core.wire.parse import history_seconds
 
-__all__ = ['FillLedger', 'fill_key', 'estimate_offset_ms', 'classify_auth_failure', 'AUTH_CAUSES',
+__all__ = ['FillLedger', 'fill_key', 'history_ms', 'estimate_offset_ms', 'classify_auth_failure', 'AUTH_CAUSES',
            'EXPIRED', 'INVALID_SIGNATURE', 'KEY_REJECTED', 'WS_REJECTED']
 
 EXPIRED = 'expired'
@@ -66,10 +69,16 @@ class FillLedger:
     def __contains__(self, key: Key) -> bool:
         return key in self._seen
 
-    def record(self, key: Key, time_ms: Optional[int]) -> bool:
-        """Note one fill; True when it is new (deliver it), False for a duplicate (drop it)."""
+    def delivered(self, key: Key) -> bool:
+        """True when the fill was delivered already (and counts it as a duplicate)."""
         if key in self._seen:
             self.duplicates += 1
+            return True
+        return False
+
+    def record(self, key: Key, time_ms: Optional[int]) -> bool:
+        """Note one fill as delivered; True when it is new, False for a duplicate."""
+        if self.delivered(key):
             return False
         self._seen[key] = None
         if len(self._seen) > self.capacity:
@@ -78,11 +87,24 @@ class FillLedger:
             self.last_ms = time_ms
         return True
 
-    def backfill(self, rows: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        """The history rows not delivered yet, oldest first (time, then trade id), now recorded."""
-        ordered = sorted(rows, key=lambda r: (history_seconds(r['timestamp']), int(r['tradeId'])))
-        return [row for row in ordered
-                if self.record(fill_key(row['tradeId'], row['orderId']), int(history_seconds(row['timestamp']) * 1000))]
+    def pending(self, entries: Iterable[Tuple[Key, int, Any]]) -> List[Tuple[Key, int, Any]]:
+        """The ``(key, time_ms, item)`` entries not delivered yet (each key once), oldest first (time,
+        then trade id). Nothing is recorded: ``record`` each one after delivering it."""
+        out: Dict[Key, Tuple[Key, int, Any]] = {}
+        for entry in entries:
+            key = entry[0]
+            if key not in out and not self.delivered(key):
+                out[key] = entry
+        return sorted(out.values(), key=lambda e: (e[1], _trade_order(e[0][0])))
+
+
+def _trade_order(trade_id: str) -> Tuple[int, str]:
+    return (int(trade_id), '') if trade_id.isdigit() else (-1, trade_id)
+
+
+def history_ms(value: Any) -> int:
+    """A history row's ``timestamp`` in ms (``history_seconds``)."""
+    return round(history_seconds(value) * 1000)
 
 
 def estimate_offset_ms(sent_s: float, server_ms: int, received_s: float) -> int:

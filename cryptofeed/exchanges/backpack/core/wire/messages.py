@@ -41,8 +41,24 @@ other malformed payload and no handler, book or callback ever sees such a value.
   magnitude below Backpack's finest tick or step (about 1E-9), so a real value never trips it,
   while values that would round to ``0.0`` as floats do.
 
-Depth levels are checked by the book (``book.py``), not here. Private payloads are not bounded:
-PnL, quantities and fees there are legitimately signed.
+Depth levels are checked by the book (``book.py``), not here.
+
+The private payloads are held to the same bounds, field by field, in their ``__post_init__``
+(a refused frame is counted and dropped by the router like a public one, so no account callback
+or account state ever sees it; the error names the order, trade, position or asset):
+
+* ``OrderUpdate`` (every ``account.orderUpdate`` event): prices ``p`` (limit), ``P`` (trigger) and
+  the fill's ``L`` price and ``l`` quantity are prices (positive); quantities ``q``, ``Q``, ``z``,
+  ``Z`` are sizes (``q`` is ``"0"`` on pending triggers); the executed ``z`` is at most ``q``; the
+  fee ``n`` is signed (a maker rebate is negative) but finite and below ``1E+18``; the trade id
+  ``t`` is non-negative; the client id ``c`` is a uint32.
+* ``PositionUpdate``: the net quantity ``q``, net exposure ``Q``/``n``, break-even ``b`` and the
+  PnL ``P``/``p`` are signed (``is_signed``); entry ``B``, mark ``M``, liquidation ``l`` prices and
+  the margin fractions ``f``/``m`` are sizes (zero allowed: a closed position, the ``l``
+  placeholder).
+* ``BalanceUpdate``: available ``A``, locked ``L`` and staked ``S`` are sizes.
+* Times ``E``/``T`` (when present) are plausible microseconds: ``MICROS_FLOOR`` (2015-01-01) up to
+  ``MICROS_CEILING`` (2100-01-01), so ``-1``, a time in ms and ``10**20`` are refused.
 
 Private order and position events share one payload shape per stream, so ``OrderUpdate`` and
 ``PositionUpdate`` are untagged base classes with one tagged subclass per event type;
@@ -67,7 +83,8 @@ __all__ = [
     'PositionAdjusted', 'PositionClosed', 'BalanceUpdate', 'Payload', 'Envelope', 'ErrorBody',
     'ErrorFrame', 'Probe', 'STREAM_PAYLOADS', 'ENVELOPE_DECODER', 'ENVELOPE_DECODER_LAX',
     'PROBE_DECODER', 'ERROR_DECODER', 'PAYLOAD_DECODERS', 'PAYLOAD_TYPES',
-    'VALUE_CEILING', 'VALUE_FLOOR', 'is_price', 'is_size', 'is_rate',
+    'VALUE_CEILING', 'VALUE_FLOOR', 'MICROS_FLOOR', 'MICROS_CEILING', 'is_price', 'is_size', 'is_rate', 'is_signed',
+    'is_micros',
 ]
 
 Level = Tuple[BookPrice, Decimal]
@@ -115,6 +132,73 @@ def is_rate(value: Any) -> bool:
         return _MINUS_ONE < value < _ONE
     except (ArithmeticError, TypeError):
         return False
+
+
+def is_signed(value: Any) -> bool:
+    """A signed amount (PnL, a fee, a net position): finite, of magnitude below ``VALUE_CEILING``."""
+    try:
+        return -VALUE_CEILING < value < VALUE_CEILING
+    except (ArithmeticError, TypeError):
+        return False
+
+
+MICROS_FLOOR = 1_420_070_400_000_000
+"""2015-01-01 UTC in microseconds: the earliest plausible exchange time."""
+MICROS_CEILING = 4_102_444_800_000_000
+"""2100-01-01 UTC in microseconds (exclusive)."""
+
+
+def is_micros(value: Any) -> bool:
+    """An exchange time in microseconds: an ``int`` in ``[MICROS_FLOOR, MICROS_CEILING)``."""
+    return isinstance(value, int) and not isinstance(value, bool) and MICROS_FLOOR <= value < MICROS_CEILING
+
+
+def _private_problem(self: Any) -> Optional[str]:
+    """What is wrong with the values of a private payload (its ``_positive``, ``_non_negative``
+    and ``_signed`` decimals, its ``E``/``T`` times), or None."""
+    for names, check, what in ((self._positive, is_price, 'positive'), (self._non_negative, is_size, 'non-negative'),
+                               (self._signed, is_signed, 'finite')):
+        for name in names:
+            value = getattr(self, name)
+            if value is not None and not check(value):
+                return f'{name}={str(value)[:40]} is not {what} and below {VALUE_CEILING}'
+    for name in ('E', 'T'):
+        value = getattr(self, name)
+        if value is not None and not is_micros(value):
+            return f'{name}={str(value)[:40]} is not a time in microseconds between 2015 and 2100'
+    return None
+
+
+_UINT32_MAX = 2 ** 32 - 1
+
+
+def _check_order(self: Any) -> None:
+    """``__post_init__`` of ``OrderUpdate`` (see the module docstring)."""
+    problem = _private_problem(self)
+    if problem is None:
+        if self.t is not None and self.t < 0:
+            problem = f't={self.t} is not a trade id'
+        elif self.c is not None and not 0 <= self.c <= _UINT32_MAX:
+            problem = f'c={self.c} is not a client id (0..2**32-1)'
+        elif self.q is not None and self.z is not None and self.z > self.q:
+            problem = f'z={self.z} (executed) is above q={self.q} (quantity)'
+    if problem is not None:
+        trade = '' if self.t is None else f' trade {self.t}'
+        raise ValueError(f'order {self.i[:40]}{trade} ({self.s[:40]}): {problem}')
+
+
+def _check_position(self: Any) -> None:
+    """``__post_init__`` of ``PositionUpdate``."""
+    problem = _private_problem(self)
+    if problem is not None:
+        raise ValueError(f'position {str(self.i)[:40]} ({self.s[:40]}): {problem}')
+
+
+def _check_balance(self: Any) -> None:
+    """``__post_init__`` of ``BalanceUpdate``."""
+    problem = _private_problem(self)
+    if problem is not None:
+        raise ValueError(f'balance of {self.a[:40]}: {problem}')
 
 
 def _check_values(self: Any) -> None:
@@ -342,6 +426,11 @@ class OrderUpdate(msgspec.Struct, frozen=True, gc=False):
     n: Optional[Decimal] = None
     N: Optional[str] = None
 
+    _positive: ClassVar[Tuple[str, ...]] = ('p', 'P', 'l', 'L')
+    _non_negative: ClassVar[Tuple[str, ...]] = ('q', 'Q', 'z', 'Z')
+    _signed: ClassVar[Tuple[str, ...]] = ('n',)
+    __post_init__ = _check_order
+
     @property
     def event(self) -> Optional[str]:
         """The ``e`` of the frame, or None when it had none or an unknown one."""
@@ -403,6 +492,11 @@ class PositionUpdate(msgspec.Struct, frozen=True, gc=False):
     m: Optional[Decimal] = None
     l: Optional[Decimal] = None  # noqa: E741 - the venue's key
 
+    _positive: ClassVar[Tuple[str, ...]] = ()
+    _non_negative: ClassVar[Tuple[str, ...]] = ('B', 'M', 'l', 'f', 'm')
+    _signed: ClassVar[Tuple[str, ...]] = ('q', 'Q', 'n', 'b', 'P', 'p')
+    __post_init__ = _check_position
+
     @property
     def event(self) -> Optional[str]:
         """The ``e`` of the frame, or None for a snapshot frame."""
@@ -432,6 +526,11 @@ class BalanceUpdate(msgspec.Struct, frozen=True, gc=False, tag_field='e', tag='b
     E: int
     S: Optional[Decimal] = None
     T: Optional[int] = None
+
+    _positive: ClassVar[Tuple[str, ...]] = ()
+    _non_negative: ClassVar[Tuple[str, ...]] = ('A', 'L', 'S')
+    _signed: ClassVar[Tuple[str, ...]] = ()
+    __post_init__ = _check_balance
 
 
 Payload = Union[

@@ -65,7 +65,12 @@ Decisions worth knowing:
   ``S`` is in neither (it is not spendable until unstaked) and stays in ``raw``.
 * REST rows (``/api/v1/orders``, ``/wapi/v1/history/orders``, ``/wapi/v1/history/fills``,
   ``/api/v1/position``, ``/api/v1/capital``) give the same objects as the streams, so that a
-  snapshot or a backfill is indistinguishable from live data. An order row carries no time of
+  snapshot or a backfill is indistinguishable from live data. They are held to the bounds of the
+  account streams (``messages.py``: prices positive, sizes and balances non-negative, PnL, fees and
+  position sizes signed, all finite and below ``1E+18``; an order's executed quantity at most its
+  quantity; history times 2015..2100): ``parse_rest_fill``, ``parse_rest_order``,
+  ``parse_rest_position`` and ``parse_capital_entry`` raise ``ValueError`` naming the row's ids
+  (``row_ids``) for one that breaks them, and the account channel skips that row. An order row carries no time of
   its current state, so its ``OrderInfo.timestamp`` is the receipt time; a history fill's
   ``timestamp`` is its naive-UTC millisecond string.
 """
@@ -91,8 +96,8 @@ __all__ = [
     'parse_funding', 'parse_index', 'parse_open_interest', 'parse_liquidation',
     'parse_order_update', 'parse_fill', 'parse_position', 'parse_balance', 'parse_balance_update',
     'parse_depth_snapshot', 'parse_rest_trade', 'parse_rest_trades', 'rest_trade_id', 'DepthSnapshot',
-    'parse_rest_order', 'parse_rest_fill', 'parse_rest_position', 'parse_capital', 'position_side',
-    'history_seconds', 'order_type', 'ORDER_EVENTS',
+    'parse_rest_order', 'parse_rest_fill', 'parse_rest_position', 'parse_capital', 'parse_capital_entry',
+    'position_side', 'history_seconds', 'history_time', 'row_ids', 'order_type', 'ORDER_EVENTS',
     'raw_payload', 'micros_to_seconds', 'utc_seconds',
 ]
 
@@ -266,14 +271,104 @@ def _dec(value: Any) -> Optional[Decimal]:
     return None if value is None else Decimal(str(value))
 
 
+# -- REST rows of the account: the bounds of the account streams (see the module docstring) ---
+
+_ROW_IDS = (('orderId', 'order'), ('id', 'order'), ('tradeId', 'trade'), ('symbol', 'symbol'),
+            ('positionId', 'position'))
+
+
+def row_ids(row: Any) -> str:
+    """The ids of a REST row, for a log line: ``order 123, trade 45, symbol SOL_USDC`` (the ids the
+    row has that are plain values), or ``a <type>`` for a row that is not an object."""
+    if not isinstance(row, dict):
+        return f'a {type(row).__name__}'
+    parts = [f'{label} {str(row[key])[:40]}' for key, label in _ROW_IDS
+             if isinstance(row.get(key), (str, int)) and not isinstance(row.get(key), bool)]
+    return ', '.join(parts) or 'no ids'
+
+
+def _row_number(row: Dict[str, Any], key: str, check, what: str, optional: bool = False) -> Optional[Decimal]:
+    """``row[key]`` as a ``Decimal`` that passes ``check`` (``messages.is_price`` ...); ``None`` when
+    ``optional`` and null or absent; else ``ValueError`` saying what is wrong."""
+    value = row.get(key)
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f'{key} is missing')
+    if isinstance(value, float):
+        value = repr(value)   # a JSON number read as a float: its shortest text
+    number = _decimal(value, key)
+    if not check(number):
+        raise ValueError(f'{key}={str(number)[:40]} is not {what}')
+    return number
+
+
+def _row_id(row: Dict[str, Any], key: str) -> Any:
+    value = row.get(key)
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == '':
+        raise ValueError(f'{key} is {str(value)[:40]!r}, not an id')
+    return value
+
+
+def _row_side(row: Dict[str, Any]) -> str:
+    side = row.get('side')
+    if side not in SIDES:
+        raise ValueError(f'side is {str(side)[:40]!r}, not Bid or Ask')
+    return side
+
+
+def _row_text(row: Dict[str, Any], key: str) -> str:
+    value = row.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f'{key} is {str(value)[:40]!r}, not a name')
+    return value
+
+
+_MIN_SECONDS = 1_420_070_400   # 2015-01-01, the bounds of _plausible_micros below
+_MAX_SECONDS = 4_102_444_800   # 2100-01-01
+
+
+def history_time(value: Any, what: str = 'timestamp') -> float:
+    """``history_seconds`` of a REST time that must be a plausible exchange time (2015..2100);
+    ``ValueError`` otherwise (garbage, null, ``-1``, ``10**20``)."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f'{what} is {value!r}, not a time')
+    try:
+        seconds = history_seconds(value)
+    except (TypeError, ValueError, OverflowError, ArithmeticError):
+        raise ValueError(f'{what} is {str(value)[:40]!r}, not a time') from None
+    if not _MIN_SECONDS <= seconds < _MAX_SECONDS:   # NaN fails too
+        raise ValueError(f'{what} {str(value)[:40]!r} is not a time between 2015 and 2100')
+    return seconds
+
+
+def _rest_order_values(row: Dict[str, Any]) -> Tuple[Any, ...]:
+    if not isinstance(row, dict):
+        raise ValueError('the row is not an object')
+    order_id = _row_id(row, 'id')
+    side = _row_side(row)
+    status = _row_text(row, 'status')
+    kind = _row_text(row, 'orderType')
+    price = _row_number(row, 'price', bp.is_price, 'a positive price', optional=True)
+    _row_number(row, 'triggerPrice', bp.is_price, 'a positive price', optional=True)
+    quantity = _row_number(row, 'quantity', bp.is_size, 'a non-negative quantity', optional=True)
+    executed = _row_number(row, 'executedQuantity', bp.is_size, 'a non-negative quantity', optional=True)
+    executed_quote = _row_number(row, 'executedQuoteQuantity', bp.is_size, 'a non-negative quantity', optional=True)
+    if quantity is not None and executed is not None and executed > quantity:
+        raise ValueError(f'executedQuantity {executed} is above quantity {quantity}')
+    return order_id, side, status, kind, price, quantity, executed, executed_quote
+
+
 def parse_rest_order(row: Dict[str, Any], symbol: str, receipt_ts: float, raw: Optional[dict] = None) -> records.OrderInfo:
     """An order object of ``/api/v1/order(s)`` or a ``/wapi/v1/history/orders`` row -> ``OrderInfo``,
     equal to what the stream gives for the same state; timestamp = ``receipt_ts`` (the row has
-    no time of its current state)."""
-    return _order_info(symbol, row['id'], row['side'], row['status'],
-                       order_type(row['orderType'], row.get('triggerPrice')), _dec(row.get('price')),
-                       _dec(row.get('quantity')), _dec(row.get('executedQuantity')),
-                       _dec(row.get('executedQuoteQuantity')), row.get('clientId'), receipt_ts, raw)
+    no time of its current state). ``ValueError`` (naming the order) for a row out of bounds."""
+    try:
+        order_id, side, status, kind, price, quantity, executed, executed_quote = _rest_order_values(row)
+    except ValueError as exc:
+        raise ValueError(f'order row ({row_ids(row)}): {exc}') from None
+    return _order_info(symbol, order_id, side, status, order_type(kind, row.get('triggerPrice')), price,
+                       quantity, executed, executed_quote, row.get('clientId'), receipt_ts, raw)
 
 
 def _fill_raw(fee_asset: Optional[str], raw: Optional[dict]) -> dict:
@@ -299,11 +394,26 @@ def parse_fill(msg: bp.OrderUpdate, symbol: str, receipt_ts: float,
 def parse_rest_fill(row: Dict[str, Any], symbol: str, order_type: Optional[str] = None,
                     raw: Optional[dict] = None) -> records.Fill:
     """A ``/wapi/v1/history/fills`` row -> ``Fill``, the same fill the stream gives. The row does
-    not name the order's type: pass it as ``order_type`` (a cryptofeed type) when known."""
-    return records.Fill(EXCHANGE, symbol, SIDES[row['side']], Decimal(row['quantity']), Decimal(row['price']),
-                _dec(row.get('fee')), str(row['tradeId']), str(row['orderId']), order_type,
-                MAKER if row.get('isMaker') else TAKER, history_seconds(row['timestamp']), None,
-                _fill_raw(row.get('feeSymbol'), raw))
+    not name the order's type: pass it as ``order_type`` (a cryptofeed type) when known.
+    ``ValueError`` (naming the trade and order) for a row out of bounds: a trade id that is not a
+    non-negative integer, a side other than Bid/Ask, a price or quantity that is not positive, a
+    fee that is not finite, a time outside 2015..2100."""
+    try:
+        if not isinstance(row, dict):
+            raise ValueError('the row is not an object')
+        trade_id = rest_trade_id({'id': row.get('tradeId')})
+        if trade_id is None:
+            raise ValueError(f'tradeId is {str(row.get("tradeId"))[:40]!r}, not a non-negative integer')
+        order_id = _row_id(row, 'orderId')
+        side = _row_side(row)
+        quantity = _row_number(row, 'quantity', bp.is_price, 'a positive quantity')
+        price = _row_number(row, 'price', bp.is_price, 'a positive price')
+        fee = _row_number(row, 'fee', bp.is_signed, 'a finite fee', optional=True)
+        timestamp = history_time(row.get('timestamp'))
+    except ValueError as exc:
+        raise ValueError(f'fill row ({row_ids(row)}): {exc}') from None
+    return records.Fill(EXCHANGE, symbol, SIDES[side], quantity, price, fee, str(trade_id), str(order_id), order_type,
+                MAKER if row.get('isMaker') else TAKER, timestamp, None, _fill_raw(row.get('feeSymbol'), raw))
 
 
 def history_seconds(value: Any) -> float:
@@ -336,10 +446,22 @@ def parse_position(msg: bp.PositionUpdate, symbol: str, receipt_ts: float,
 def parse_rest_position(row: Dict[str, Any], symbol: str, receipt_ts: float, raw: Optional[dict] = None,
                         previous_side: Optional[str] = None) -> records.Position:
     """A ``/api/v1/position`` row -> ``Position`` (``netQuantity``, ``entryPrice``,
-    ``pnlUnrealized``); timestamp = ``receipt_ts``."""
-    quantity = Decimal(str(row['netQuantity']))
-    return records.Position(EXCHANGE, symbol, quantity, Decimal(str(row['entryPrice'])),
-                    position_side(quantity, previous_side), _dec(row.get('pnlUnrealized')), receipt_ts, raw)
+    ``pnlUnrealized``); timestamp = ``receipt_ts``. ``ValueError`` (naming the symbol) for a row out
+    of bounds: the signed quantity and PnL must be finite, the entry price non-negative."""
+    try:
+        if not isinstance(row, dict):
+            raise ValueError('the row is not an object')
+        quantity = _row_number(row, 'netQuantity', bp.is_signed, 'a finite quantity')
+        entry = _row_number(row, 'entryPrice', bp.is_size, 'a non-negative price')
+        pnl = _row_number(row, 'pnlUnrealized', bp.is_signed, 'a finite PnL', optional=True)
+        for key in ('markPrice', 'breakEvenPrice', 'estLiquidationPrice'):
+            _row_number(row, key, bp.is_size, 'a non-negative price', optional=True)
+        for key in ('pnlRealized', 'netExposureQuantity', 'netExposureNotional', 'netCost'):
+            _row_number(row, key, bp.is_signed, 'a finite number', optional=True)
+    except ValueError as exc:
+        raise ValueError(f'position row ({row_ids(row)}): {exc}') from None
+    return records.Position(EXCHANGE, symbol, quantity, entry, position_side(quantity, previous_side), pnl, receipt_ts,
+                            raw)
 
 
 def parse_balance(asset: str, available: Decimal, locked: Optional[Decimal],
@@ -355,12 +477,24 @@ def parse_balance_update(msg: bp.BalanceUpdate, receipt_ts: float,
     return parse_balance(msg.a, msg.A, msg.L, raw)
 
 
+def parse_capital_entry(asset: str, entry: Any, keep_raw: bool = False) -> records.Balance:
+    """One asset of ``GET /api/v1/capital`` -> ``Balance``; ``ValueError`` (naming the asset) unless
+    ``available``, ``locked`` and ``staked`` are finite, non-negative and below ``1E+18``."""
+    try:
+        if not isinstance(entry, dict):
+            raise ValueError('the entry is not an object')
+        available = _row_number(entry, 'available', bp.is_size, 'a non-negative amount')
+        locked = _row_number(entry, 'locked', bp.is_size, 'a non-negative amount', optional=True)
+        _row_number(entry, 'staked', bp.is_size, 'a non-negative amount', optional=True)
+    except ValueError as exc:
+        raise ValueError(f'capital entry (asset {str(asset)[:40]}): {exc}') from None
+    return parse_balance(asset, available, locked, dict(entry, asset=asset) if keep_raw else None)
+
+
 def parse_capital(data: Dict[str, Any], keep_raw: bool = False) -> List[records.Balance]:
     """``GET /api/v1/capital`` (asset -> ``{available, locked, staked}``) -> one ``Balance`` per
-    asset, in asset order."""
-    return [parse_balance(asset, Decimal(entry['available']), _dec(entry.get('locked')),
-                          dict(entry, asset=asset) if keep_raw else None)
-            for asset, entry in sorted(data.items())]
+    asset, in asset order; ``ValueError`` when an entry is out of bounds (``parse_capital_entry``)."""
+    return [parse_capital_entry(asset, entry, keep_raw) for asset, entry in sorted(data.items())]
 
 
 class DepthSnapshot(NamedTuple):
