@@ -20,7 +20,7 @@ from cryptofeed.exchanges.backpack import UnsupportedTradingOption
 from cryptofeed.exchanges.backpack.core.records import Balance, Candle, Fill, OrderBook, OrderInfo, Position
 
 from cryptofeed.exchanges.backpack import BackpackAuthError, BackpackFeed, BackpackRequestError
-from cryptofeed.exchanges.backpack.hosts.cf2 import rest_api
+from cryptofeed.exchanges.backpack.hosts import rest_api
 from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 

@@ -204,6 +204,16 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackRestMixin):
             self._private_router = Router(self._account.handlers(), {}, data_symbols=RuleSymbols(),
                                           on_error=self._account.on_error_frame, on_drop=self._on_drop, dropped=DONE)
 
+    # cryptofeed 2.x refuses authenticated channels without its own key_id/key_secret; ours are in the
+    # BackpackConfig (checked above), so they answer for it when its Config has none (and on 3.x,
+    # which has no such attributes, they say which key the feed signs with).
+    key_id = property(
+        lambda self: getattr(self, '_key_id', None) or (self.backpack_config.auth and self.backpack_config.auth.public_key),
+        lambda self, value: setattr(self, '_key_id', value))
+    key_secret = property(
+        lambda self: getattr(self, '_key_secret', None) or (self.backpack_config.auth and '<in BackpackConfig>'),
+        lambda self, value: setattr(self, '_key_secret', value))
+
     # ------------------------------------------------------------------ planning
 
     @staticmethod

@@ -3,8 +3,8 @@
 cryptofeed 2.x starts a feed with ``start(loop)``, wants ``connect()`` to give
 (connection, subscribe, handler, authenticate) and stops it with ``shutdown()``; its playback
 (``cryptofeed.raw_data_collection.playback``) hands one stand-in connection to ``subscribe``.
-It also refuses authenticated channels unless the feed has ``key_id``/``key_secret``: ours
-answer for it from the ``BackpackConfig``. Everything else is ``hosts/feed.py``.
+(2.x's check of authenticated channels reads ``key_id``/``key_secret``: the base answers it
+from the ``BackpackConfig``.) Everything else is ``hosts/feed.py``.
 """
 from __future__ import annotations
 
@@ -29,13 +29,6 @@ class BackpackFeed(BackpackFeedBase, RestExchange, Feed):
     def __init__(self, config=None, **kwargs):
         ensure_event_loop()  # FeedHandler.run() under uvloop >= 0.22 needs a current loop (loop.py)
         super().__init__(config, **kwargs)
-
-    # cryptofeed refuses authenticated channels without its own key_id/key_secret; ours are in the
-    # BackpackConfig (checked by the base), so they answer for it when its Config has none.
-    key_id = property(lambda self: self._key_id or (self.backpack_config.auth and self.backpack_config.auth.public_key),
-                      lambda self, value: setattr(self, '_key_id', value))
-    key_secret = property(lambda self: self._key_secret or (self.backpack_config.auth and '<in BackpackConfig>'),
-                          lambda self, value: setattr(self, '_key_secret', value))
 
     def connect(self) -> list:
         return [(conn, subscribe, handler, self.authenticate) for conn, subscribe, handler in self._connections()]
