@@ -28,11 +28,9 @@ from decimal import Decimal
 from typing import Iterator, Optional
 
 from cryptofeed import FeedHandler
-from cryptofeed.defines import (
-    BALANCES, CANDLES, FILLS, FUNDING, L2_BOOK, ORDER_INFO, POSITIONS, TICKER, TRADES,
-)
+from cryptofeed.defines import CANDLES, FUNDING, L2_BOOK, TICKER, TRADES
 
-from cryptofeed.exchanges.backpack import BackpackConfig, BackpackFeed
+from cryptofeed.exchanges.backpack import BALANCES, FILLS, ORDER_INFO, POSITIONS, BackpackConfig, BackpackFeed
 from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
 
 SYMBOLS = ['SOL-USDC', 'BTC-USDC', 'SOL-USDC-PERP']

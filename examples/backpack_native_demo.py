@@ -27,9 +27,9 @@ from typing import List, Optional
 
 import nacl.signing
 from cryptofeed import FeedHandler
-from cryptofeed.defines import BALANCES, FILLS, L2_BOOK, ORDER_INFO, POSITIONS, TICKER, TRADES
+from cryptofeed.defines import L2_BOOK, TICKER, TRADES
 
-from cryptofeed.exchanges.backpack import BackpackConfig, BackpackError
+from cryptofeed.exchanges.backpack import BALANCES, FILLS, ORDER_INFO, POSITIONS, BackpackConfig, BackpackError
 from cryptofeed.exchanges.backpack.hosts.registry import ENV_VAR, FEED_FACTORY
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

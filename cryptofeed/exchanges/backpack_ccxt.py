@@ -58,14 +58,14 @@ from urllib.parse import urlsplit
 
 from cryptofeed.config import Config
 from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
-from cryptofeed.defines import (
+from cryptofeed.exchanges.backpack.core.defines import (
     BALANCES, CANDLES, FILLS, FUNDING, INDEX, L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, ORDER_INFO, POSITIONS, TICKER,
     TRADES,
 )
 from cryptofeed.feed import Feed
 
 from cryptofeed.exchanges.backpack.core.transport.backoff import backoff_delays, parse_retry_after
-from cryptofeed.exchanges.backpack.hosts.cf2.ccxt_convert import (
+from cryptofeed.exchanges.backpack.hosts.ccxt_convert import (
     BookMirror, parse_ccxt_balances, parse_ccxt_order, parse_ccxt_position, parse_ccxt_ticker, parse_ccxt_trade,
     to_decimal,
 )

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import aiohttp
 import pytest
-from cryptofeed.defines import BALANCES, FILLED, FILLS, ORDER_INFO, POSITIONS
+from cryptofeed.exchanges.backpack.core.defines import BALANCES, FILLED, FILLS, ORDER_INFO, POSITIONS
 
 from cryptofeed.exchanges.backpack import BackpackConfig
 from cryptofeed.exchanges.backpack.core.auth import BackpackSigner

@@ -6,7 +6,7 @@ from decimal import Decimal as D
 import pytest
 from cryptofeed.exchanges.backpack.core.defines import ASK, BID, BUY, CANCELLED, FILLED, LIMIT, MARKET, OPEN, PARTIAL, SELL, SHORT
 
-from cryptofeed.exchanges.backpack.hosts.cf2.ccxt_convert import (
+from cryptofeed.exchanges.backpack.hosts.ccxt_convert import (
     BookMirror, ms_to_seconds, parse_ccxt_balances, parse_ccxt_order, parse_ccxt_position, parse_ccxt_ticker,
     parse_ccxt_trade, to_decimal,
 )

@@ -16,11 +16,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
-from cryptofeed.defines import (
+from cryptofeed.exchanges.backpack.core.defines import (
     ASK, BID, BUY, CANCELLED, EXPIRED, FAILED, FILLED, LIMIT, LONG, MARKET, OPEN, PARTIAL, SELL, SHORT,
 )
-from cryptofeed.types import Balance, OrderBook, OrderInfo, Position, Ticker, Trade
-
+from cryptofeed.exchanges.backpack.core import records
 from cryptofeed.exchanges.backpack.core.defines import BACKPACK
 
 __all__ = [
@@ -59,20 +58,20 @@ def _side(raw_side: Any, what: str) -> str:
         raise ValueError(f'{what}: unknown side {raw_side!r}') from None
 
 
-def parse_ccxt_trade(trade: Mapping[str, Any], symbol: str, raw: bool = False) -> Trade:
+def parse_ccxt_trade(trade: Mapping[str, Any], symbol: str, raw: bool = False) -> records.Trade:
     """ccxt trade -> ``Trade``: ``id`` as ccxt gives it (Backpack's ``t``), ``timestamp`` from ccxt's
     millisecond time (Backpack's event time ``E``; the native feed uses the trade time ``T`` in µs)."""
-    return Trade(BACKPACK, symbol, _side(trade.get('side'), 'trade'), to_decimal(trade['amount']),
+    return records.Trade(BACKPACK, symbol, _side(trade.get('side'), 'trade'), to_decimal(trade['amount']),
                  to_decimal(trade['price']), ms_to_seconds(trade['timestamp']), id=str(trade['id']),
                  raw=trade.get('info') if raw else None)
 
 
-def parse_ccxt_ticker(ticker: Mapping[str, Any], symbol: str, raw: bool = False) -> Optional[Ticker]:
+def parse_ccxt_ticker(ticker: Mapping[str, Any], symbol: str, raw: bool = False) -> Optional[records.Ticker]:
     """ccxt bid/ask ticker -> ``Ticker``; None while one side is missing (an empty book side)."""
     bid, ask = ticker.get('bid'), ticker.get('ask')
     if bid is None or ask is None:
         return None
-    return Ticker(BACKPACK, symbol, to_decimal(bid), to_decimal(ask), ms_to_seconds(ticker.get('timestamp')),
+    return records.Ticker(BACKPACK, symbol, to_decimal(bid), to_decimal(ask), ms_to_seconds(ticker.get('timestamp')),
                   raw=ticker.get('info') if raw else None)
 
 
@@ -84,11 +83,11 @@ def _order_status(order: Mapping[str, Any]) -> str:
     return PARTIAL if filled not in (None, 0, 0.0) else OPEN
 
 
-def parse_ccxt_order(order: Mapping[str, Any], symbol: str, raw: bool = False) -> OrderInfo:
+def parse_ccxt_order(order: Mapping[str, Any], symbol: str, raw: bool = False) -> records.OrderInfo:
     """ccxt order -> ``OrderInfo``. ccxt folds Backpack's ``New`` and ``PartiallyFilled`` into
     ``open``; the fill amount tells them apart again (``PARTIAL`` once anything filled)."""
     order_type = order.get('type')
-    return OrderInfo(BACKPACK, symbol, str(order['id']), _side(order.get('side'), 'order'), _order_status(order),
+    return records.OrderInfo(BACKPACK, symbol, str(order['id']), _side(order.get('side'), 'order'), _order_status(order),
                      _ORDER_TYPES.get(order_type, order_type), to_decimal(order.get('price')),
                      to_decimal(order.get('amount')), to_decimal(order.get('remaining')),
                      ms_to_seconds(order.get('lastUpdateTimestamp') or order.get('timestamp')),
@@ -96,27 +95,27 @@ def parse_ccxt_order(order: Mapping[str, Any], symbol: str, raw: bool = False) -
                      raw=order.get('info') if raw else None)
 
 
-def parse_ccxt_position(position: Mapping[str, Any], symbol: str, raw: bool = False) -> Position:
+def parse_ccxt_position(position: Mapping[str, Any], symbol: str, raw: bool = False) -> records.Position:
     """ccxt position -> ``Position``: size = ``contracts`` (signed by ``side``: shorts negative,
     as the native feed reports Backpack's signed net quantity)."""
     size = to_decimal(position.get('contracts')) or _ZERO
     side = _POSITION_SIDES.get(position.get('side'), position.get('side'))
     if side == SHORT and size > 0:
         size = -size
-    return Position(BACKPACK, symbol, size, to_decimal(position.get('entryPrice')), side,
+    return records.Position(BACKPACK, symbol, size, to_decimal(position.get('entryPrice')), side,
                     to_decimal(position.get('unrealizedPnl')), ms_to_seconds(position.get('timestamp')),
                     raw=position.get('info') if raw else None)
 
 
 def parse_ccxt_balances(balance: Mapping[str, Any], assets: Optional[Iterable[str]] = None,
-                        raw: bool = False) -> List[Balance]:
+                        raw: bool = False) -> List[records.Balance]:
     """ccxt balance structure -> one ``Balance`` per asset (``assets`` limits which), sorted by
     asset: ``balance`` = ccxt ``total``, ``reserved`` = ccxt ``used``."""
     totals = balance.get('total') or {}
     used = balance.get('used') or {}
     wanted = sorted(totals) if assets is None else sorted(a for a in assets if a in totals)
     info = balance.get('info') if raw else None
-    return [Balance(BACKPACK, asset, to_decimal(totals[asset]) or _ZERO, to_decimal(used.get(asset)) or _ZERO,
+    return [records.Balance(BACKPACK, asset, to_decimal(totals[asset]) or _ZERO, to_decimal(used.get(asset)) or _ZERO,
                     raw=info) for asset in wanted]
 
 
@@ -126,7 +125,7 @@ Levels = Dict[float, float]
 class BookEmission(NamedTuple):
     """What to hand to ``Feed.book_callback``: the book, and the delta (None for a full book)."""
 
-    book: OrderBook
+    book: records.OrderBook
     delta: Optional[Dict[str, List[Tuple[Decimal, Decimal]]]]
     sequence_number: int
     timestamp: Optional[float]
@@ -163,7 +162,7 @@ class BookMirror:
     def __init__(self, symbol: str, max_depth: int = 0):
         self.symbol = symbol
         self.max_depth = max_depth
-        self.book: Optional[OrderBook] = None
+        self.book: Optional[records.OrderBook] = None
         self.nonce: Optional[int] = None
         self._levels: Dict[str, Levels] = {BID: {}, ASK: {}}
 
@@ -186,7 +185,7 @@ class BookMirror:
         self.nonce = nonce
         if self.book is None:
             self._levels = new
-            self.book = OrderBook(BACKPACK, self.symbol, bids={to_decimal(p): to_decimal(q) for p, q in new[BID].items()},
+            self.book = records.OrderBook(BACKPACK, self.symbol, bids={to_decimal(p): to_decimal(q) for p, q in new[BID].items()},
                                   asks={to_decimal(p): to_decimal(q) for p, q in new[ASK].items()},
                                   max_depth=self.max_depth)
             return BookEmission(self.book, None, nonce, timestamp)
