@@ -77,6 +77,7 @@ from cryptofeed.exchanges.backpack.core.errors import (
 from cryptofeed.exchanges.backpack.hosts.symbols import BackpackSymbolsMixin
 from cryptofeed.exchanges.backpack.core.ops.health import BackpackHealthReport, evaluate_health
 from cryptofeed.exchanges.backpack.core.ops.metrics import FeedMetrics
+from cryptofeed.exchanges.backpack.hosts.line import lifecycle
 from cryptofeed.exchanges.backpack.hosts.registry import CCXT_INSTALL_HINT
 from cryptofeed.exchanges.backpack.core.symbols import normalized_to_exchange
 
@@ -162,7 +163,7 @@ def _wanted(subscription, symbols, channels) -> Dict[str, set]:
     return {channel: {str(s) for s in syms} for channel, syms in subscription.items()}
 
 
-class CcxtBackpackFeed(BackpackSymbolsMixin, Feed):
+class CcxtBackpackFeed(BackpackSymbolsMixin, lifecycle(), Feed):
     """Backpack via ccxt.pro under ``FeedHandler``; see the module docstring for what it offers."""
 
     id = BACKPACK
@@ -191,6 +192,10 @@ class CcxtBackpackFeed(BackpackSymbolsMixin, Feed):
         self._check_channels(list(wanted), rest_only)
         with self._no_symbol_download():
             super().__init__(config=self._cryptofeed_config(config), **kwargs)
+        # What cryptofeed 2.x's Feed derives from its config and channels; 3.x has neither.
+        auth = self.backpack_config.auth
+        self.key_id = getattr(self, 'key_id', None) or (auth.derived_public_key if auth is not None else None)
+        self.requires_authentication = any(channel in PRIVATE_CHANNELS for channel in wanted)
         self.snapshot_interval = snapshot_interval
         self.rest_only = rest_only
         self.poll_interval = poll_interval
@@ -249,25 +254,25 @@ class CcxtBackpackFeed(BackpackSymbolsMixin, Feed):
     # ------------------------------------------------------------------ lifecycle
 
     def connect(self) -> list:
-        """No cryptofeed connections: ccxt owns the sockets (see ``start``)."""
+        """No cryptofeed connections: ccxt owns the sockets (see ``_start``)."""
         return []
 
-    def start(self, loop: asyncio.AbstractEventLoop):
-        """Build the ccxt client, start one supervised task per channel and symbol, then the
-        backends (``Feed.start``)."""
+    def _start(self, loop: asyncio.AbstractEventLoop) -> list:
+        """Build the ccxt client and start one supervised task per channel and symbol; no
+        cryptofeed connection to run (the line's lifecycle then starts the backends)."""
         self.metrics.mark_started()
         self.client = _client_class()(client_settings(self.backpack_config, self.ccxt_options))
         self.client.ssl_context = self.backpack_config.ssl_context()
         self._warn_on_ccxt_capabilities()
         for channel, symbols in self._wanted.items():
             if channel == BALANCES:
-                self._spawn(loop, BALANCES, None, self._balances_loop)
+                self._spawn_step(loop, BALANCES, None, self._balances_loop)
             elif channel == POSITIONS:
-                self._spawn(loop, POSITIONS, None, functools.partial(self._positions_step, symbols))
+                self._spawn_step(loop, POSITIONS, None, functools.partial(self._positions_step, symbols))
             else:
                 for symbol in symbols:
-                    self._spawn(loop, channel, symbol, self._step_for(channel, symbol))
-        super().start(loop)
+                    self._spawn_step(loop, channel, symbol, self._step_for(channel, symbol))
+        return []
 
     def _step_for(self, channel: str, symbol: str) -> Callable[[], Awaitable[None]]:
         steps = ({TRADES: self._poll_trades_step, L2_BOOK: self._poll_book_step, TICKER: self._poll_ticker_step}
@@ -276,7 +281,7 @@ class CcxtBackpackFeed(BackpackSymbolsMixin, Feed):
                   ORDER_INFO: self._orders_step})
         return functools.partial(steps[channel], symbol)
 
-    def _spawn(self, loop, channel: str, symbol: Optional[str], step: Callable[[], Awaitable[None]]) -> None:
+    def _spawn_step(self, loop, channel: str, symbol: Optional[str], step: Callable[[], Awaitable[None]]) -> None:
         task = loop.create_task(self._supervise(channel, symbol, step))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -290,7 +295,7 @@ class CcxtBackpackFeed(BackpackSymbolsMixin, Feed):
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.client is not None:
             await self.client.close()
-        await super().shutdown()
+        return await super().shutdown()
 
     def _warn_on_ccxt_capabilities(self) -> None:
         needed = {TRADES: 'watchTrades', L2_BOOK: 'watchOrderBook', TICKER: 'watchBidsAsks',

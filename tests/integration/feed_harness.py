@@ -23,13 +23,13 @@ FH_CONFIG = {'log': {'disabled': True}, 'uvloop': False}
 
 async def start_handler(handler: FeedHandler) -> None:
     """Start ``handler`` on the running loop: 2.x ``run(start_loop=False)``; 3.x a task of
-    ``run_async``, returning once every feed has built its connections (as 2.x's start does)."""
+    ``run_async``, returning once every feed runs its connections (as 2.x's start does)."""
     if CRYPTOFEED_LINE < 3:
         handler.run(start_loop=False, install_signal_handlers=False)
         return
     task = handler._test_task = asyncio.get_running_loop().create_task(handler.run_async(install_signal_handlers=False))
     deadline = time.monotonic() + 10
-    while not task.done() and not all(feed.connection_handlers for feed in handler.feeds):
+    while not task.done() and not all(feed._conn_tg is not None for feed in handler.feeds):
         if time.monotonic() > deadline:
             raise AssertionError('the FeedHandler did not start its feeds within 10 s')
         await asyncio.sleep(0)  # return before any connection is open, as 2.x's start does

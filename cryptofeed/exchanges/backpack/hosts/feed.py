@@ -276,6 +276,27 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackRestMixin):
             connections.append((conn, self._account.subscribe, self._private_router.handle))
         return connections
 
+    def _start(self, loop: asyncio.AbstractEventLoop) -> list:
+        """Start the book workers and the account tasks; return the connection handlers to run
+        (the line's lifecycle runs them). cryptofeed 2.x's ``authenticate`` hook, where the line
+        has one, runs on every connect; 3.x's playback replaces ``_wrap_connection``."""
+        self.metrics.mark_started()
+        authenticate = getattr(self, 'authenticate', None)
+        handlers = []
+        for conn, subscribe, handler in self._connections():
+            wrapped = self._wrap_connection(conn)
+            if wrapped is not conn:  # a stand-in (playback): it carries the streams of the connection it replaces
+                wrapped.streams, wrapped.on_close = conn.streams, conn.on_close
+            handlers.append(self._connection_handler(wrapped, subscribe, handler, authenticate))
+        self._book.start(loop)
+        if self._account is not None:
+            self._account.start(loop)
+        return handlers
+
+    def _wrap_connection(self, conn):
+        """The connection to run (cryptofeed 3.x's hook, replaced by its playback)."""
+        return conn
+
     def _connection_handler(self, conn, subscribe, handler, authenticate=None) -> BackpackConnectionHandler:
         """The reconnecting handler of one connection, reporting into the feed's metrics."""
         return BackpackConnectionHandler(

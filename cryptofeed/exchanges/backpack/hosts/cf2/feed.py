@@ -1,29 +1,25 @@
 """``BackpackFeed`` on cryptofeed 2.x: the shared feed plus 2.x's lifecycle.
 
-cryptofeed 2.x starts a feed with ``start(loop)``, wants ``connect()`` to give
-(connection, subscribe, handler, authenticate) and stops it with ``shutdown()``; its playback
-(``cryptofeed.raw_data_collection.playback``) hands one stand-in connection to ``subscribe``.
-(2.x's check of authenticated channels reads ``key_id``/``key_secret``: the base answers it
-from the ``BackpackConfig``.) Everything else is ``hosts/feed.py``.
+cryptofeed 2.x starts a feed with ``start(loop)`` (``cf2/lifecycle.py``), wants ``connect()``
+to give (connection, subscribe, handler, authenticate) and stops it with ``shutdown()``; its
+playback (``cryptofeed.raw_data_collection.playback``) hands one stand-in connection to
+``subscribe``. (2.x's check of authenticated channels reads ``key_id``/``key_secret``: the base
+answers it from the ``BackpackConfig``.) Everything else is ``hosts/feed.py``.
 """
 from __future__ import annotations
-
-import asyncio
-import logging
 
 from cryptofeed.exchange import RestExchange
 from cryptofeed.feed import Feed
 
+from cryptofeed.exchanges.backpack.hosts.cf2.lifecycle import Cf2Lifecycle
 from cryptofeed.exchanges.backpack.hosts.cf2.loop import ensure_event_loop
 from cryptofeed.exchanges.backpack.hosts.cf2.recording import RecordedRestClient
 from cryptofeed.exchanges.backpack.hosts.feed import DEPTH_WINDOWS, BackpackFeedBase
 
 __all__ = ['BackpackFeed', 'DEPTH_WINDOWS']
 
-LOG = logging.getLogger('feedhandler')
 
-
-class BackpackFeed(BackpackFeedBase, RestExchange, Feed):
+class BackpackFeed(BackpackFeedBase, Cf2Lifecycle, RestExchange, Feed):
     __doc__ = BackpackFeedBase.__doc__
 
     def __init__(self, config=None, **kwargs):
@@ -32,21 +28,6 @@ class BackpackFeed(BackpackFeedBase, RestExchange, Feed):
 
     def connect(self) -> list:
         return [(conn, subscribe, handler, self.authenticate) for conn, subscribe, handler in self._connections()]
-
-    def start(self, loop: asyncio.AbstractEventLoop):
-        self.metrics.mark_started()
-        for conn, subscribe, handler, authenticate in self.connect():
-            handler = self._connection_handler(conn, subscribe, handler, authenticate)
-            self.connection_handlers.append(handler)
-            handler.start(loop)
-        self._book.start(loop)
-        if self._account is not None:
-            self._account.start(loop)
-        for callbacks in self.callbacks.values():
-            for callback in callbacks:
-                if hasattr(callback, 'start'):
-                    LOG.info('%s: starting backend task %s', self.id, self.backend_name(callback))
-                    callback.start(loop, multiprocess=self.config.backend_multiprocessing)
 
     async def shutdown(self):
         """Stop every connection, cancel every task this feed started, close our sessions, then
