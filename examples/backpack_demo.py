@@ -30,7 +30,9 @@ from typing import Iterator, Optional
 from cryptofeed import FeedHandler
 from cryptofeed.defines import CANDLES, FUNDING, L2_BOOK, TICKER, TRADES
 
-from cryptofeed.exchanges.backpack import BALANCES, FILLS, ORDER_INFO, POSITIONS, BackpackConfig, BackpackFeed
+from cryptofeed.exchanges.backpack import (
+    BALANCES, FILLS, ORDER_INFO, POSITIONS, BackpackConfig, BackpackFeed, run_handler,
+)
 from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
 
 SYMBOLS = ['SOL-USDC', 'BTC-USDC', 'SOL-USDC-PERP']
@@ -167,16 +169,8 @@ def run(seconds: float, config: Optional[dict], symbols: list, private: bool = F
                           BALANCES: printer.balance})
     feed = BackpackFeed(config=config, candle_interval='1m', subscription=subscription, callbacks=callbacks)
     handler.add_feed(feed)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    if private:
-        loop.create_task(place_and_cancel_orders(config))
-
-    def finish():
-        raise SystemExit  # FeedHandler.run treats it like Ctrl-C: stop, flush, close
-
-    loop.call_later(seconds, finish)
-    handler.run()
+    # The same call on every cryptofeed line: stream for `seconds`, placing orders beside the feed.
+    run_handler(handler, seconds, beside=[place_and_cancel_orders(config)] if private else [])
     print(summary(feed, printer))
 
 

@@ -18,7 +18,6 @@ feed offers are subscribed as well (``private_channels()``); without one, public
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import logging
 import os
@@ -29,7 +28,9 @@ import nacl.signing
 from cryptofeed import FeedHandler
 from cryptofeed.defines import L2_BOOK, TICKER, TRADES
 
-from cryptofeed.exchanges.backpack import BALANCES, FILLS, ORDER_INFO, POSITIONS, BackpackConfig, BackpackError
+from cryptofeed.exchanges.backpack import (
+    BALANCES, FILLS, ORDER_INFO, POSITIONS, BackpackConfig, BackpackError, run_handler,
+)
 from cryptofeed.exchanges.backpack.hosts.registry import ENV_VAR, FEED_FACTORY
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -96,16 +97,9 @@ def run(seconds: float, section: dict, place_orders: bool = False) -> int:
     handler.add_feed('BACKPACK', subscription=subscription, callbacks=callbacks(printer, subscription))
     feed = handler.feeds[-1]
     print(f'feed: {type(feed).__name__}  channels: {", ".join(subscription)}  symbols: {", ".join(SYMBOLS)}')
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    if place_orders and account:
-        loop.create_task(place_and_cancel_orders(BackpackConfig.from_cryptofeed_config({'backpack': section})))
-
-    def finish():
-        raise SystemExit  # FeedHandler.run treats it like Ctrl-C: stop, flush, close
-
-    loop.call_later(seconds, finish)
-    handler.run()
+    orders = ([place_and_cancel_orders(BackpackConfig.from_cryptofeed_config({'backpack': section}))]
+              if place_orders and account else [])
+    run_handler(handler, seconds, beside=orders)  # the same call on every cryptofeed line
     snap = feed.metrics_snapshot()
     print('\n=== summary ===')
     print(f'callbacks:  {printer.counts}')

@@ -27,6 +27,7 @@ from cryptofeed.exchanges.backpack.core.ops.health import BackpackHealthReport
 from cryptofeed.exchanges.backpack.hosts.line import LINE as CRYPTOFEED_LINE, feed_module
 from cryptofeed.exchanges.backpack.hosts.registry import FEED_FACTORY
 from cryptofeed.exchanges.backpack.hosts.rest_api import UnsupportedTradingOption
+from cryptofeed.exchanges.backpack.hosts.running import run_handler
 
 BackpackFeed = feed_module().BackpackFeed
 
@@ -37,5 +38,5 @@ __all__ = [
     'BackpackFeed', 'BackpackHealthReport', 'BackpackConfig', 'BackpackAuth', 'BackpackProxies',
     'BackpackSigner', 'BackpackError', 'BackpackConfigError', 'BackpackAuthError', 'BackpackProtocolError',
     'BackpackRequestError', 'BackpackRateLimitedError', 'BackpackRegionRestrictedError',
-    'BackpackMaintenanceError', 'UnsupportedTradingOption', 'is_retryable',
+    'BackpackMaintenanceError', 'UnsupportedTradingOption', 'is_retryable', 'run_handler',
 ]
