@@ -141,3 +141,12 @@ def test_own_account_types_are_immutable_but_orders_take_a_status():
     again = account_types.OrderInfo.from_dict(order.to_dict(numeric_type=str))
     assert again.amount == Decimal('2') and again.price is None and again.client_order_id == 7
     assert order != account_types.Balance('BACKPACK', 'SOL', Decimal('1'), Decimal('0'))
+
+
+def test_the_package_exports_the_account_and_order_names_with_cryptofeed_2_values():
+    exported = {name: getattr(package, name) for name in package.ORDER_NAMES + ['ORDER_INFO', 'FILLS', 'POSITIONS',
+                                                                                'BALANCES']}
+    assert all(name in package.__all__ for name in exported)
+    assert exported == {name: getattr(defines, name) for name in exported}
+    assert {n: v for n, v in exported.items() if hasattr(cf_defines, n)} == {
+        n: getattr(cf_defines, n) for n in exported if hasattr(cf_defines, n)}

@@ -1,9 +1,9 @@
 """Backpack exchange integration for cryptofeed 2.4.1, 2.5.0 and 3.x.
 
-Import from here: the feed, its configuration, the signer, the error tree, and the account
-channel names (``ORDER_INFO``, ``FILLS``, ``POSITIONS``, ``BALANCES``: cryptofeed 3 dropped
-them, so they are exported here with cryptofeed 2.x's values and one import works on every
-line). The package is an overlay on the released cryptofeed distribution; it adds
+Import from here: the feed, its configuration, the signer, the error tree, ``run_handler``, the
+account channel names (``ORDER_INFO``, ``FILLS``, ``POSITIONS``, ``BALANCES``) and the order
+vocabulary (``BUY``, ``LIMIT``, ``CANCELLED``, ...): cryptofeed 3 dropped most of these, so
+they are exported here with cryptofeed 2.x's values and one import works on every line. The package is an overlay on the released cryptofeed distribution; it adds
 ``cryptofeed.exchanges.backpack`` (and the ccxt-backed ``cryptofeed.exchanges.backpack_ccxt``)
 to the ``cryptofeed`` namespace. ``core/`` imports nothing from cryptofeed; ``hosts/`` maps it
 onto the installed line (``hosts/line.py`` picks ``cf2`` or ``cf3``). Importing the package
@@ -18,7 +18,11 @@ from cryptofeed.exchanges import EXCHANGE_MAP
 
 from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
 from cryptofeed.exchanges.backpack.core.config import BackpackAuth, BackpackConfig, BackpackProxies
-from cryptofeed.exchanges.backpack.core.defines import BACKPACK, BALANCES, FILLS, ORDER_INFO, POSITIONS
+from cryptofeed.exchanges.backpack.core.defines import (
+    BACKPACK, BALANCES, BOTH, BUY, CANCELLED, EXPIRED, FAILED, FILL_OR_KILL, FILLED, FILLS, GOOD_TIL_CANCELED,
+    IMMEDIATE_OR_CANCEL, LIMIT, LONG, MAKER, MAKER_OR_CANCEL, MARKET, OPEN, ORDER_INFO, PARTIAL, PENDING, POSITIONS,
+    SELL, SHORT, TAKER, TRIGGER_LIMIT, TRIGGER_MARKET,
+)
 from cryptofeed.exchanges.backpack.core.errors import (
     BackpackAuthError, BackpackConfigError, BackpackError, BackpackMaintenanceError, BackpackProtocolError,
     BackpackRateLimitedError, BackpackRegionRestrictedError, BackpackRequestError, is_retryable,
@@ -33,7 +37,12 @@ BackpackFeed = feed_module().BackpackFeed
 
 EXCHANGE_MAP.setdefault(BACKPACK, FEED_FACTORY)
 
-__all__ = [
+#: The account and order vocabulary, importable from here on every line (3.x dropped most of it).
+ORDER_NAMES = ['BUY', 'SELL', 'LIMIT', 'MARKET', 'TRIGGER_LIMIT', 'TRIGGER_MARKET', 'GOOD_TIL_CANCELED',
+               'IMMEDIATE_OR_CANCEL', 'FILL_OR_KILL', 'MAKER_OR_CANCEL', 'OPEN', 'PENDING', 'PARTIAL', 'FILLED',
+               'CANCELLED', 'EXPIRED', 'FAILED', 'MAKER', 'TAKER', 'LONG', 'SHORT', 'BOTH']
+
+__all__ = ORDER_NAMES + [
     'BACKPACK', 'ORDER_INFO', 'FILLS', 'POSITIONS', 'BALANCES', 'CRYPTOFEED_LINE',
     'BackpackFeed', 'BackpackHealthReport', 'BackpackConfig', 'BackpackAuth', 'BackpackProxies',
     'BackpackSigner', 'BackpackError', 'BackpackConfigError', 'BackpackAuthError', 'BackpackProtocolError',
