@@ -12,9 +12,7 @@ import yaml
 from cryptofeed import FeedHandler
 from cryptofeed.backends.socket import TradeSocket
 from cryptofeed.config import Config
-from cryptofeed.connection import Connection
 from cryptofeed.exchanges.backpack.core.defines import L2_BOOK, TRADES
-from cryptofeed.raw_data_collection import AsyncFileCallback
 
 from cryptofeed.exchanges.backpack import BackpackConfig, BackpackFeed
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
@@ -102,24 +100,6 @@ async def test_https_proxy_environment_variable_is_used_for_rest_and_websocket(p
         await proxy_py.wait_for_log(f'CONNECT 127.0.0.1:{sim.port} ')
         await wait_until(lambda: sum(f'127.0.0.1:{sim.port}' in line
                                      for line in proxy_py.access_lines()[before:]) >= 2, timeout=10)
-
-
-async def test_raw_data_collection_records_backpack_rest_and_websocket_traffic(tmp_path):
-    async with BackpackSimulator(markets=['SOL_USDC'], seed=25, rate=200) as sim:
-        recorder = AsyncFileCallback(str(tmp_path))
-        collector = Collector()
-        try:
-            async with running_feed(sim, ['SOL-USDC'], [TRADES, L2_BOOK], collector,
-                                    fh_kwargs={'raw_data_collection': recorder}) as feed:
-                await wait_until(lambda: feed._book.books['SOL-USDC'].synced and delivered_trade_ids(collector, 'SOL-USDC'),
-                                 timeout=15)
-                await asyncio.sleep(0.2)
-        finally:
-            Connection.raw_data_callback = None
-        text = '\n'.join(p.read_text() for p in tmp_path.iterdir())
-        assert '/api/v1/depth' in text and 'lastUpdateId' in text          # REST responses
-        assert '"stream":"trade.SOL_USDC"' in text.replace(' ', '')       # WS frames received
-        assert 'SUBSCRIBE' in text                                        # WS frames sent
 
 
 @pytest.mark.parametrize('form', ['BackpackConfig', 'dict', 'cryptofeed Config', 'YAML path'])

@@ -168,32 +168,3 @@ async def test_a_connection_that_cannot_be_made_is_counted_and_gives_up_visibly(
     assert any('giving up' in r.getMessage() for r in caplog.records)
 
 
-async def test_a_recording_plays_back_through_cryptofeeds_playback_to_the_same_callbacks(tmp_path, monkeypatch):
-    from cryptofeed.connection import Connection
-    from cryptofeed.raw_data_collection import AsyncFileCallback, playback
-
-    monkeypatch.delenv('CRYPTOFEED_BACKPACK_NATIVE', raising=False)
-    recording = tmp_path / 'recording'
-    recording.mkdir()
-    async with BackpackSimulator(markets=['SOL_USDC'], seed=36, rate=300, tls=True) as sim:
-        live = Collector()
-        try:
-            async with running_feed(sim, ['SOL-USDC'], [TRADES, L2_BOOK], live,
-                                    fh_kwargs={'raw_data_collection': AsyncFileCallback(str(recording))}) as feed:
-                await wait_until(lambda: feed._book.books['SOL-USDC'].synced
-                                 and len(delivered_trade_ids(live, 'SOL-USDC')) > 20, timeout=15)
-                await asyncio.sleep(0.5)
-        finally:
-            Connection.raw_data_callback = None
-        ca_file = tmp_path / 'ca.pem'
-        ca_file.write_bytes(open(sim.ca_file, 'rb').read())
-        config = tmp_path / 'config.yaml'
-        config.write_text(f'backpack:\n  native_enabled: true\n  rest_url: {sim.rest_url}\n  ws_url: {sim.ws_url}\n'
-                          f'  ca_file: {ca_file}\n')
-    replayed = Collector()                                       # the simulator is gone: nothing to reach
-    files = sorted(str(p) for p in recording.iterdir())
-    await asyncio.to_thread(playback, 'BACKPACK', files, replayed.callbacks([TRADES, L2_BOOK]), str(config))
-    assert delivered_trade_ids(replayed, 'SOL-USDC') == delivered_trade_ids(live, 'SOL-USDC')
-    live_seqs, replayed_seqs = live.sequences['SOL-USDC'], replayed.sequences['SOL-USDC']
-    assert replayed_seqs and replayed_seqs[-1] == live_seqs[-1] and set(replayed_seqs) <= set(live_seqs)
-    assert replayed.replica_levels('SOL-USDC') == live.replica_levels('SOL-USDC')

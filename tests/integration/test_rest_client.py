@@ -13,7 +13,6 @@ import time
 import aiohttp
 import pytest
 
-from cryptofeed import FeedHandler
 from cryptofeed.connection import Connection
 from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
 from cryptofeed.exchanges.backpack.core.errors import (
@@ -482,14 +481,19 @@ async def test_connection_refused_is_retried_then_raised(make_client):
 
 # -- raw data hook -------------------------------------------------------------------------
 
-async def test_raw_data_collection_records_every_response(server, make_client, monkeypatch):
-    monkeypatch.setattr(Connection, 'raw_data_callback', None)
+
+async def test_the_line_recorder_gets_every_response(server, make_client, monkeypatch):
+    """2.x's raw-data callback is called with each body; 3.x's recorder gets ``on_http``."""
     records = []
 
-    async def recorder(data, timestamp, uuid, endpoint=None, send=None, connect=None, header=None):
-        records.append((data, timestamp, uuid, endpoint))
+    class Recorder:  # both lines' recorder protocols
+        async def __call__(self, data, timestamp, uuid, endpoint=None, send=None, connect=None, header=None):
+            records.append((data, timestamp, uuid, endpoint))
 
-    FeedHandler(config={'log': {'disabled': True}, 'uvloop': False}, raw_data_collection=recorder)
+        async def on_http(self, conn, address, params, header, data, timestamp):
+            records.append((data, timestamp, conn.id, address))
+
+    monkeypatch.setattr(Connection, 'raw_data_callback', Recorder())
     server.script('/api/v1/depth', json_reply(MAINTENANCE, status=503), json_reply(DEPTH))
     client = make_client(conn_id='BACKPACK.rest.test')
     before = time.time()

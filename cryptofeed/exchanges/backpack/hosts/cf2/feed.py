@@ -8,13 +8,14 @@ answers it from the ``BackpackConfig``.) Everything else is ``hosts/feed.py``.
 """
 from __future__ import annotations
 
+from cryptofeed.connection import HTTPAsyncConn
 from cryptofeed.exchange import RestExchange
 from cryptofeed.feed import Feed
 
 from cryptofeed.exchanges.backpack.hosts.cf2.lifecycle import Cf2Lifecycle
 from cryptofeed.exchanges.backpack.hosts.cf2.loop import ensure_event_loop
-from cryptofeed.exchanges.backpack.hosts.cf2.recording import RecordedRestClient
 from cryptofeed.exchanges.backpack.hosts.feed import DEPTH_WINDOWS, BackpackFeedBase
+from cryptofeed.exchanges.backpack.hosts.recorded_rest import RecordedRestClient
 
 __all__ = ['BackpackFeed', 'DEPTH_WINDOWS']
 
@@ -40,5 +41,7 @@ class BackpackFeed(BackpackFeedBase, Cf2Lifecycle, RestExchange, Feed):
         the recording, snapshots are fetched in line with the frames, all streams at once."""
         if self._ctx.replaying:
             return []
-        self._ctx.replay(RecordedRestClient(self.backpack_config.rest_url, conn_id=f'{self.id}.http'))
+        # playback() patches HTTPAsyncConn.read: look it up at each call
+        self._ctx.replay(RecordedRestClient(self.backpack_config.rest_url, lambda url: HTTPAsyncConn.read(url),
+                                            conn_id=f'{self.id}.http'))
         return self._streams

@@ -5,7 +5,9 @@ The lifecycle is ``cf3/lifecycle.py``: 3.x's task-group shape, with each connect
 callback errors, reconnects counted) rather than 3's own handler, whose delay doubles without
 bound. cryptofeed 3 keeps callbacks only for its market channels; the account channels
 (``ORDER_INFO``, ``FILLS``, ``POSITIONS``, ``BALANCES``) get their defaults here, and deliver
-this package's account types. Everything else is ``hosts/feed.py``.
+this package's account types. A session recorded with ``FeedHandler(record=...)`` plays back
+through ``cryptofeed.capture.playback`` (frames from the capture's streams, REST answers from
+its HTTP stream). Everything else is ``hosts/feed.py``.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from cryptofeed.feed import Feed
 from cryptofeed.exchanges.backpack.core.defines import ACCOUNT_CHANNELS
 from cryptofeed.exchanges.backpack.hosts.cf3.lifecycle import Cf3Lifecycle
 from cryptofeed.exchanges.backpack.hosts.feed import DEPTH_WINDOWS, BackpackFeedBase
+from cryptofeed.exchanges.backpack.hosts.recorded_rest import RecordedRestClient
 
 __all__ = ['BackpackFeed', 'DEPTH_WINDOWS']
 
@@ -29,6 +32,14 @@ class BackpackFeed(BackpackFeedBase, Cf3Lifecycle, Feed):
 
     def connect(self) -> list:
         return self._connections()
+
+    def _start(self, loop) -> list:
+        if '_wrap_connection' in self.__dict__:  # cryptofeed.capture's playback prepared this feed
+            # REST answers come from the capture (through the http_conn playback put in place);
+            # channels do in line what they otherwise do in background tasks, in recorded order.
+            self._ctx.replay(RecordedRestClient(self.backpack_config.rest_url, self.http_conn.read,
+                                                conn_id=f'{self.id}.http'))
+        return super()._start(loop)
 
     async def shutdown(self):
         """Stop every connection, cancel every task this feed started, close our sessions, then
