@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -17,3 +18,16 @@ def load_fixture(name: str):
 @pytest.fixture
 def fixture_json():
     return load_fixture
+
+
+@pytest.fixture
+def refused_port():
+    """A loopback port where nothing listens, kept so for the whole test.
+
+    The socket is bound but never listens: every connection to it is refused, and no other
+    process (another xdist worker, a simulator on port 0) can take the port meanwhile, as it
+    could between closing a probe socket and using its number.
+    """
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        yield sock.getsockname()[1]
