@@ -19,6 +19,9 @@ WHEELHOUSE := $(VENV)/wheelhouse
 # work from the others when its own runs out (README, "Tests on each line").
 XDIST ?= -n 4 --dist worksteal
 PYTEST_ARGS ?=
+# Bytecode caches: without them every worker and every process a test starts (demos, simulators,
+# CLI checks) compiles the package and the tests again; that was a fifth of the suite's CPU time.
+unexport PYTHONDONTWRITEBYTECODE
 # test-lines runs every line of LINES but those named here (Python versions, e.g. WITHOUT=3.13).
 WITHOUT ?=
 
