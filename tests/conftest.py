@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
+
+from cryptofeed.exchanges.backpack import CRYPTOFEED_LINE
 
 FIXTURES = Path(__file__).parent / 'fixtures' / 'backpack'
 
@@ -19,8 +22,19 @@ def fixture_json():
     return load_fixture
 
 
+@pytest.fixture
+def refused_port():
+    """A loopback port where nothing listens, kept so for the whole test.
+
+    The socket is bound but never listens: every connection to it is refused, and no other
+    process (another xdist worker, a simulator on port 0) can take the port meanwhile, as it
+    could between closing a probe socket and using its number.
+    """
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        yield sock.getsockname()[1]
+
+
 # Tests of one cryptofeed line's host end in _cf2.py or _cf3.py; each runs on its own line of the
 # test matrix (make test-lines), the other line's are not collected.
-from cryptofeed.exchanges.backpack import CRYPTOFEED_LINE  # noqa: E402
-
 collect_ignore_glob = [f'*_cf{line}.py' for line in (2, 3) if line != CRYPTOFEED_LINE]

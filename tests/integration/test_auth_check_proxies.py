@@ -8,7 +8,6 @@ variable behave as documented, without the proxy password or the private key in 
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
@@ -39,12 +38,6 @@ def proxy_py_with_auth(tmp_path_factory):
     proc.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 async def check(sim, **env):
     result = await run_async('--server', sim.rest_url, '--ca-file', sim.ca_file, '--json',
                              env={'BACKPACK_PRIVATE_KEY': KEY_B64, **env})
@@ -70,13 +63,13 @@ async def test_https_proxy_with_credentials_carries_it_and_the_password_stays_hi
     assert 's3cr' not in result.stdout + result.stderr
 
 
-async def test_no_proxy_keeps_the_simulator_direct(sim):
-    result = await check(sim, ALL_PROXY=f'socks5://127.0.0.1:{_free_port()}', NO_PROXY='127.0.0.1')
+async def test_no_proxy_keeps_the_simulator_direct(sim, refused_port):
+    result = await check(sim, ALL_PROXY=f'socks5://127.0.0.1:{refused_port}', NO_PROXY='127.0.0.1')
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-async def test_a_dead_proxy_is_exit_3_not_a_direct_connection(sim):
-    result = await check(sim, HTTPS_PROXY=f'http://127.0.0.1:{_free_port()}')
+async def test_a_dead_proxy_is_exit_3_not_a_direct_connection(sim, refused_port):
+    result = await check(sim, HTTPS_PROXY=f'http://127.0.0.1:{refused_port}')
     assert result.returncode == 3
     server = json.loads(result.stdout)['server']
     assert server['status'] is None and 'request failed' in server['error']

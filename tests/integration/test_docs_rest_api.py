@@ -2,7 +2,8 @@
 
 The ``bash`` block (the simulator command) is started as a process and every ``python`` block
 runs as a script of its own against it, as written except for the port: the documented 8765 is
-replaced by a free one, so the test cannot collide with anything listening there.
+replaced by a free one (another if that one is taken before the simulator binds it), so the test
+cannot collide with anything listening there.
 """
 from __future__ import annotations
 
@@ -37,15 +38,28 @@ def free_port() -> str:
 
 
 @pytest.fixture(scope='module')
-def simulator():
+def simulator(tmp_path_factory):
     commands = [code for lang, code in section_blocks() if lang == 'bash']
     assert len(commands) == 1
-    port = free_port()
-    argv = shlex.split(commands[0].replace(DOC_PORT, port))
-    assert argv[0] == 'python' and DOC_PORT in commands[0]
-    proc = subprocess.Popen([sys.executable, *argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert shlex.split(commands[0])[0] == 'python' and DOC_PORT in commands[0]
+    stderr_path = tmp_path_factory.mktemp('docs_sim') / 'stderr.txt'
+    # A free port can be taken by another process (an xdist worker) between the probe and the
+    # simulator's bind: then the simulator exits with EADDRINUSE and another port is tried.
+    for _ in range(5):
+        port = free_port()
+        argv = shlex.split(commands[0].replace(DOC_PORT, port))
+        with open(stderr_path, 'w') as stderr:
+            proc = subprocess.Popen([sys.executable, *argv[1:]], stdout=subprocess.PIPE, stderr=stderr, text=True)
+        line = proc.stdout.readline()
+        if line:
+            break
+        proc.wait(timeout=30)
+        error = stderr_path.read_text()
+        assert '[Errno 98]' in error, error[-2000:]   # EADDRINUSE; anything else is a failure
+    else:
+        raise AssertionError('no free port could be bound in 5 tries')
     try:
-        ready = json.loads(proc.stdout.readline())
+        ready = json.loads(line)
         assert ready['rest_url'] == f'http://127.0.0.1:{port}'
         yield port
     finally:

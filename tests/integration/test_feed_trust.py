@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import socket
 
 from cryptofeed import FeedHandler
 from cryptofeed.exchanges.backpack.core.defines import L2_BOOK, TRADES
@@ -140,15 +139,9 @@ async def test_a_slow_consumer_shows_as_lag_in_health_and_pushes_back_instead_of
         assert ids == sorted(ids) and len(ids) == len(set(ids))  # behind, but in order and exactly once
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-async def test_a_connection_that_cannot_be_made_is_counted_and_gives_up_visibly(caplog):
+async def test_a_connection_that_cannot_be_made_is_counted_and_gives_up_visibly(caplog, refused_port):
     caplog.set_level(logging.ERROR)
-    port = _closed_port()
+    port = refused_port
     handler = FeedHandler(config=FH_CONFIG)
     feed = BackpackFeed(config={'rest_url': f'http://127.0.0.1:{port}', 'ws_url': f'ws://127.0.0.1:{port}'},
                         symbols=['SOL-USDC'], channels=[TRADES], callbacks={TRADES: Collector()._callback(TRADES)},

@@ -1,25 +1,31 @@
 """The overlay installs into the released cryptofeed, both as a wheel and editable.
 
-Each test builds a fresh virtual environment and installs offline from the wheelhouse that
-``make test`` prepares (``.venv/wheelhouse``), so no test touches the network.
+Each test builds a fresh virtual environment of its own (under its ``tmp_path``) and installs
+offline from the wheelhouse that ``make test`` prepares beside the interpreter running the tests
+(``<venv>/wheelhouse``, with the wheel of the cryptofeed installed there; ``BACKPACK_WHEELHOUSE``
+names another), so no test touches the network. The wheel is built from a copy of the source
+tree, so no build writes into the working tree while other tests (xdist workers) read it.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-WHEELHOUSE = REPO / '.venv' / 'wheelhouse'
+WHEELHOUSE = Path(os.environ.get('BACKPACK_WHEELHOUSE') or Path(sys.prefix) / 'wheelhouse')
+CRYPTOFEED = version('cryptofeed')   # the line under test: the install must resolve the same one
 
 PROBE = (
-    'import json, cryptofeed, cryptofeed.exchanges.backpack as bp, cryptofeed.exchanges.binance as bn;'
+    'import importlib.metadata, json, cryptofeed, cryptofeed.exchanges.backpack as bp, cryptofeed.exchanges.binance as bn;'
     'print(json.dumps({"cryptofeed": cryptofeed.__file__, "backpack": bp.__file__, "binance": bn.__file__,'
-    '"signer": bp.BackpackSigner.__module__}))'
+    '"signer": bp.BackpackSigner.__module__, "version": importlib.metadata.version("cryptofeed")}))'
 )
 
 
@@ -32,19 +38,26 @@ FEEDHANDLER_PROBE = (
 )
 
 
-@pytest.fixture(scope='module')
-def venv(tmp_path_factory):
-    if not any(WHEELHOUSE.glob('cryptofeed-2.4.1-*.whl')):
-        pytest.fail(f'{WHEELHOUSE} has no cryptofeed wheel: run `make test`, which prepares it')
-    path = tmp_path_factory.mktemp('venv')
+@pytest.fixture
+def venv(tmp_path):
+    if not any(WHEELHOUSE.glob(f'cryptofeed-{CRYPTOFEED}-*.whl')):
+        pytest.fail(f'{WHEELHOUSE} has no cryptofeed {CRYPTOFEED} wheel: run `make test`, which prepares it')
+    path = tmp_path / 'venv'
     subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(path)], check=True)
     return path
+
+
+def _source_copy(dest: Path) -> Path:
+    """The working tree without build output, virtual environments or caches."""
+    shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(
+        '.git', '.venv*', 'build', 'dist', '*.egg-info', '__pycache__', '.pytest_cache', '.hypothesis'))
+    return dest
 
 
 def _pip(venv: Path, *args: str):
     cmd = [sys.executable, '-m', 'pip', '--python', str(venv / 'bin' / 'python'), 'install', '--quiet',
            '--no-index', '--find-links', str(WHEELHOUSE), *args]
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=venv.parent)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -88,9 +101,10 @@ def _site_packages(venv: Path) -> Path:
 
 
 def test_wheel_install_places_the_package_inside_the_installed_cryptofeed(venv, tmp_path):
-    _pip(venv, str(REPO))
+    _pip(venv, str(_source_copy(tmp_path / 'src')))
     found = _probe(venv, tmp_path)
     site = _site_packages(venv)
+    assert found['version'] == CRYPTOFEED
     assert Path(found['cryptofeed']) == site / 'cryptofeed' / '__init__.py'
     assert Path(found['backpack']) == site / 'cryptofeed' / 'exchanges' / 'backpack' / '__init__.py'
     assert Path(found['binance']).parent == site / 'cryptofeed' / 'exchanges'
@@ -114,6 +128,7 @@ def test_editable_install_maps_the_package_to_the_working_tree(venv, tmp_path):
     _pip(venv, '-e', str(REPO))
     found = _probe(venv, tmp_path)
     site = _site_packages(venv)
+    assert found['version'] == CRYPTOFEED
     assert Path(found['cryptofeed']) == site / 'cryptofeed' / '__init__.py'
     assert Path(found['backpack']) == REPO / 'cryptofeed' / 'exchanges' / 'backpack' / '__init__.py'
     assert not (site / 'cryptofeed' / 'exchanges' / 'backpack').exists()

@@ -21,7 +21,9 @@ def test_the_readme_names_exactly_these_commands():
 
 
 def test_make_demo_streams_from_the_simulator_and_ends_healthy():
-    result = _run(['make', 'demo', 'DEMO_ARGS=--seconds 4'])
+    # PYTHON= the interpreter under test: its line's virtual environment (the one running this
+    # test, which `make test` built), not python3's.
+    result = _run(['make', 'demo', f'PYTHON={sys.executable}', 'DEMO_ARGS=--seconds 4'])
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     assert re.search(r'^TRADE\s+SOL-USDC\s', out, re.M) and re.search(r'^BOOK\s+BTC-USDC\s', out, re.M)

@@ -7,7 +7,6 @@ import itertools
 import json
 import logging
 import random
-import socket
 import time
 
 import aiohttp
@@ -467,11 +466,8 @@ async def test_timeout_is_a_request_error_without_status(server, make_client):
     assert client.stats.failures_by_status == {'transport': 1}
 
 
-async def test_connection_refused_is_retried_then_raised(make_client):
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]      # closed again before use: nothing listens there
-    client = make_client(base_url=f'http://127.0.0.1:{port}', max_retries=2)
+async def test_connection_refused_is_retried_then_raised(make_client, refused_port):
+    client = make_client(base_url=f'http://127.0.0.1:{refused_port}', max_retries=2)
     with pytest.raises(BackpackRequestError, match='could not connect') as info:
         await client.ping()
     assert info.value.status is None

@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import socket
 import ssl
 
 import pytest
@@ -165,12 +164,9 @@ async def test_no_proxy_sends_matching_hosts_direct(tls_server, socks5, client_s
 
 
 @pytest.mark.parametrize('scheme', ['http', 'socks5'])
-async def test_a_dead_proxy_fails_instead_of_going_direct(tls_server, client_ssl, scheme):
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
+async def test_a_dead_proxy_fails_instead_of_going_direct(tls_server, client_ssl, scheme, refused_port):
     with pytest.raises(BackpackRequestError) as info:
-        await fetch_depth(tls_server.url, proxy=f'{scheme}://127.0.0.1:{port}', ssl=client_ssl)
+        await fetch_depth(tls_server.url, proxy=f'{scheme}://127.0.0.1:{refused_port}', ssl=client_ssl)
     assert info.value.status is None
     assert tls_server.hits == []
 
