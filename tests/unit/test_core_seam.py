@@ -150,3 +150,12 @@ def test_the_package_exports_the_account_and_order_names_with_cryptofeed_2_value
     assert exported == {name: getattr(defines, name) for name in exported}
     assert {n: v for n, v in exported.items() if hasattr(cf_defines, n)} == {
         n: getattr(cf_defines, n) for n in exported if hasattr(cf_defines, n)}
+
+
+def test_the_package_exports_the_lines_account_types():
+    import cryptofeed.types
+    for name in ('OrderInfo', 'Fill', 'Position', 'Balance'):
+        exported = getattr(package, name)
+        assert exported is getattr(records, name)
+        expected = getattr(cryptofeed.types, name, None) or getattr(account_types, name)
+        assert exported is expected

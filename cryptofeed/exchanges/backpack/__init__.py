@@ -35,6 +35,10 @@ from cryptofeed.exchanges.backpack.hosts.running import run_handler
 
 BackpackFeed = feed_module().BackpackFeed
 
+# The account types of the installed line (cryptofeed's on 2.x, this package's on 3.x), bound
+# by its host: ``isinstance(obj, Fill)`` works on every line.
+from cryptofeed.exchanges.backpack.core.records import Balance, Fill, OrderInfo, Position  # noqa: E402
+
 EXCHANGE_MAP.setdefault(BACKPACK, FEED_FACTORY)
 
 #: The account and order vocabulary, importable from here on every line (3.x dropped most of it).
@@ -44,6 +48,7 @@ ORDER_NAMES = ['BUY', 'SELL', 'LIMIT', 'MARKET', 'TRIGGER_LIMIT', 'TRIGGER_MARKE
 
 __all__ = ORDER_NAMES + [
     'BACKPACK', 'ORDER_INFO', 'FILLS', 'POSITIONS', 'BALANCES', 'CRYPTOFEED_LINE',
+    'OrderInfo', 'Fill', 'Position', 'Balance',
     'BackpackFeed', 'BackpackHealthReport', 'BackpackConfig', 'BackpackAuth', 'BackpackProxies',
     'BackpackSigner', 'BackpackError', 'BackpackConfigError', 'BackpackAuthError', 'BackpackProtocolError',
     'BackpackRequestError', 'BackpackRateLimitedError', 'BackpackRegionRestrictedError',
