@@ -28,8 +28,11 @@ async def test_every_channel_delivers_typed_objects_equal_to_the_simulator_truth
         collector = Collector()
         async with running_feed(sim, ['SOL-USDC', 'BTC-USDC-PERP'], ALL_CHANNELS, collector,
                                 candle_interval='1s', candle_closed_only=True) as feed:
+            # A closed candle of each symbol (the first one of either is not enough: the other's
+            # may close a moment later, after the market is paused below).
             await wait_until(lambda: all(collector.items[c] for c in
-                                         (TRADES, TICKER, CANDLES, FUNDING, INDEX, OPEN_INTEREST, LIQUIDATIONS)),
+                                         (TRADES, TICKER, CANDLES, FUNDING, INDEX, OPEN_INTEREST, LIQUIDATIONS))
+                             and {c.symbol for c in collector.items[CANDLES]} == {'SOL-USDC', 'BTC-USDC-PERP'},
                              timeout=15)
             sim.pause()
             for symbol, exchange_symbol in (('SOL-USDC', 'SOL_USDC'), ('BTC-USDC-PERP', 'BTC_USDC_PERP')):
