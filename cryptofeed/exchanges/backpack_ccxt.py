@@ -58,6 +58,7 @@ from urllib.parse import urlsplit
 
 from cryptofeed.config import Config
 from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
+from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.defines import (
     BALANCES, CANDLES, FILLS, FUNDING, INDEX, L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, ORDER_INFO, POSITIONS, TICKER,
     TRADES,
@@ -83,7 +84,7 @@ from cryptofeed.exchanges.backpack.core.symbols import normalized_to_exchange
 
 __all__ = ['CcxtBackpackFeed', 'client_settings', 'require_ccxt', 'UNSUPPORTED_CHANNELS']
 
-LOG = logging.getLogger('feedhandler')
+LOG = log.get()
 
 PRIVATE_CHANNELS = (ORDER_INFO, POSITIONS, BALANCES)
 UNSUPPORTED_CHANNELS = {

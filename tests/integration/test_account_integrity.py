@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import aiohttp
 import pytest
+from cryptofeed.exchanges.backpack.core import log as package_log
 from cryptofeed.exchanges.backpack.core.defines import BALANCES, FILLED, FILLS, ORDER_INFO, POSITIONS
 
 from cryptofeed.exchanges.backpack import BackpackConfig
@@ -98,7 +99,7 @@ async def reconnect_and_catch_up(sim, feed, collector, duration: float = 0.3) ->
 async def test_one_malformed_fill_row_loses_no_other_fill_and_is_recovered_once_clean(sim, trader, caplog,
                                                                                      field, value):
     collector = Collector()
-    with caplog.at_level(logging.INFO, logger='feedhandler'):
+    with caplog.at_level(logging.INFO, logger=package_log.root()):
         async with running(sim, collector) as feed:
             await wait_until(lambda: collector.items[BALANCES] and subscribed(sim, 'account.orderUpdate'))
             await away(sim)
@@ -141,7 +142,7 @@ async def test_one_malformed_fill_row_loses_no_other_fill_and_is_recovered_once_
 
 async def test_a_row_that_stays_malformed_is_skipped_and_counted_and_nothing_else_stops(sim, trader, caplog):
     collector = Collector()
-    with caplog.at_level(logging.INFO, logger='feedhandler'):
+    with caplog.at_level(logging.INFO, logger=package_log.root()):
         async with running(sim, collector) as feed:
             await wait_until(lambda: collector.items[BALANCES] and subscribed(sim, 'account.orderUpdate'))
             await away(sim)

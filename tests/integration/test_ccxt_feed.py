@@ -12,6 +12,7 @@ import base64
 import logging
 from decimal import Decimal
 
+from cryptofeed.exchanges.backpack.core import log as package_log
 from cryptofeed.exchanges.backpack.core.defines import BALANCES, FILLED, L2_BOOK, OPEN, ORDER_INFO, POSITIONS, SHORT, TICKER, TRADES
 
 from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
@@ -127,7 +128,7 @@ async def test_429_waits_for_retry_after_and_451_is_reported_once_then_retried(c
     async with BackpackSimulator(markets=['SOL_USDC'], seed=45, rate=50) as sim:
         collector = Collector()
         sim.inject({'fault': 'http_status', 'status': 429, 'count': 1, 'path': '/api/v1/depth', 'retry_after': 1})
-        with caplog.at_level(logging.WARNING, logger='feedhandler'):
+        with caplog.at_level(logging.WARNING, logger=package_log.root()):
             async with running_ccxt_feed(sim, ['SOL-USDC'], [L2_BOOK], collector, rest_only=True,
                                          snapshot_interval=0.2, region_retry_s=0.5) as feed:
                 await wait_until(lambda: len(collector.sequences['SOL-USDC']) >= 1, timeout=10)
@@ -196,7 +197,7 @@ async def test_rest_and_websocket_through_a_socks5_proxy_with_tls():
 async def test_a_symbol_backpack_does_not_list_is_reported_once_and_left_out(caplog):
     async with BackpackSimulator(markets=['SOL_USDC'], seed=49, rate=200) as sim:
         collector = Collector()
-        with caplog.at_level(logging.ERROR, logger='feedhandler'):
+        with caplog.at_level(logging.ERROR, logger=package_log.root()):
             async with running_ccxt_feed(sim, ['SOL-USDC', 'DOGE-USDC'], [TRADES, L2_BOOK], collector) as feed:
                 await wait_until(lambda: collector.full_books['SOL-USDC'] == 1
                                  and len(delivered_trade_ids(collector, 'SOL-USDC')) >= 5, timeout=15)

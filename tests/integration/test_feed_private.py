@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import aiohttp
 import pytest
+from cryptofeed.exchanges.backpack.core import log as package_log
 from cryptofeed.exchanges.backpack.core.defines import BALANCES, CANCELLED, FILLED, FILLS, L2_BOOK, ORDER_INFO, POSITIONS, TRADES
 
 from cryptofeed.exchanges.backpack import BackpackConfig, BackpackFeed
@@ -185,7 +186,7 @@ async def test_wrong_key_clear_error_metric_health_no_tight_loop_and_public_data
     registered = BackpackSigner(SECRET).public_key
     async with BackpackSimulator(markets=MARKETS, seed=3, rate=150, tls=True, strict_keys=[registered]) as sim:
         collector = Collector()
-        with caplog.at_level(logging.INFO, logger='feedhandler'):
+        with caplog.at_level(logging.INFO, logger=package_log.root()):
             async with running_feed(sim, ['SOL-USDC'], [TRADES, ORDER_INFO, BALANCES], collector,
                                     config=private_config(sim, OTHER_SECRET), reconnect_backoff_base_s=0.2,
                                     reconnect_backoff_max_s=1.0) as feed:
@@ -212,7 +213,7 @@ async def test_skewed_exchange_clock_is_measured_at_start_and_signed_with(caplog
         collector = Collector()
         trader_config = BackpackConfig(**private_config(sim, clock_offset_ms=45_000))
         async with BackpackRestClient.from_config(trader_config) as trader:
-            with caplog.at_level(logging.INFO, logger='feedhandler'):
+            with caplog.at_level(logging.INFO, logger=package_log.root()):
                 async with running_feed(sim, ['SOL-USDC'], PRIVATE, collector, config=private_config(sim)) as feed:
                     await wait_until(lambda: collector.items[BALANCES])
                     placed = await place(trader, symbol='SOL_USDC', side='Bid', orderType='Market', quantity='1')
@@ -227,7 +228,7 @@ async def test_skewed_exchange_clock_is_measured_at_start_and_signed_with(caplog
 async def test_clock_that_jumps_is_re_measured_after_the_auth_failure(caplog):
     async with BackpackSimulator(markets=MARKETS, seed=3, rate=0, tls=True) as sim:
         collector = Collector()
-        with caplog.at_level(logging.INFO, logger='feedhandler'):
+        with caplog.at_level(logging.INFO, logger=package_log.root()):
             async with running_feed(sim, ['SOL-USDC'], PRIVATE, collector, config=private_config(sim),
                                     reconnect_backoff_base_s=0.2, reconnect_backoff_max_s=1.0) as feed:
                 await wait_until(lambda: collector.items[BALANCES])
@@ -249,7 +250,7 @@ async def test_clock_that_jumps_is_re_measured_after_the_auth_failure(caplog):
 async def test_a_fixed_clock_offset_is_kept_and_an_expiry_is_explained(caplog):
     async with BackpackSimulator(markets=MARKETS, seed=3, rate=0, tls=True, clock_offset_ms=45_000) as sim:
         collector = Collector()
-        with caplog.at_level(logging.INFO, logger='feedhandler'):
+        with caplog.at_level(logging.INFO, logger=package_log.root()):
             async with running_feed(sim, ['SOL-USDC'], [BALANCES], collector,
                                     config=private_config(sim, clock_offset_ms=0), reconnect_backoff_base_s=0.2,
                                     reconnect_backoff_max_s=1.0) as feed:
@@ -414,7 +415,7 @@ async def test_error_frame_4003_on_the_private_stream_is_an_auth_failure(caplog)
     """FILLS alone makes no REST call on the first subscribe: the refusal comes as error frame 4003."""
     registered = BackpackSigner(SECRET).public_key
     async with BackpackSimulator(markets=MARKETS, seed=3, rate=0, tls=True, strict_keys=[registered]) as sim:
-        with caplog.at_level(logging.INFO, logger='feedhandler'):
+        with caplog.at_level(logging.INFO, logger=package_log.root()):
             async with running_feed(sim, ['SOL-USDC'], [FILLS], Collector(), config=private_config(sim, OTHER_SECRET),
                                     reconnect_backoff_base_s=0.2, reconnect_backoff_max_s=1.0) as feed:
                 await wait_until(lambda: feed.metrics.auth_failures >= 3, timeout=15)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import re
 
+from cryptofeed.exchanges.backpack.core import log as package_log
 from cryptofeed.exchanges.backpack.core.defines import L2_BOOK, TRADES
 
 from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
@@ -39,7 +40,7 @@ async def _settle(feed, collector, sim, symbols=SYMBOLS):
 
 
 async def test_sequence_gaps_duplicates_and_reorders_resync_only_the_affected_book(caplog):
-    caplog.set_level(logging.WARNING, logger='feedhandler')
+    caplog.set_level(logging.WARNING, logger=package_log.root())
     async with BackpackSimulator(markets=['SOL_USDC', 'ETH_USDC'], seed=11, rate=400) as sim:
         collector = Collector()
         async with running_feed(sim, SYMBOLS, [L2_BOOK, TRADES], collector) as feed:
@@ -120,7 +121,7 @@ async def test_451_is_loud_backs_off_and_the_book_recovers_by_itself_once_reques
         sim.inject({'fault': 'http_status', 'status': 451, 'count': 2, 'path': '/api/v1/depth'})
         collector = Collector()
         rest = BackpackRestClient(sim.rest_url, region_retry_base_s=0.5, region_retry_max_s=1.0)
-        with caplog.at_level(logging.WARNING, logger='feedhandler'):
+        with caplog.at_level(logging.WARNING, logger=package_log.root()):
             async with running_feed(sim, ['SOL-USDC'], [L2_BOOK, TRADES], collector, rest_client=rest) as feed:
                 await wait_until(lambda: len(delivered_trade_ids(collector, 'SOL-USDC')) > 20, timeout=10)
                 assert not collector.sequences['SOL-USDC']            # no book while refused
@@ -176,7 +177,7 @@ async def test_snapshot_requests_for_many_symbols_are_staggered():
 async def test_a_trade_gap_too_large_to_backfill_is_reported_in_a_warning_and_a_metric(caplog):
     async with BackpackSimulator(markets=['SOL_USDC'], seed=18, rate=800) as sim:
         collector = Collector()
-        with caplog.at_level(logging.WARNING, logger='feedhandler'):
+        with caplog.at_level(logging.WARNING, logger=package_log.root()):
             async with running_feed(sim, ['SOL-USDC'], [TRADES], collector, trade_backfill_limit=2,
                                     reconnect_backoff_base_s=0.5, reconnect_backoff_max_s=0.6) as feed:
                 await wait_until(lambda: delivered_trade_ids(collector, 'SOL-USDC'), timeout=10)
@@ -193,7 +194,7 @@ async def test_depth_frames_with_impossible_values_are_dropped_counted_and_never
     size_kinds = [kind for kind in kinds if kind.endswith('_size')]
     async with BackpackSimulator(markets=['SOL_USDC'], seed=17, rate=200) as sim:
         collector = Collector()
-        with caplog.at_level(logging.WARNING, logger='feedhandler'):
+        with caplog.at_level(logging.WARNING, logger=package_log.root()):
             async with running_feed(sim, ['SOL-USDC'], [L2_BOOK], collector) as feed:
                 await wait_until(lambda: feed._book.books['SOL-USDC'].synced, timeout=10)
                 for kind in kinds:
@@ -250,7 +251,7 @@ async def test_a_depth_snapshot_with_a_hostile_size_is_refused_and_requested_aga
     refused, counted, re-requested after a backoff, and the book comes out equal to the truth."""
     async with BackpackSimulator(markets=['SOL_USDC'], seed=19, rate=200) as sim:
         collector = Collector()
-        with caplog.at_level(logging.WARNING, logger='feedhandler'):
+        with caplog.at_level(logging.WARNING, logger=package_log.root()):
             async with running_feed(sim, ['SOL-USDC'], [L2_BOOK], collector, reconnect_backoff_base_s=0.2,
                                     reconnect_backoff_max_s=0.5) as feed:
                 depth = feed.rest.depth

@@ -7,6 +7,7 @@ import gc
 import logging
 
 from cryptofeed import FeedHandler
+from cryptofeed.exchanges.backpack.core import log as package_log
 from cryptofeed.exchanges.backpack.core.defines import L2_BOOK, TRADES
 
 from cryptofeed.exchanges.backpack import BackpackFeed
@@ -38,7 +39,7 @@ class RaisingCollector(Collector):
 
 
 async def test_a_raising_callback_is_logged_counted_and_loses_nothing_not_even_during_a_backfill(caplog):
-    caplog.set_level(logging.ERROR, logger='feedhandler')
+    caplog.set_level(logging.ERROR, logger=package_log.root())
     async with BackpackSimulator(markets=['SOL_USDC', 'ETH_USDC'], seed=31, rate=600) as sim:
         collector = RaisingCollector(every=3)
         async with running_feed(sim, ['SOL-USDC', 'ETH-USDC'], [TRADES, L2_BOOK], collector,

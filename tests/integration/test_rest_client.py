@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from cryptofeed.connection import Connection
+from cryptofeed.exchanges.backpack.core import log as package_log
 from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
 from cryptofeed.exchanges.backpack.core.errors import (
     BackpackAuthError, BackpackMaintenanceError, BackpackProtocolError, BackpackRateLimitedError,
@@ -236,7 +237,7 @@ async def test_429_exhausted_raises_rate_limited_with_retry_after(server, make_c
 async def test_503_is_retried_then_raised_as_maintenance(server, make_client, caplog):
     server.script('/api/v1/depth', json_reply(MAINTENANCE, status=503))
     client = make_client(max_retries=3)
-    with caplog.at_level(logging.WARNING, logger='feedhandler'):
+    with caplog.at_level(logging.WARNING, logger=package_log.root()):
         with pytest.raises(BackpackMaintenanceError) as info:
             await client.depth('SOL_USDC')
     assert info.value.code == 'MAINTENANCE'
@@ -357,7 +358,7 @@ async def test_451_is_raised_once_then_fails_fast_until_the_next_trial_on_a_grow
                   text_reply('Unavailable For Legal Reasons', status=451), text_reply('pong'))
     clock = FakeClock()
     client = make_client(max_retries=5, clock=clock, region_retry_base_s=30, region_retry_max_s=900)
-    with caplog.at_level(logging.ERROR, logger='feedhandler'):
+    with caplog.at_level(logging.ERROR, logger=package_log.root()):
         with pytest.raises(BackpackRegionRestrictedError) as first:
             await client.depth('SOL_USDC')
     assert 'proxy' in str(first.value) and 'BackpackConfig.proxies' in str(first.value)

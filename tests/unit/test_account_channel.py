@@ -8,6 +8,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from cryptofeed.exchanges.backpack.core import log as package_log
 from cryptofeed.exchanges.backpack.core.defines import BALANCES, FILLS, ORDER_INFO, POSITIONS
 
 from cryptofeed.exchanges.backpack.core.wire import messages as bp
@@ -47,7 +48,7 @@ def test_asking_without_the_settings_names_them(cfg, message):
 def test_error_frame_4003_counts_logs_once_and_fails_the_connection(caplog):
     ch = channel()
     frame = bp.ErrorFrame(error=bp.ErrorBody(code=4003, message='Invalid signature'))
-    with caplog.at_level(logging.DEBUG, logger='feedhandler'):
+    with caplog.at_level(logging.DEBUG, logger=package_log.root()):
         for _ in range(3):
             with pytest.raises(BackpackAuthError, match='refused the private subscribe'):
                 asyncio.run(ch.on_error_frame(frame, 0.0))

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from cryptofeed.exchanges.backpack.core import log as package_log
 from cryptofeed.exchanges.backpack.core.defines import ASK, BID
 from cryptofeed.exchanges.backpack.core.records import OrderBook
 
@@ -614,7 +615,7 @@ def test_impossible_prices_are_not_buffered(bad):
 
 def test_a_frame_reaching_implausibly_far_ahead_resyncs_instead_of_freezing_the_book(caplog):
     sync = synced_book()
-    with caplog.at_level('WARNING', logger='feedhandler.backpack.book'):
+    with caplog.at_level('WARNING', logger=package_log.root() + '.backpack.book'):
         assert sync.on_depth(11, 10 + 10 ** 9, lv(('99', '4')), [], 2.0) is None
     assert sync.implausible_ids == 1 and sync.resyncs == 1 and not sync.synced
     assert sync.needs_snapshot and sync.buffered == 0          # a frame spanning 1e9 ids is not kept

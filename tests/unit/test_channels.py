@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from cryptofeed.exchanges.backpack.core import log as package_log
 from cryptofeed.exchanges.backpack.core.defines import L2_BOOK, TICKER
 
 from cryptofeed.exchanges.backpack.core.sync.book import BookSync
@@ -52,7 +53,7 @@ async def test_emit_fans_out_in_order_and_sets_book_fields_with_the_cross_check(
 
 def test_unexpected_frames_are_counted_every_time_and_warned_about_once(caplog):
     ctx = context({})
-    with caplog.at_level(logging.WARNING, logger='feedhandler'):
+    with caplog.at_level(logging.WARNING, logger=package_log.root()):
         assert ctx.unexpected('depth', 'SOL-USDC') is DONE
         assert ctx.unexpected('depth', 'SOL-USDC') is DONE
     assert ctx.metrics.dropped == 2
@@ -117,7 +118,7 @@ async def test_failed_snapshots_are_retried_on_a_capped_growing_schedule(monkeyp
     sync = channel.books['SOL-USDC']
     sync.on_depth(1, 1, [], [], 0.0)                          # a frame arrived: the book wants a snapshot
     waits = []
-    with caplog.at_level(logging.WARNING, logger='feedhandler'):
+    with caplog.at_level(logging.WARNING, logger=package_log.root()):
         for _ in range(8):
             sync.snapshot_requested()
             await channel._snapshot('SOL-USDC')

@@ -159,3 +159,12 @@ def test_the_package_exports_the_lines_account_types():
         assert exported is getattr(records, name)
         expected = getattr(cryptofeed.types, name, None) or getattr(account_types, name)
         assert exported is expected
+
+
+def test_the_package_logs_under_the_lines_logger(caplog):
+    from cryptofeed.exchanges.backpack.core import log
+    expected = 'feedhandler' if package.CRYPTOFEED_LINE == 2 else 'cryptofeed'
+    assert log.root() == expected
+    with caplog.at_level('INFO', logger=expected):
+        log.get('.backpack.test').info('hello %s', 'line')
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [(expected + '.backpack.test', 'hello line')]

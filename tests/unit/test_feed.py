@@ -5,6 +5,7 @@ import logging
 from decimal import Decimal
 
 import pytest
+from cryptofeed.exchanges.backpack.core import log as package_log
 from cryptofeed.exchanges.backpack.core.defines import CANDLES, FUNDING, INDEX, L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, TICKER, TRADES
 from cryptofeed.exceptions import UnsupportedSymbol
 from cryptofeed.symbols import Symbols
@@ -35,7 +36,7 @@ def test_construction_does_no_network_io_and_leaves_the_symbol_cache_alone():
 
 
 def test_streams_for_every_channel_with_perp_only_streams_skipped_for_spot(caplog):
-    with caplog.at_level(logging.WARNING, logger='feedhandler'):
+    with caplog.at_level(logging.WARNING, logger=package_log.root()):
         f = feed(symbols=['SOL-USDC', 'BTC-USDC-PERP'],
                  channels=[TRADES, L2_BOOK, TICKER, CANDLES, FUNDING, INDEX, OPEN_INTEREST, LIQUIDATIONS],
                  candle_interval='1M')
@@ -166,7 +167,7 @@ def test_the_feeds_own_keywords_are_validated_at_construction(kwargs, message):
 
 
 def test_keywords_meaningless_on_backpack_are_accepted_with_one_warning(caplog):
-    with caplog.at_level(logging.WARNING, logger='feedhandler'):
+    with caplog.at_level(logging.WARNING, logger=package_log.root()):
         feed(symbols=['SOL-USDC'], channels=[L2_BOOK], checksum_validation=True, snapshot_interval=1000)
     warned = [r.getMessage() for r in caplog.records]
     assert any('checksum_validation=True is ignored' in m for m in warned)
@@ -248,7 +249,7 @@ def test_a_trade_id_far_ahead_is_dropped_counted_and_does_not_freeze_trades(capl
         for trade_id in (100, 101, 10**9 + 101, 102, 103, 104):
             await f.message_handler(_frame(stream, {**good, 't': trade_id}), None, 1.0)
 
-    with caplog.at_level(logging.WARNING, logger='feedhandler'):
+    with caplog.at_level(logging.WARNING, logger=package_log.root()):
         asyncio.run(run())
     assert [t.id for t in got[TRADES]] == ['100', '101', '102', '103', '104']
     snap = f.metrics_snapshot()

@@ -12,6 +12,7 @@ import sys
 import pytest
 import yaml
 from cryptofeed import FeedHandler
+from cryptofeed.exchanges.backpack.core import log as package_log
 from cryptofeed.exchanges.backpack.core.defines import TRADES
 from cryptofeed.exchanges import EXCHANGE_MAP
 
@@ -144,7 +145,7 @@ def test_ccxt_missing_does_not_matter_to_the_native_choice(hide_ccxt, monkeypatc
 
 def test_the_choice_is_logged_once_at_info(caplog):
     factory = BackpackFeedFactory(environ={})
-    with caplog.at_level(logging.INFO, logger='feedhandler'):
+    with caplog.at_level(logging.INFO, logger=package_log.root()):
         for _ in range(3):
             factory(config={'backpack': {'native_enabled': True}}, symbols=['SOL-USDC'], channels=[TRADES])
         factory(config={'backpack': {}}, symbols=['SOL-USDC'], channels=[TRADES])

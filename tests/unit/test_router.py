@@ -9,13 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cryptofeed.exchanges.backpack.core import log as package_log
 from cryptofeed.exchanges.backpack.core.wire import messages as bp
 from cryptofeed.exchanges.backpack.core.wire.router import (
     DROP_REASONS, ERROR_FRAME, INVALID, MALFORMED, UNKNOWN_STREAM, UNKNOWN_SYMBOL, Router, split_stream,
 )
 from tests.conftest import load_fixture
 
-LOGGER = 'feedhandler.backpack.router'
+LOGGER = package_log.root() + '.backpack.router'
 SYMBOLS = {
     'SOL_USDC': 'SOL-USDC', 'ETH_USDC': 'ETH-USDC', 'USDT_USDC': 'USDT-USDC', 'SPCX.US_USDC': 'SPCX.US-USDC',
     'SOL_USDC_PERP': 'SOL-USDC-PERP', 'ETH_USDC_PERP': 'ETH-USDC-PERP',

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, strategies as st
 
+from cryptofeed.exchanges.backpack.core import log as package_log
 from cryptofeed.exchanges.backpack.core.defines import PERPETUAL, SPOT
 from cryptofeed.exchange import Exchange
 from cryptofeed.symbols import Symbol, Symbols, str_to_symbol
@@ -20,7 +21,7 @@ from cryptofeed.exchanges.backpack.core.symbols import (
 )
 from tests.conftest import load_fixture
 
-LOGGER = 'feedhandler.backpack.symbols'
+LOGGER = package_log.root() + '.backpack.symbols'
 
 EXPECTED = {
     'SOL-USDC': 'SOL_USDC',

@@ -27,7 +27,6 @@ by ``net.resolve_proxy`` when read):
 from __future__ import annotations
 
 import base64
-import logging
 import os
 import ssl
 import time
@@ -37,6 +36,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 import yaml
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 
+from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.config_models import (
     _REDACTED, ProxyURL, _FrozenModel, _InvalidConfig, _problems, _secret_input,
 )
@@ -49,7 +49,7 @@ from cryptofeed.exchanges.backpack.core.transport.net import resolve_proxy, vali
 __all__ = ['DEFAULT_REST_URL', 'DEFAULT_WS_URL', 'ENV_VARS', 'ProxyURL', 'BackpackAuth', 'BackpackProxies',
            'BackpackConfig']
 
-LOG = logging.getLogger('feedhandler')
+LOG = log.get()
 
 DEFAULT_REST_URL = 'https://api.backpack.exchange'
 DEFAULT_WS_URL = 'wss://ws.backpack.exchange'

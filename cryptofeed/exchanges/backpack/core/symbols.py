@@ -48,6 +48,7 @@ from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.defines import PERPETUAL, SPOT
 from cryptofeed.exchanges.backpack.core import records
 
@@ -59,7 +60,7 @@ __all__ = [
     'parse_symbol_data', 'RuleSymbols',
 ]
 
-LOG = logging.getLogger('feedhandler.backpack.symbols')
+LOG = log.get('.backpack.symbols')
 
 # /api/v1/markets is served with s-maxage=300 by the CDN (API notes 3.8): asking sooner
 # would mostly return the same cached body.

@@ -30,13 +30,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import logging
 import time
 from collections import defaultdict
 from typing import Any, Dict, List, NamedTuple, Optional
 
 from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
 
+from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.transport.backoff import backoff_delays
 from cryptofeed.exchanges.backpack.core.channels import DONE, BookChannel, ChannelContext, MarketChannels, TradeChannel
 from cryptofeed.exchanges.backpack.core.channels.account import AccountChannel, private_channels_asked
@@ -60,7 +60,7 @@ from cryptofeed.exchanges.backpack.hosts.ws import MAX_FRAME_BYTES, BackpackConn
 
 __all__ = ['BackpackFeedBase', 'DEPTH_WINDOWS']
 
-LOG = logging.getLogger('feedhandler')
+LOG = log.get()
 
 DEPTH_WINDOWS = (None, '200ms', '600ms', '1000ms')
 _PERP_ONLY_KINDS = frozenset({'markPrice', 'openInterest'})

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import logging
 import math
 from typing import Any, Dict, Mapping
 
 from cryptofeed.exchange import Exchange
 from cryptofeed.feed import Feed
 
+from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.config import NO_SANDBOX_MESSAGE
 from cryptofeed.exchanges.backpack.core.errors import BackpackConfigError
 
 __all__ = ['check_feed_options']
 
-LOG = logging.getLogger('feedhandler')
+LOG = log.get()
 
 
 # Keywords cryptofeed's Feed and Exchange take by name; anything else in **kwargs is a mistake.

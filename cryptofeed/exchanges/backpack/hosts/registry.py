@@ -23,10 +23,10 @@ Importing a class by name (``from cryptofeed.exchanges.backpack import BackpackF
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 from typing import Any, Mapping, NamedTuple, Optional
 
+from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.defines import BACKPACK
 from cryptofeed.exchanges.backpack.core.errors import BackpackConfigError
 
@@ -35,7 +35,7 @@ __all__ = [
     'choose', 'feed_class', 'BackpackFeedFactory', 'FEED_FACTORY',
 ]
 
-LOG = logging.getLogger('feedhandler')
+LOG = log.get()
 
 ENV_VAR = 'CRYPTOFEED_BACKPACK_NATIVE'
 CONFIG_OPTION = 'backpack.native_enabled'

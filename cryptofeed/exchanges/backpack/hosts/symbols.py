@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 from contextlib import contextmanager
 from typing import Dict, Iterator
 
 from cryptofeed.exceptions import UnsupportedSymbol
 from cryptofeed.symbols import Symbol, Symbols
 
+from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.config import BackpackConfig
 from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
 from cryptofeed.exchanges.backpack.core.symbols import exchange_to_normalized, normalized_to_exchange, parse_symbol_data
 
 __all__ = ['BackpackSymbolsMixin']
 
-LOG = logging.getLogger('feedhandler')
+LOG = log.get()
 
 
 def _run_blocking(coro):

@@ -17,7 +17,6 @@ answers pings but delivers no data for cryptofeed's ``timeout`` (the feed argume
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any, Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
@@ -25,13 +24,14 @@ from cryptofeed.connection import AsyncConnection, WSAsyncConn
 from cryptofeed.connection_handler import ConnectionHandler
 from cryptofeed.exceptions import ExhaustedRetries
 
+from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.transport.backoff import backoff_delays
 from cryptofeed.exchanges.backpack.core.errors import BackpackError
 from cryptofeed.exchanges.backpack.core.transport.net import is_loopback_host
 
 __all__ = ['BackpackWSConn', 'BackpackConnectionHandler', 'MAX_FRAME_BYTES', 'MAX_QUEUED_FRAMES']
 
-LOG = logging.getLogger('feedhandler')
+LOG = log.get()
 
 #: Largest WebSocket frame accepted; Backpack's real frames are a few kB (depth deltas of a busy book).
 MAX_FRAME_BYTES = 4 * 1024 * 1024

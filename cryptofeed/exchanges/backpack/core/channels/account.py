@@ -39,12 +39,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from collections import OrderedDict
 from decimal import Decimal
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
+from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.defines import BALANCES, FILLS, OPEN, ORDER_INFO, PARTIAL, PENDING, POSITIONS
 from cryptofeed.exchanges.backpack.core import records
 
@@ -59,7 +59,7 @@ from cryptofeed.exchanges.backpack.core.symbols import exchange_to_normalized
 
 __all__ = ['AccountChannel', 'PRIVATE_CHANNELS', 'PRIVATE_STREAMS', 'CLOSED_AFTER_SUBSCRIBE', 'private_channels_asked']
 
-LOG = logging.getLogger('feedhandler')
+LOG = log.get()
 
 PRIVATE_CHANNELS = (ORDER_INFO, FILLS, POSITIONS, BALANCES)
 PRIVATE_STREAMS = {ORDER_INFO: 'account.orderUpdate', FILLS: 'account.orderUpdate',

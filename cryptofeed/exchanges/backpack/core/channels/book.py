@@ -10,10 +10,10 @@ wait behind it (``SymbolGate``).
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Dict, Iterable, Iterator, Optional
 
+from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.defines import L2_BOOK
 
 from cryptofeed.exchanges.backpack.core.wire import parse as adapters
@@ -26,7 +26,7 @@ from cryptofeed.exchanges.backpack.core.symbols import normalized_to_exchange
 
 __all__ = ['BookChannel']
 
-LOG = logging.getLogger('feedhandler')
+LOG = log.get()
 
 #: Seconds before asking again after a 451 whose error does not say (``retry_in``).
 REGION_RESTRICTED_RETRY_S = 60.0

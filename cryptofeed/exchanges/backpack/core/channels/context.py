@@ -23,17 +23,17 @@ A channel needs these and nothing else of the feed, so it never imports ``feed.p
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from contextlib import contextmanager
 from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional
 
+from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.wire import parse as adapters
 from cryptofeed.exchanges.backpack.core.ops.metrics import FeedMetrics
 
 __all__ = ['DONE', 'ChannelContext', 'SymbolGate']
 
-LOG = logging.getLogger('feedhandler')
+LOG = log.get()
 
 CALLBACK_ERROR_LOG_INTERVAL_S = 10.0
 

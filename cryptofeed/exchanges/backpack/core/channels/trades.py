@@ -9,10 +9,10 @@ delivered, live trades of the symbol wait behind it (``SymbolGate``).
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Dict, Iterable
 
+from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.defines import TRADES
 
 from cryptofeed.exchanges.backpack.core.wire import parse as adapters
@@ -24,7 +24,7 @@ from cryptofeed.exchanges.backpack.core.sync.trades import TradeGap, TradeSequen
 
 __all__ = ['TradeChannel']
 
-LOG = logging.getLogger('feedhandler')
+LOG = log.get()
 
 
 class TradeChannel:

@@ -55,7 +55,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import logging
 import random
 import ssl as _ssl
 import time
@@ -69,6 +68,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import aiohttp_socks
 
+from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.auth import render_value
 from cryptofeed.exchanges.backpack.core.transport.backoff import backoff_delays, parse_retry_after
 from cryptofeed.exchanges.backpack.core.config import DEFAULT_REST_URL
@@ -83,7 +83,7 @@ __all__ = [
     'RestStats', 'BackpackRestClient',
 ]
 
-LOG = logging.getLogger('feedhandler')
+LOG = log.get()
 
 #: Longest single wait between two attempts, whatever Retry-After says.
 MAX_RETRY_AFTER_S = 60.0

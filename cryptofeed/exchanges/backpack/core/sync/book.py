@@ -96,7 +96,6 @@ re-sorts the whole side after every change; ``check_crossed`` does the same chec
 """
 from __future__ import annotations
 
-import logging
 import time
 from bisect import bisect_left
 from collections import deque
@@ -104,6 +103,7 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Any, Callable, Deque, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
+from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.defines import ASK, BID
 from cryptofeed.exchanges.backpack.core import records
 
@@ -112,7 +112,7 @@ from cryptofeed.exchanges.backpack.core.wire.levels import MAX_LEVEL_VALUE
 
 __all__ = ['BookSync', 'Emission', 'Level', 'BUFFERING', 'PRIMED', 'SYNCED', 'MAX_ID', 'MAX_ID_JUMP']
 
-LOG = logging.getLogger('feedhandler.backpack.book')
+LOG = log.get('.backpack.book')
 
 Level = Tuple[Decimal, Decimal]
 Delta = Dict[str, List[Level]]

@@ -17,12 +17,13 @@ the proxy environment variables, so REST, WebSocket and the credential check can
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 import re
 import ssl as _ssl
 from typing import Mapping, Optional
 from urllib.parse import unquote, urlsplit
+
+from cryptofeed.exchanges.backpack.core import log
 
 __all__ = [
     'PROXY_SCHEMES', 'SOCKS_SCHEMES', 'PROXY_ENV_VARS', 'NO_PROXY_ENV_VARS', 'is_loopback_host', 'mask_url',
@@ -30,7 +31,7 @@ __all__ = [
     'socks_connector',
 ]
 
-LOG = logging.getLogger('feedhandler')
+LOG = log.get()
 
 PROXY_SCHEMES = ('http', 'https', 'socks5', 'socks5h')
 SOCKS_SCHEMES = ('socks5', 'socks5h')

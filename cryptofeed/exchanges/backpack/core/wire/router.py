@@ -49,6 +49,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import msgspec
 
+from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.wire import messages as bp
 
 __all__ = [
@@ -56,7 +57,7 @@ __all__ = [
     'Handler', 'ErrorHandler', 'split_stream', 'Router',
 ]
 
-LOG = logging.getLogger('feedhandler.backpack.router')
+LOG = log.get('.backpack.router')
 
 MALFORMED = 'malformed'
 INVALID = 'invalid'

@@ -7,11 +7,12 @@ handlers to run; this mixin starts them, then the backends, as 2.x's ``Feed.star
 from __future__ import annotations
 
 import asyncio
-import logging
+
+from cryptofeed.exchanges.backpack.core import log
 
 __all__ = ['Cf2Lifecycle']
 
-LOG = logging.getLogger('feedhandler')
+LOG = log.get()
 
 
 class Cf2Lifecycle:

@@ -12,13 +12,14 @@ by Backpack's spelling rules and check the markets themselves.
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from cryptofeed.feed import _BackendWriters
 
+from cryptofeed.exchanges.backpack.core import log
+
 __all__ = ['Cf3Lifecycle']
 
-LOG = logging.getLogger('feedhandler')
+LOG = log.get()
 
 
 class Cf3Lifecycle:
