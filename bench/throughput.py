@@ -80,7 +80,8 @@ import msgspec  # noqa: E402
 from cryptofeed.defines import ASK, BID, BUY, L2_BOOK, SELL, TRADES  # noqa: E402
 from cryptofeed.types import Trade  # noqa: E402
 
-from cryptofeed.exchanges.backpack import BackpackFeed, adapters, messages  # noqa: E402
+from cryptofeed.exchanges.backpack import BackpackFeed  # noqa: E402
+from cryptofeed.exchanges.backpack.core.wire import messages, parse as adapters  # noqa: E402
 from cryptofeed.exchanges.backpack.core.sync.book import BookSync  # noqa: E402
 from cryptofeed.exchanges.backpack.core.wire.router import Router  # noqa: E402
 from cryptofeed.exchanges.backpack.simulator import markets as sim_markets  # noqa: E402
