@@ -1,6 +1,6 @@
 """Throughput of ``BookSync.on_depth`` against the decode baseline (DESIGN.md section 7).
 
-Run: ``.venv/bin/python bench/book.py [--frames N] [--repeat R]``. Not a test.
+Run: ``.venv-3.11/bin/python bench/book.py [--frames N] [--repeat R]``. Not a test.
 
 A seeded market model builds a ~1000-level book per side and a stream of realistic realtime
 depth frames (1-3 levels, ``U == u``, mostly near the touch: updates, inserts and deletes).

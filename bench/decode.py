@@ -1,6 +1,6 @@
 """Micro-benchmark of the Backpack decoding layer: frames/s, as ratios to orjson + Decimal.
 
-Run: ``.venv/bin/python bench/decode.py [--seconds 0.2] [--rounds 40]``. Not a test.
+Run: ``.venv-3.11/bin/python bench/decode.py [--seconds 0.2] [--rounds 40]``. Not a test.
 
 What is timed, per frame, all in one process run so that the ratios are comparable:
 

@@ -1,6 +1,6 @@
 """End to end: simulator process -> TLS WebSocket on loopback -> FeedHandler/BackpackFeed -> callbacks.
 
-Run: ``.venv/bin/python bench/e2e.py [--frames 1000000] [--rate 1000000] [--markets A,B,..]``
+Run: ``.venv-3.11/bin/python bench/e2e.py [--frames 1000000] [--rate 1000000] [--markets A,B,..]``
 (``--frames 50000`` is a quick smoke run). Not a test; no network beyond 127.0.0.1.
 
 Method (DESIGN.md section 7, end to end):

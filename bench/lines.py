@@ -6,7 +6,7 @@ ratios against references measured in the same run, and never fails on a number.
 
 Run, one line (the interpreter's)::
 
-    .venv/bin/python bench/lines.py [--frames 50000] [--rounds 9] [--chunk 2000] [--profile]
+    .venv-3.13/bin/python bench/lines.py [--frames 50000] [--rounds 9] [--chunk 2000] [--profile]
 
 every line, one table::
 
@@ -66,9 +66,8 @@ for depth, one L2_BOOK callback per frame on both, and both final books equal th
 every timed pass the end state is checked again (trade ids gap-free, books == truth). A failed
 check is reported, never raised.
 
-**Driver** (``--all``): starts this file under each interpreter (defaults: the project's
-``.venv`` (2.4.1), ``/tmp/cf25`` (2.5.0), ``/tmp/cf3`` (3.0.1), and ``.venv-3.11``,
-``.venv-3.12``, ``.venv-3.13`` of the repo when present, one per cryptofeed/Python pair;
+**Driver** (``--all``): starts this file under each interpreter (defaults: the lines' virtual
+environments ``.venv-3.11``, ``.venv-3.12``, ``.venv-3.13`` that ``make test-lines`` builds, when present;
 ``--python`` (repeatable) or ``CRYPTOFEED_BACKPACK_BENCH_PYTHONS`` (``:``-separated) replace
 them) as a child process that builds and checks its frames, then runs one round when told to
 (``--serve``, a line protocol on stdin/stdout). The rounds are interleaved across the lines: round
@@ -114,8 +113,7 @@ BINANCE_SYMBOLS = {'SOL_USDC': ('SOLUSDC', 'SOL', 'USDC', None), 'BTC_USDC': ('B
                    'SOL_USDC_PERP': ('SOLUSDC_PERP', 'SOL', 'USDC', 'PERPETUAL'),
                    'ETH_USDC': ('ETHUSDC', 'ETH', 'USDC', None)}
 OFFLINE = {'rest_url': 'http://127.0.0.1:1', 'ws_url': 'ws://127.0.0.1:1'}
-DEFAULT_PYTHONS = [str(ROOT / '.venv' / 'bin' / 'python'), '/work/main/.venv/bin/python', '/tmp/cf25/bin/python',
-                   '/tmp/cf3/bin/python'] + [str(ROOT / f'.venv-3.{minor}' / 'bin' / 'python') for minor in (11, 12, 13)]
+DEFAULT_PYTHONS = [str(ROOT / f'.venv-3.{minor}' / 'bin' / 'python') for minor in (11, 12, 13)]
 PYTHONS_ENV = 'CRYPTOFEED_BACKPACK_BENCH_PYTHONS'
 NOISE = 0.02  # below 1 - NOISE a same-machine ratio is called slower; between, "within noise"
 

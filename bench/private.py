@@ -1,6 +1,6 @@
 """Private frames through the feed's handler, as frames/s and as a ratio to orjson + Decimal.
 
-Run: ``.venv/bin/python bench/private.py [--orders 3000] [--rounds 7]``. Not a test; no network
+Run: ``.venv-3.11/bin/python bench/private.py [--orders 3000] [--rounds 7]``. Not a test; no network
 (the feed is built with unreachable 127.0.0.1:1 URLs and never started).
 
 Frames: the simulator's account engine (``BackpackSimulator``, still market, in-process) executes

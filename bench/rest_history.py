@@ -1,6 +1,6 @@
 """History download: ``BackpackFeed.trades`` fetching N trades from a simulator process, against a bare client.
 
-Run: ``.venv/bin/python bench/rest_history.py [--trades 10000] [--rate 0] [--repeat 5]``.
+Run: ``.venv-3.11/bin/python bench/rest_history.py [--trades 10000] [--rate 0] [--repeat 5]``.
 Not a test; no network beyond 127.0.0.1.
 
 Method:

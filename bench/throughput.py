@@ -1,6 +1,6 @@
 """Throughput of ``BackpackFeed.message_handler`` as ratios to orjson + Decimal (DESIGN.md section 7).
 
-Run: ``.venv/bin/python bench/throughput.py [--frames 100000] [--rounds 7] [--chunk 2000] [--profile]``.
+Run: ``.venv-3.11/bin/python bench/throughput.py [--frames 100000] [--rounds 7] [--chunk 2000] [--profile]``.
 Not a test; no network (the feed is built with unreachable 127.0.0.1:1 URLs and never started).
 
 Frames. The simulator's ``MarketModel`` (seeded, fake clock) runs on four markets (SOL_USDC,
