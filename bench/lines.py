@@ -244,7 +244,17 @@ class Recorder:
         self.items.append(obj if not hasattr(obj, 'delta') else (obj.symbol, obj.delta is None, obj.sequence_number))
 
 
-class OurPath:
+class _FeedPath:
+    """A feed's ``message_handler`` (``self.handler``) fed one frame after another."""
+
+    async def run(self, frames: List[str]) -> None:
+        handler = self.handler
+        ts = time.time()
+        for frame in frames:
+            await handler(frame, None, ts)
+
+
+class OurPath(_FeedPath):
     """``BackpackFeed.message_handler`` on our frames; never started."""
 
     def __init__(self, frames: Frames, kind: str, callback=_noop):
@@ -270,12 +280,6 @@ class OurPath:
                 sync.reset()
                 sync.apply_snapshot(snap.last_update_id, snap.bids, snap.asks, snap.timestamp)
 
-    async def run(self, frames: List[str]) -> None:
-        handler = self.handler
-        ts = time.time()
-        for frame in frames:
-            await handler(frame, None, ts)
-
     def check(self) -> None:
         snap = self.feed.metrics_snapshot()
         assert snap['parse_errors'] == 0 and sum(snap['drops'].values()) == 0, snap['drops']
@@ -291,7 +295,7 @@ class OurPath:
             assert book.bids.to_dict() == bids and book.asks.to_dict() == asks, f'ours: {symbol} book != truth'
 
 
-class BinancePath:
+class BinancePath(_FeedPath):
     """cryptofeed 3's ``Binance.message_handler`` on the Binance renderings; never started."""
 
     def __init__(self, frames: Frames, kind: str, callback=_noop):
@@ -327,12 +331,6 @@ class BinancePath:
                 book = feed._parse_snapshot(std, body)
                 feed.last_update_id[std] = book.sequence_number
                 feed._l2_book[std] = book
-
-    async def run(self, frames: List[str]) -> None:
-        handler = self.handler
-        ts = time.time()
-        for frame in frames:
-            await handler(frame, None, ts)
 
     def check(self) -> None:
         if self.kind == 'trade':
