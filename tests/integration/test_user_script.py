@@ -60,7 +60,7 @@ async def act():
     placed['id'] = order.id
 
 
-run_handler(handler, 8, beside=[act()])
+run_handler(handler, 6, beside=[act()])
 history = [row for page in feed.trades_sync('SOL-USDC', start=time.time() - 120) for row in page]
 mine = feed.trade_history_sync('SOL-USDC')
 snap = feed.metrics_snapshot()
