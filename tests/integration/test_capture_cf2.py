@@ -47,7 +47,9 @@ async def test_a_recording_plays_back_through_cryptofeeds_playback_to_the_same_c
                                     fh_kwargs={'raw_data_collection': AsyncFileCallback(str(recording))}) as feed:
                 await wait_until(lambda: feed._book.books['SOL-USDC'].synced
                                  and len(delivered_trade_ids(live, 'SOL-USDC')) > 20, timeout=15)
-                await asyncio.sleep(0.5)
+                sim.pause()                  # nothing in flight at stop: the capture holds what was delivered
+                last = sim.book('SOL_USDC')['sequence']
+                await wait_until(lambda: live.sequences['SOL-USDC'][-1:] == [last], timeout=10)
         finally:
             Connection.raw_data_callback = None
         ca_file = tmp_path / 'ca.pem'
