@@ -283,3 +283,23 @@ def test_idle_buckets_are_forgotten():
 def test_a_bad_rest_rate_limit_is_refused(rate):
     with pytest.raises(ValueError, match='rest_rate_limit must be a number of requests per second > 0'):
         RestRateLimit(rate, lambda: 0.0)
+
+
+# ------------------------------------------------------------------------------------ the CLI and its page
+
+def test_every_cli_option_is_in_the_documented_table():
+    from pathlib import Path
+
+    from cryptofeed.exchanges.backpack.simulator.__main__ import build_parser
+
+    page = (Path(__file__).resolve().parents[2] / 'docs' / 'exchanges' / 'backpack.md').read_text()
+    table = page[page.index('### Command-line options'):page.index('\n## Configuration')]
+    documented = [line.split('`')[1].split()[0] for line in table.splitlines() if line.startswith('| `--')]
+    options = [action.option_strings[-1] for action in build_parser()._actions if action.option_strings
+               and action.option_strings[-1] != '--help']
+    assert documented == options
+    args = build_parser().parse_args(['--synthetic-markets', '300', '--rest-rate-limit', '2.5',
+                                      '--max-streams-per-connection', '50'])
+    assert (args.synthetic_markets, args.rest_rate_limit, args.max_streams_per_connection) == (300, 2.5, 50)
+    defaults = build_parser().parse_args([])
+    assert (defaults.synthetic_markets, defaults.rest_rate_limit, defaults.max_streams_per_connection) == (0, None, None)
