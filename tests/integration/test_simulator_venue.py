@@ -82,8 +82,9 @@ async def test_hundreds_of_synthetic_markets_over_a_few_connections(http):
         status, listed, _ = await get(http, sim.rest_url + '/api/v1/markets')
         assert status == 200 and len(listed) == 309
         symbols = [m['symbol'] for m in listed]
-        assert symbols[:9] == sim.model.symbols[:9] and symbols[9] == 'SYN001_USDC' and symbols[-1] == 'SYN300_USDC_PERP'
-        default_spot, default_perp = (next(m for m in listed if m['symbol'] == s) for s in ('SOL_USDC', 'SOL_USDC_PERP'))
+        assert symbols[9] == 'SYN001_USDC' and symbols[-1] == 'SYN300_USDC_PERP'
+        by_symbol = {m['symbol']: m for m in listed}
+        default_spot, default_perp = by_symbol['SOL_USDC'], by_symbol['SOL_USDC_PERP']
         for market in listed[9:]:
             perp = market['marketType'] == 'PERP'
             model = default_perp if perp else default_spot
@@ -260,6 +261,11 @@ async def test_delisting_a_default_market_and_listing_with_bad_symbols_in_python
         with pytest.raises(ListingError, match='unknown market 42'):
             sim.delist_market(42)
         assert sim.list_market('SOL_USDC_PERP')['market']['orderBookState'] == 'Open'
+        # A default market left out of ``markets`` is listed with its own figures.
+        btc = sim.list_market('BTC_USDC_PERP')['market']
+        assert btc['filters']['price']['tickSize'] == '0.1' and btc['openInterestLimit'] == '1500'
+        assert btc['createdAt'] != '2025-01-21T06:34:54.691858' and sim.model.market('BTC_USDC_PERP') == btc
+        assert sim.model.mark_price('BTC_USDC_PERP') == Decimal('64998.7')
 
 
 # ------------------------------------------------------------------------------------ REST rate limit

@@ -302,4 +302,5 @@ def test_every_cli_option_is_in_the_documented_table():
                                       '--max-streams-per-connection', '50'])
     assert (args.synthetic_markets, args.rest_rate_limit, args.max_streams_per_connection) == (300, 2.5, 50)
     defaults = build_parser().parse_args([])
-    assert (defaults.synthetic_markets, defaults.rest_rate_limit, defaults.max_streams_per_connection) == (0, None, None)
+    assert (defaults.synthetic_markets, defaults.rest_rate_limit, defaults.max_streams_per_connection) == \
+        (0, None, None)

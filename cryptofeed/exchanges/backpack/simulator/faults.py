@@ -21,7 +21,8 @@ from cryptofeed.exchanges.backpack.simulator.wire import encode_json
 
 __all__ = [
     'FAULT_KINDS', 'MALFORMED_KINDS', 'HOSTILE_DEPTH_KINDS', 'HTTP_FAULT_STATUSES', 'CORRUPT_SNAPSHOT_ID',
-    'HISTORY_PATHS', 'RestRateLimit', 'HOSTILE_ACCOUNT_EVENTS', 'MALFORMED_ROW_PATHS', 'FaultError', 'Fault', 'HttpFault',
+    'HISTORY_PATHS', 'RestRateLimit', 'HOSTILE_ACCOUNT_EVENTS', 'MALFORMED_ROW_PATHS', 'FaultError', 'Fault',
+    'HttpFault',
     'FaultState', 'HistoryRateLimit', 'parse_fault', 'malformed_payload', 'hostile_depth_payload', 'http_error_body',
     'corrupt_middle_row',
 ]

@@ -44,13 +44,6 @@ Truth and control endpoints (never affected by HTTP faults):
 * ``GET /_sim/stats`` -> ``{"rest_requests", "rest_429", "ws_connections", "subscriptions",
   "ws_connections_total", "subscribe_refused"}`` (see ``BackpackSimulator.stats``).
 
-Standing limits (off by default): ``rest_rate_limit`` (per client address, public ``/api/v1/*``),
-``history_rate_limit`` (historical endpoints, all clients together) and
-``max_streams_per_connection``. An injected ``http_status`` fault answers before either rate
-limit; a request the per-client bucket refuses is not counted by the history limit. Every 429 is
-counted in ``stats()["rest_429"]``. A SUBSCRIBE past the stream limit gets
-``{"id":null,"error":{"code":4005,"message":"Too many streams: at most S per connection ..."}}``
-and none of its streams is subscribed (unknown streams in it still get their 4006 frames).
 * ``POST /_sim/faults`` with one of these bodies -> ``{"ok": true, "fault": <normalised>}``, or
   400 ``{"code": "INVALID_CLIENT_REQUEST", "message"}``:
 
@@ -104,6 +97,14 @@ and none of its streams is subscribed (unknown streams in it still get their 400
     "duration": 2.0}`` (optional ``path``) REST responses are held back ``delay`` s, for the next
     ``count`` requests or for ``duration`` s.
 
+Standing limits (off by default): ``rest_rate_limit`` (per client address, public ``/api/v1/*``),
+``history_rate_limit`` (historical endpoints, all clients together) and
+``max_streams_per_connection``. An injected ``http_status`` fault answers before either rate
+limit; a request the per-client bucket refuses is not counted by the history limit. Every 429 is
+counted in ``stats()["rest_429"]``. A SUBSCRIBE past the stream limit gets
+``{"id":null,"error":{"code":4005,"message":"Too many streams: at most S per connection ..."}}``
+and none of its streams is subscribed (unknown streams in it still get their 4006 frames).
+
 The same controls are Python methods: ``pause()``, ``resume()``, ``inject(fault)``,
 ``book(symbol)``, ``trades(symbol)``, ``list_market(symbol)``, ``delist_market(symbol)``, ``stats()``.
 """
@@ -133,7 +134,8 @@ from cryptofeed.exchanges.backpack.simulator.market import (
     DAY_US, DEPTH_WINDOWS_MS, KLINE_INTERVALS, DepthUpdate, MarketModel, TradePrint,
 )
 from cryptofeed.exchanges.backpack.simulator.markets import (
-    SYNTHETIC_CREATED_AT, asset_objects, generated_market, security_objects, synthetic_symbols,
+    DEFAULT_SYMBOLS, SYNTHETIC_CREATED_AT, asset_objects, generated_market, market_object, security_objects, sim_params,
+    synthetic_symbols,
 )
 from cryptofeed.exchanges.backpack.simulator.private import AccountService
 from cryptofeed.exchanges.backpack.simulator.verify import SimAuthError
@@ -484,7 +486,8 @@ class BackpackSimulator:
 
     def list_market(self, symbol: str) -> dict:
         """List ``symbol`` now (``POST /_sim/list``): a ``_PERP`` suffix makes a perpetual, the base
-        comes from the symbol, tick and step from ``markets.generated_market``. A closed market opens
+        comes from the symbol, tick and step from ``markets.generated_market`` (a default market left
+        out of ``markets`` keeps its own figures). A closed market opens
         again with its book, sequence and trade ids carrying on. Returns ``{"ok": True, "market":
         <the /api/v1/markets object>}``; ``ListingError`` (a ValueError) when the market is already
         listed and open, or the symbol is malformed."""
@@ -496,11 +499,15 @@ class BackpackSimulator:
             info = model.reopen_market(symbol)
             LOG.info('market %s re-opened at sequence %d', symbol, model.sequence(symbol))
         else:
-            created = datetime.fromtimestamp(self._now_us() / 1e6, tz=timezone.utc)
-            try:
-                info, params = generated_market(symbol, created.strftime('%Y-%m-%dT%H:%M:%S.%f'))
-            except ValueError as exc:
-                raise ListingError(str(exc)) from None
+            created = datetime.fromtimestamp(self._now_us() / 1e6, tz=timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f')
+            if symbol in DEFAULT_SYMBOLS:       # a default market left out of ``markets``: its own figures
+                info, params = market_object(symbol), sim_params(symbol)
+                info['createdAt'] = created
+            else:
+                try:
+                    info, params = generated_market(symbol, created)
+                except ValueError as exc:
+                    raise ListingError(str(exc)) from None
             self._pump()
             info = model.add_market(info, params)
             LOG.info('market %s listed (%s)', symbol, info['marketType'])
@@ -1107,7 +1114,8 @@ class BackpackSimulator:
         try:
             body = await request.json()
         except ValueError:
-            raise _ApiError(400, 'INVALID_CLIENT_REQUEST', 'the body must be JSON: {"symbol": "NEWCOIN_USDC"}') from None
+            raise _ApiError(400, 'INVALID_CLIENT_REQUEST',
+                            'the body must be JSON: {"symbol": "NEWCOIN_USDC"}') from None
         if not isinstance(body, dict) or 'symbol' not in body:
             raise _ApiError(400, 'INVALID_CLIENT_REQUEST', 'the body must be {"symbol": "<SYMBOL>"}')
         return body['symbol']
