@@ -242,6 +242,19 @@ def test_the_account_refuses_orders_on_a_closed_market():
     assert engine.place_order(KEY, order).status == 'Filled'
 
 
+def test_the_past_kept_per_market_shrinks_with_the_number_of_markets():
+    from cryptofeed.exchanges.backpack.simulator.server import _undo_limit
+
+    assert [_undo_limit(n) for n in (1, 9, 10, 100, 509, 1009, 5009)] == [
+        50_000, 50_000, 50_000, 5_000, 2_000, 2_000, 2_000]
+    model = MarketModel(['SOL_USDC'], seed=1, clock=Clock(), undo_limit=2_000)
+    start = model.sequence('SOL_USDC')
+    model.run_updates(3_000)
+    with pytest.raises(ValueError, match='older than the kept history'):
+        model.book_at('SOL_USDC', start)
+    assert model.book_at('SOL_USDC', model.sequence('SOL_USDC') - 1_500).sequence == model.sequence('SOL_USDC') - 1_500
+
+
 # ------------------------------------------------------------------------------------ REST token bucket
 
 def test_the_bucket_gives_a_burst_then_one_request_per_token():

@@ -157,6 +157,13 @@ _PUBLIC_PREFIX = '/api/v1/'
 STREAM_LIMIT_CODE = 4005
 
 
+def _undo_limit(markets: int) -> int:
+    """How many book updates per market ``/_sim/book?sequence=`` can go back: 50,000 for a few
+    markets, less for many (about 500,000 over all of them, at least 2,000 each), so that memory
+    stays bounded in a long whole-venue run (an update kept costs about 200 bytes)."""
+    return min(50_000, max(2_000, 500_000 // max(1, markets)))
+
+
 class ListingError(ValueError):
     """A listing or delisting the simulator refuses; the message says why (``/_sim/list`` and
     ``/_sim/delist`` answer it as a 400)."""
@@ -258,7 +265,9 @@ class BackpackSimulator:
     beyond R requests per second per client address (a token bucket with a burst of R) over the
     public ``/api/v1/*`` endpoints. ``max_streams_per_connection`` = S refuses, with an error
     frame (code ``STREAM_LIMIT_CODE``), a SUBSCRIBE that would take a connection past S streams.
-    ``stats()`` are the truth counters (requests, 429s, connections, subscriptions).
+    ``stats()`` are the truth counters (requests, 429s, connections, subscriptions). With many
+    markets, the past books ``book(symbol, sequence)`` can reach shrink to keep memory bounded
+    (about 500,000 updates over all markets, at least 2,000 per market).
     """
 
     def __init__(self, markets: Optional[list[str]] = None, seed: int = 0, tls: bool = False, rate: float = 200.0,
@@ -344,12 +353,14 @@ class BackpackSimulator:
             raise RuntimeError('simulator already started')
         self._started = True
         ticker, mark, oi = self._cadence
+        count = (len(self._symbols) if self._symbols is not None else len(DEFAULT_SYMBOLS)) + len(self._synthetic)
         self._model = MarketModel(self._symbols, seed=self._seed, clock=self._now_us,
                                   ticker_interval_us=int(ticker * 1e6), mark_interval_us=int(mark * 1e6),
                                   open_interest_interval_us=int(oi * 1e6),
                                   liquidation_probability=self._liq_prob,
                                   extra_markets=[generated_market(symbol, SYNTHETIC_CREATED_AT)
-                                                 for symbol in self._synthetic])
+                                                 for symbol in self._synthetic],
+                                  undo_limit=_undo_limit(count))
         if self._history[1]:
             self._model.run_history(*self._history)
         self._account = AccountService(self._model, strict_keys=self._strict_keys,
