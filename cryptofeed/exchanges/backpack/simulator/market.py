@@ -17,6 +17,11 @@ agree; a ``BookTop`` carries the id of the update that changed the top of book.
 
 The truth log keeps every trade printed (``trades()``) and enough undo history to rebuild the
 book at a recent sequence (``book_at()``); ``book_snapshot()`` is the book at the current id.
+
+Markets beyond the default ones come in through ``extra_markets`` (object and parameters, see
+``markets.generated_market``) or, while running, ``add_market()``. ``close_market()`` takes a
+market out of trading (state ``Closed``: no more events, a frozen book and log that still answer)
+and ``reopen_market()`` brings it back with its sequence carrying on.
 """
 from __future__ import annotations
 
