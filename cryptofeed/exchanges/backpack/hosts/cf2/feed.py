@@ -39,7 +39,10 @@ class BackpackFeed(BackpackFeedBase, Cf2Lifecycle, RestExchange, Feed):
     async def _halt_line(self, error) -> None:
         """2.x has no way for a feed to fail: stop every connection (the handler runs on, the feed
         reports ``stopped`` in its health)."""
-        await asyncio.gather(*(h.stop() for h in list(self.connection_handlers) if hasattr(h, 'stop')))
+        async def stop_all():
+            await asyncio.gather(*(h.stop() for h in list(self.connection_handlers) if hasattr(h, 'stop')))
+
+        self._ctx.spawn(stop_all())  # a task of its own: the caller may be one of the connections it stops
 
     async def shutdown(self):
         """Stop every connection, cancel every task this feed started, close our sessions, then
