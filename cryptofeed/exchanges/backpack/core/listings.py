@@ -113,18 +113,24 @@ def diff_listings(followed: Iterable[str], table: Any, selection: Selection, *, 
 
 
 def close_matches(symbol: str, listed: Sequence[str], n: int = 3) -> List[str]:
-    """Listed symbols that ``symbol`` was probably meant to be: the same base first (``SOL-USD``
-    -> ``SOL-USDC``, ``SOL-USDC-PERP``), then the closest spellings."""
-    text = str(symbol)
-    base = text.split('-')[0].upper()
-    same_base = sorted((s for s in listed if s.split('-')[0].upper() == base),
-                       key=lambda s: -difflib.SequenceMatcher(None, text.upper(), s.upper()).ratio())
-    spelled = difflib.get_close_matches(text, list(listed), n=n, cutoff=0.6)
-    out: List[str] = []
-    for candidate in same_base + spelled:
-        if candidate not in out and candidate != text:
-            out.append(candidate)
-    return out[:n]
+    """Listed symbols that ``symbol`` was probably meant to be: those of the same base first
+    (``SOL-USD`` -> ``SOL-USDC``, ``SOL-USDC-PERP``), then those whose base is spelt alike
+    (``SOLL-USDC`` -> ``SOL-USDC``), each group closest spelling first. A base unlike any listed
+    one gives none (``DOGE-USDC``): a shared quote alone is no hint."""
+    text = str(symbol).upper()
+    base = text.split('-')[0]
+
+    def similarity(a: str, b: str) -> float:
+        return difflib.SequenceMatcher(None, a, b).ratio()
+
+    ranked = []
+    for candidate in listed:
+        if candidate.upper() == text and candidate == symbol:
+            continue
+        other = candidate.split('-')[0].upper()
+        if other == base or similarity(base, other) >= 0.75:
+            ranked.append((other != base, -similarity(text, candidate.upper()), candidate))
+    return [candidate for _, _, candidate in sorted(ranked)[:n]]
 
 
 def unlisted_message(symbol: str, listed: Sequence[str]) -> str:
