@@ -3,6 +3,7 @@ BackpackFeed against the simulator, compared with the simulator's truth."""
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 import pytest
 
@@ -144,3 +145,47 @@ async def test_a_feed_whose_symbols_are_all_unlisted_stops_with_the_error_and_he
         finally:
             if CRYPTOFEED_LINE < 3:
                 await stop_handler(handler)
+
+
+async def test_symbols_all_that_keeps_no_market_stops_with_the_error():
+    async with BackpackSimulator(markets=['SOL_USDC', 'BTC_USDC'], seed=15, rate=100) as sim:
+        handler = FeedHandler(config=FH_CONFIG)
+        feed = BackpackFeed(config=sim_config(sim), symbols='all', market_types='perp', channels=[TRADES],
+                            callbacks=Collector().callbacks([TRADES]))
+        handler.add_feed(feed)
+        await start_handler(handler)
+        try:
+            await wait_until(lambda: feed.metrics_snapshot()['stopped'] is not None, timeout=10)
+            assert feed.metrics_snapshot()['stopped'] == (
+                "symbols='all' found no open perp markets among the 2 markets of /api/v1/markets")
+            assert feed.health().status == 'unhealthy'
+            assert sim.connections == 0 and feed.connection_handlers == []
+            if CRYPTOFEED_LINE >= 3:
+                await wait_until(lambda: handler._test_task.done(), timeout=10)
+                assert handler._test_task.exception() is not None
+        finally:
+            if CRYPTOFEED_LINE < 3:
+                await stop_handler(handler)
+
+
+async def test_account_channels_follow_the_markets_the_feed_follows():
+    from tests.integration.test_feed_private import place, private_config
+    from cryptofeed.exchanges.backpack import BackpackConfig, FILLS, ORDER_INFO
+    from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
+    async with BackpackSimulator(markets=['SOL_USDC', 'SOL_USDC_PERP'], seed=16, rate=200, tls=True) as sim:
+        collector = Collector()
+        async with BackpackRestClient.from_config(BackpackConfig(**private_config(sim))) as trader, \
+                running_feed(sim, 'all', [TRADES, ORDER_INFO, FILLS], collector, config=private_config(sim),
+                             market_types=['perp']) as feed:
+            await wait_until(lambda: feed.followed_symbols == ['SOL-USDC-PERP']
+                             and feed.metrics_snapshot().get('account', {}).get('subscribes', 0) >= 1, timeout=15)
+            for symbol in ('SOL_USDC', 'SOL_USDC_PERP'):
+                await place(trader, symbol=symbol, side='Bid', orderType='Market', quantity='1')
+            await wait_until(lambda: any(f.symbol == 'SOL-USDC-PERP' for f in collector.items[FILLS]), timeout=10)
+            await feed.add_symbols(['SOL-USDC'])
+            await place(trader, symbol='SOL_USDC', side='Bid', orderType='Market', quantity='2')
+            await wait_until(lambda: any(f.symbol == 'SOL-USDC' for f in collector.items[FILLS]), timeout=10)
+            spot_fills = [f for f in collector.items[FILLS] if f.symbol == 'SOL-USDC']
+            # the spot order placed before SOL-USDC was added is not delivered; the one after is
+            assert {f.amount for f in spot_fills} == {Decimal('2')}
+            assert {o.symbol for o in collector.items[ORDER_INFO]} == {'SOL-USDC-PERP', 'SOL-USDC'}

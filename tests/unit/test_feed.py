@@ -315,3 +315,11 @@ def test_account_channels_alone_still_mean_every_market():
     cfg = dict(OFFLINE, enable_private_channels=True, auth={'private_key': '4' * 43 + '='})
     f = feed(config=cfg, subscription={TRADES: ['SOL-USDC'], 'order_info': []})
     assert f._account.filters['order_info'] is None
+
+
+async def test_add_and_remove_symbols_need_a_running_feed():
+    f = feed(symbols=['SOL-USDC'], channels=[TRADES])
+    with pytest.raises(BackpackConfigError, match='add_symbols changes a running feed; this one is not started'):
+        await f.add_symbols(['BTC-USDC'])
+    with pytest.raises(BackpackConfigError, match='remove_symbols changes a running feed'):
+        await f.remove_symbols(['SOL-USDC'])

@@ -192,7 +192,7 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackSubscribingMixin, BackpackL
         self._pinned: set = set()        # added by hand: kept while listed (listings.py)
         self._excluded: set = set()      # removed by hand: not added back by the listing poll
         self._changes: Optional[asyncio.Lock] = None
-        self._checked = self._closing = False
+        self._checked = self._closing = self._running = False
         self.metrics.subscribed_symbols = len(self._followed)
         self._ctx = ChannelContext(
             self.id, self.callbacks, self.metrics, keep_raw=keep_raw,
@@ -273,6 +273,7 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackSubscribingMixin, BackpackL
         those opened later). cryptofeed 2.x's ``authenticate`` hook, where the line has one, runs
         on every connect; 3.x's playback replaces ``_wrap_connection``."""
         self.metrics.mark_started()
+        self._running = True
         authenticate = getattr(self, 'authenticate', None)
         handlers = []
         for conn, subscribe, handler in self._connections():

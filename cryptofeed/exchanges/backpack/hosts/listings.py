@@ -54,6 +54,7 @@ class BackpackListingsMixin:
         """Subscribe ``symbols`` on the running feed, on ``channels`` (default: every channel of
         the feed); returns the symbols that were not followed yet. ``BackpackConfigError`` when
         one is not listed, or a channel is not one of the feed's."""
+        self._check_running('add_symbols')
         wanted = self._normalize(symbols)
         channels = self._feed_channels() if channels is None else list(channels)
         strange = [c for c in channels if c not in self._wanted]
@@ -79,6 +80,7 @@ class BackpackListingsMixin:
         """Unsubscribe ``symbols`` (UNSUBSCRIBE frames; their books and trade state dropped);
         returns them. ``BackpackConfigError`` for a symbol the feed does not follow, or when
         nothing would be left."""
+        self._check_running('remove_symbols')
         gone = self._normalize(symbols)
         async with self._change_lock():
             strangers = [s for s in gone if s not in self._followed]
@@ -183,6 +185,12 @@ class BackpackListingsMixin:
                     LOG.info('%s: new listing %s: subscribed', self.id, symbol)
 
     # ------------------------------------------------------------------ the changes themselves
+
+    def _check_running(self, what: str) -> None:
+        if not self._running or self._closing:
+            raise BackpackConfigError(f'{what} changes a running feed; this one is '
+                                      f'{"stopped" if self._closing else "not started"} (give the symbols to '
+                                      f'BackpackFeed(...) instead)')
 
     def _change_lock(self) -> asyncio.Lock:
         if self._changes is None:
