@@ -189,3 +189,20 @@ async def test_account_channels_follow_the_markets_the_feed_follows():
             # the spot order placed before SOL-USDC was added is not delivered; the one after is
             assert {f.amount for f in spot_fills} == {Decimal('2')}
             assert {o.symbol for o in collector.items[ORDER_INFO]} == {'SOL-USDC-PERP', 'SOL-USDC'}
+
+
+async def test_an_unlisted_symbol_is_reported_with_close_matches_while_the_listed_ones_stream():
+    async with BackpackSimulator(markets=['SOL_USDC', 'BTC_USDC'], seed=17, rate=300) as sim:
+        collector = Collector()
+        async with running_feed(sim, ['SOL-USDC', 'BTC-USD'], [TRADES, L2_BOOK], collector) as feed:
+            await wait_until(lambda: feed._book.books['SOL-USDC'].synced and delivered_trade_ids(collector, 'SOL-USDC'),
+                             timeout=15)
+            snapshot = feed.metrics_snapshot()
+            message = 'BTC-USD is not listed by Backpack (/api/v1/markets): did you mean BTC-USDC?'
+            assert snapshot['unlisted_symbols'] == {'BTC-USD': message} and snapshot['stopped'] is None
+            assert 'BTC-USD' not in snapshot['snapshot_age_s'] and feed.followed_symbols == ['SOL-USDC']
+            report = feed.health()
+            assert report.status == 'degraded' and report.reasons == (f'not subscribed: {message}',)
+            await feed.add_symbols(['BTC-USDC'])  # the close match, added while running
+            await wait_until(lambda: feed._book.books['BTC-USDC'].synced, timeout=15)
+            assert feed.followed_symbols == ['BTC-USDC', 'SOL-USDC']

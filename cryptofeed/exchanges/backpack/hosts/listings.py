@@ -124,9 +124,16 @@ class BackpackListingsMixin:
         unlisted = sorted(requested - set(listed))
         for symbol in unlisted:
             message = self.metrics.unlisted[symbol] = unlisted_message(symbol, listed)
-            self.metrics.forget_book(symbol)  # health judges the books that exist
             LOG.error('%s: %s (its streams are not subscribed)', self.id, message)
+            for wanted in self._wanted.values():
+                wanted.discard(symbol)
+            self._router.remove_symbol(normalized_to_exchange(symbol))
+            self._book.remove(symbol)  # health judges the books that exist
+            self._trade.remove(symbol)
+        for conn in self._public:  # never subscribed: add_symbols may subscribe them once listed
+            conn.streams[:] = [s for s in conn.streams if s.symbol not in unlisted]
         self._followed.difference_update(unlisted)
+        self._sync_account_filters()
         self.metrics.subscribed_symbols = len(self._followed)
         if requested and len(unlisted) == len(requested):
             await self._halt('none of the requested symbols is listed: ' + '; '.join(
@@ -228,6 +235,7 @@ class BackpackListingsMixin:
                 self._trade.add(symbol, await self._newest_trade_id(symbol) if anchor else None)
             streams.extend(s for s in streams_for(symbol, kinds, self._prefixes) if s.name not in known)
             self._followed.add(symbol)
+            self.metrics.unlisted.pop(symbol, None)
         if LIQUIDATIONS in channels and not any(s.kind == 'liquidation' for c in self._public for s in c.streams):
             streams.append(Stream('liquidation', 'liquidation', None))
         self._sync_account_filters()
