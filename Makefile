@@ -25,11 +25,32 @@ unexport PYTHONDONTWRITEBYTECODE
 # test-lines runs every line of LINES but those named here (Python versions, e.g. WITHOUT=3.13).
 WITHOUT ?=
 
-.PHONY: test test-lines lines demo demo-live install clean
+.PHONY: test test-lines lines demo demo-live install services clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py
+# The database servers the backend tests start (tests/integration/services.py): redis-server and
+# PostgreSQL's server binaries (initdb, postgres). Installed with apt-get when missing and this is
+# root (as on CI); otherwise an error says what to install. Checked before every install or test
+# run (an order-only prerequisite: it never makes the environment rebuild).
+SERVICE_PACKAGES := redis-server postgresql
+services:
+	@missing=; \
+	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
+	command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "services: installing$$missing (apt-get)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SERVICE_PACKAGES) >/dev/null || exit 1; \
+		else \
+			echo "error: the backend tests need a Redis server and PostgreSQL's server binaries; missing:$$missing." >&2; \
+			echo "       Install them (Debian/Ubuntu: sudo apt-get install $(SERVICE_PACKAGES)), or run make as root to have them installed." >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+$(STAMP): pyproject.toml setup.py | services
 	@test -n "$(PY_EXE)" || { echo "error: no Python interpreter '$(PYTHON)' on this machine (PATH or pyenv)" >&2; exit 1; }
 	@test -n "$(CRYPTOFEED)" || { echo "error: Python $(PYVER) ($(PY_EXE)) is not a line of LINES ($(LINES)): pass CRYPTOFEED=<version>" >&2; exit 1; }
 	test -x $(PY) || $(PY_EXE) -m venv $(VENV)
