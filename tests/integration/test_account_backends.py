@@ -102,10 +102,10 @@ async def sim():
         yield simulator
 
 
-async def run_trading(sim, recorder: Recorder, callbacks: dict) -> None:
+async def run_trading(sim, recorder: Recorder, callbacks: dict) -> BackpackFeed:
     """A FeedHandler with ``callbacks`` on the account channels, every market, while orders are
     placed (a quote-quantity market order among them: its ``remaining`` is ``None``); returns after
-    the handler stopped (and so flushed its backends)."""
+    the handler stopped (and so flushed its backends), the feed."""
     config = private_config(sim)
     handler = FeedHandler(config=FH_CONFIG)
     feed = BackpackFeed(config=config, subscription={channel: [] for channel in PRIVATE}, callbacks=callbacks)
@@ -122,6 +122,7 @@ async def run_trading(sim, recorder: Recorder, callbacks: dict) -> None:
                                          for o, _ in recorder.got[ORDER_INFO]), timeout=15)
     finally:
         await stop_handler(handler)
+    return feed
 
 
 def recording_callbacks(recorder: Recorder, backends: dict) -> dict:

@@ -18,8 +18,7 @@ import asyncpg
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
 from tests.integration.services import postgres_server, redis_server  # noqa: F401 (fixtures)
 
-ROOT = Path(__file__).resolve().parents[2]
-DOC = ROOT / 'docs' / 'exchanges' / 'backpack.md'
+DOC = Path(__file__).resolve().parents[2] / 'docs' / 'exchanges' / 'backpack.md'
 SEED_B64 = 'BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU='
 KEY_PLACEHOLDER = re.compile(r'<base64 or hex[^>]*>')
 
@@ -35,12 +34,12 @@ def port(url: str) -> str:
     return str(urlsplit(url).port)
 
 
-async def run_block(code: str, sim, redis_url: str, postgres_dsn: str = '') -> str:
+async def run_block(code: str, sim, cwd: Path, redis_url: str, postgres_dsn: str = '') -> str:
     assert '8765' in code and '6379' in code
     code = KEY_PLACEHOLDER.sub(SEED_B64, code).replace('8765', port(sim.rest_url)).replace('6379', port(redis_url))
     if postgres_dsn:
         code = code.replace('5432', port(postgres_dsn))
-    process = await asyncio.create_subprocess_exec(sys.executable, '-c', code, cwd=ROOT,
+    process = await asyncio.create_subprocess_exec(sys.executable, '-c', code, cwd=cwd,
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode == 0, stderr.decode()[-3000:]
@@ -51,13 +50,13 @@ def test_the_section_has_the_documented_blocks():
     assert [lang for lang, _ in section_blocks()] == ['sql', 'python', 'python']
 
 
-async def test_the_schema_and_the_example_store_every_account_channel(redis_server, postgres_server):
+async def test_the_schema_and_the_example_store_every_account_channel(redis_server, postgres_server, tmp_path):
     sql, example, _ = [body for _, body in section_blocks()]
     conn = await asyncpg.connect(postgres_server)
     try:
         await conn.execute(sql)
         async with BackpackSimulator(markets=['SOL_USDC', 'SOL_USDC_PERP'], seed=8, rate=20) as sim:
-            out = await run_block(example, sim, redis_server, postgres_server)
+            out = await run_block(example, sim, tmp_path, redis_server, postgres_server)
         assert out.splitlines() == ['redis: 2 long', 'postgres: SOL-USDC-PERP buy 2']
         counts = {table: await conn.fetchval(f'SELECT count(*) FROM {table}')
                   for table in ('balances', 'positions', 'order_info', 'fills')}
@@ -66,8 +65,8 @@ async def test_the_schema_and_the_example_store_every_account_channel(redis_serv
         await conn.close()
 
 
-async def test_the_workarounds_for_cryptofeeds_own_redis_backends_work(redis_server):
+async def test_the_workarounds_for_cryptofeeds_own_redis_backends_work(redis_server, tmp_path):
     _, _, workarounds = [body for _, body in section_blocks()]
     async with BackpackSimulator(markets=['SOL_USDC'], seed=8, rate=20) as sim:
-        out = await run_block(workarounds, sim, redis_server)
+        out = await run_block(workarounds, sim, tmp_path, redis_server)
     assert out.splitlines() == ['zset True', 'string SOL-USDC']
