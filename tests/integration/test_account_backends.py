@@ -185,7 +185,9 @@ async def test_account_channels_land_in_redis_and_postgres_with_the_values_the_c
         assert quoted and all(r['amount'] is not None for r in quoted)
     finally:
         await conn.close()
-    assert all(b.dropped == 0 for b in [*redis_backends.values(), *pg_backends.values()])
+    for backend in [*redis_backends.values(), *pg_backends.values()]:
+        assert (backend.dropped, backend.last_error) == (0, None)
+        assert backend.written == len(recorder.got[backend.channel])
 
 
 async def test_a_missing_table_drops_batches_with_an_error_that_says_what_to_create(sim, postgres_server, caplog):
@@ -204,6 +206,7 @@ async def test_a_missing_table_drops_batches_with_an_error_that_says_what_to_cre
             await stop_handler(handler)
     assert "table 'account.balances_missing' does not exist" in caplog.text
     assert 'docs/exchanges/backpack.md' in caplog.text
+    assert backend.dropped >= 1 and backend.written == 0 and 'does not exist' in backend.last_error
 
 
 @pytest.mark.parametrize('cls,kwargs,message', [

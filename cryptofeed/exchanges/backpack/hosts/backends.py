@@ -97,7 +97,7 @@ class _Cf2Writer:
                 self._drop(rows, exc)
                 return
             else:
-                self.written += len(rows)
+                self._cf2_written += len(rows)
                 return
 
     async def stop(self):
@@ -134,9 +134,26 @@ class _AccountBackend(*_QUEUE_BASES):
         if not flush_timeout_s > 0:
             raise ValueError(f'flush_timeout_s must be > 0 seconds, got {flush_timeout_s!r}')
         self.flush_timeout_s = flush_timeout_s
-        self.written = 0
-        self.dropped = 0
-        self.last_error: Optional[str] = None
+        self._cf2_written = 0
+        self._cf2_dropped = 0
+        self._cf2_last_error: Optional[str] = None
+
+    @property
+    def written(self) -> int:
+        """Rows the server accepted (3.x: ``stats.written``)."""
+        return self.stats.written if LINE >= 3 else self._cf2_written
+
+    @property
+    def dropped(self) -> int:
+        """Rows given up: refused, unreachable server, full queue (3.x: from ``stats``)."""
+        if LINE >= 3:
+            return self.stats.dropped_failed + self.stats.dropped_overflow
+        return self._cf2_dropped
+
+    @property
+    def last_error(self) -> Optional[str]:
+        """The last write error, ``None`` if there was none."""
+        return self.stats.last_error if LINE >= 3 else self._cf2_last_error
 
     async def __call__(self, obj, receipt_timestamp: float):
         await self.write(self.row(obj, receipt_timestamp))
@@ -153,9 +170,9 @@ class _AccountBackend(*_QUEUE_BASES):
         return data
 
     def _drop(self, rows: list, exc: BaseException) -> None:
-        self.dropped += len(rows)
-        self.last_error = f'{type(exc).__name__}: {exc}'
-        LOG.error('%s: %d row(s) not written: %s', type(self).__name__, len(rows), self.last_error)
+        self._cf2_dropped += len(rows)
+        self._cf2_last_error = f'{type(exc).__name__}: {exc}'
+        LOG.error('%s: %d row(s) not written: %s', type(self).__name__, len(rows), self._cf2_last_error)
 
     async def _close_quietly(self) -> None:
         try:
@@ -242,7 +259,7 @@ class _RedisBackend(_AccountBackend):
             LOG.error('%s: Redis refused %d of %d rows, first %r: %s%s', type(self).__name__, len(errors),
                       len(batch), self.redis_key(row), error, hint)
             if LINE < 3:   # 3.x counts them from the value returned
-                self.dropped += len(errors)
+                self._cf2_dropped += len(errors)
         return sum(result for result in results if not isinstance(result, Exception)), len(errors)
 
     async def close(self):
