@@ -27,12 +27,12 @@ WITHOUT ?=
 
 .PHONY: test test-lines lines demo demo-live install services clean
 
-install: $(STAMP)
+install: services $(STAMP)
 
 # The database servers the backend tests start (tests/integration/services.py): redis-server and
 # PostgreSQL's server binaries (initdb, postgres). Installed with apt-get when missing and this is
-# root (as on CI); otherwise an error says what to install. Checked before every install or test
-# run (an order-only prerequisite: it never makes the environment rebuild).
+# root (as on CI); otherwise an error says what to install. Checked by `make install` and before
+# every test run (cheap when present); the demos do not need them.
 SERVICE_PACKAGES := redis-server postgresql
 services:
 	@missing=; \
@@ -50,7 +50,7 @@ services:
 		fi; \
 	fi
 
-$(STAMP): pyproject.toml setup.py | services
+$(STAMP): pyproject.toml setup.py
 	@test -n "$(PY_EXE)" || { echo "error: no Python interpreter '$(PYTHON)' on this machine (PATH or pyenv)" >&2; exit 1; }
 	@test -n "$(CRYPTOFEED)" || { echo "error: Python $(PYVER) ($(PY_EXE)) is not a line of LINES ($(LINES)): pass CRYPTOFEED=<version>" >&2; exit 1; }
 	test -x $(PY) || $(PY_EXE) -m venv $(VENV)
@@ -65,7 +65,7 @@ $(STAMP): pyproject.toml setup.py | services
 	touch $(STAMP)
 
 # The suite on one line: PYTHON's (python3 unless given), in parallel.
-test: $(STAMP)
+test: services $(STAMP)
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # The suite on each line of LINES in turn (less WITHOUT); every line runs, then a summary of

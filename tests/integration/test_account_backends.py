@@ -209,6 +209,32 @@ async def test_a_missing_table_drops_batches_with_an_error_that_says_what_to_cre
     assert backend.dropped >= 1 and backend.written == 0 and 'does not exist' in backend.last_error
 
 
+async def test_a_redis_key_of_another_type_is_reported_with_the_fix_and_the_other_keys_are_written(
+        sim, redis_server, caplog):
+    client = aioredis.from_url(redis_server)
+    await client.set('balances-BACKPACK-USDC', 'written by another backend')
+    recorder = Recorder()
+    backend = BalancesRedis(url=redis_server)
+    handler = FeedHandler(config=FH_CONFIG)
+    handler.add_feed(BackpackFeed(config=private_config(sim), subscription={BALANCES: []},
+                                  callbacks=recording_callbacks(recorder, {BALANCES: [backend]})))
+    try:
+        with caplog.at_level(logging.ERROR):
+            await start_handler(handler)
+            try:
+                await wait_until(lambda: {b.currency for b, _ in recorder.got[BALANCES]} >= {'SOL', 'USDC'}, timeout=15)
+            finally:
+                await stop_handler(handler)
+        assert 'WRONGTYPE' in caplog.text and 'give this one its own key=' in caplog.text
+        assert await client.get('balances-BACKPACK-USDC') == b'written by another backend'
+        assert await client.zcard('balances-BACKPACK-SOL') == sum(
+            1 for b, _ in recorder.got[BALANCES] if b.currency == 'SOL')
+        usdc = sum(1 for b, _ in recorder.got[BALANCES] if b.currency == 'USDC')
+        assert backend.dropped == usdc and 'WRONGTYPE' in backend.last_error
+    finally:
+        await client.aclose()
+
+
 @pytest.mark.parametrize('cls,kwargs,message', [
     (BalancesPostgres, {'table': 'balances; DROP TABLE x'}, 'table must be a name or schema.name'),
     (BalancesRedis, {'url': 'http://127.0.0.1:6379'}, 'url must start with redis://'),

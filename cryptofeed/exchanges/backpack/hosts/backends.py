@@ -136,7 +136,7 @@ class _AccountBackend(*_QUEUE_BASES):
         self.flush_timeout_s = flush_timeout_s
         self._cf2_written = 0
         self._cf2_dropped = 0
-        self._cf2_last_error: Optional[str] = None
+        self._own_last_error: Optional[str] = None
 
     @property
     def written(self) -> int:
@@ -153,7 +153,7 @@ class _AccountBackend(*_QUEUE_BASES):
     @property
     def last_error(self) -> Optional[str]:
         """The last write error, ``None`` if there was none."""
-        return self.stats.last_error if LINE >= 3 else self._cf2_last_error
+        return (self.stats.last_error or self._own_last_error) if LINE >= 3 else self._own_last_error
 
     async def __call__(self, obj, receipt_timestamp: float):
         await self.write(self.row(obj, receipt_timestamp))
@@ -171,8 +171,8 @@ class _AccountBackend(*_QUEUE_BASES):
 
     def _drop(self, rows: list, exc: BaseException) -> None:
         self._cf2_dropped += len(rows)
-        self._cf2_last_error = f'{type(exc).__name__}: {exc}'
-        LOG.error('%s: %d row(s) not written: %s', type(self).__name__, len(rows), self._cf2_last_error)
+        self._own_last_error = f'{type(exc).__name__}: {exc}'
+        LOG.error('%s: %d row(s) not written: %s', type(self).__name__, len(rows), self._own_last_error)
 
     async def _close_quietly(self) -> None:
         try:
@@ -258,6 +258,7 @@ class _RedisBackend(_AccountBackend):
                     error if isinstance(error, exceptions.RedisError) else None)
             LOG.error('%s: Redis refused %d of %d rows, first %r: %s%s', type(self).__name__, len(errors),
                       len(batch), self.redis_key(row), error, hint)
+            self._own_last_error = f'{type(error).__name__}: {error}{hint}'
             if LINE < 3:   # 3.x counts them from the value returned
                 self._cf2_dropped += len(errors)
         return sum(result for result in results if not isinstance(result, Exception)), len(errors)
