@@ -82,7 +82,7 @@ class _Cf2Writer:
         for attempt in range(1, self.RETRY_ATTEMPTS + 1):
             try:
                 await self.connect()
-                await self.write_batch(rows)
+                accepted = await self.write_batch(rows)
             except PermanentWriteError as exc:
                 self._drop(rows, exc)
                 return
@@ -96,8 +96,8 @@ class _Cf2Writer:
                 await self._close_quietly()
                 self._drop(rows, exc)
                 return
-            else:
-                self._cf2_written += len(rows)
+            else:   # (written, refused) from Redis, None when every row went in
+                self._cf2_written += accepted[0] if isinstance(accepted, tuple) else len(rows)
                 return
 
     async def stop(self):
