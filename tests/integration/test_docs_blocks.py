@@ -28,7 +28,8 @@ RUN_BY = ['yaml: test_migration_docs', 'console: test_migration_docs', 'python: 
           'python: test_docs_listings', 'python: test_docs_private',
           'bash: test_docs_rest_api', 'python: test_docs_rest_api', 'python: test_docs_rest_api',
           'python: test_docs_rest_api', 'python: here', 'python: here', 'python: here', 'python: here', 'yaml: here',
-          'console: here']
+          'console: here', 'sql: test_docs_backends', 'python: test_docs_backends',
+          'python: test_docs_backends']
 
 
 def blocks(heading: str = '') -> list:
