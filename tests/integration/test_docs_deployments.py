@@ -9,15 +9,16 @@ instance. The Kafka block builds its objects without connecting (no Kafka server
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
+import os
 import re
 import shlex
 import shutil
+import signal
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
-
-import importlib.util
 
 from cryptofeed.exchanges.backpack.core.sharding import shard_of
 from tests.integration.services import free_port, redis_server  # noqa: F401 (fixture)
@@ -36,14 +37,17 @@ def block(lang: str, index: int = 0) -> str:
 
 
 async def run(argv, cwd: Path, timeout: float = 120) -> str:
+    """Run ``argv`` in a session of its own; afterwards kill whatever of it is left."""
     process = await asyncio.create_subprocess_exec(*argv, cwd=cwd, stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.PIPE)
+                                                   stderr=asyncio.subprocess.PIPE, start_new_session=True)
     try:
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=timeout)
-    except asyncio.TimeoutError:
-        process.kill()
+    finally:  # a failed or stuck script leaves no simulator or shard behind
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         await process.wait()
-        raise
     assert process.returncode == 0, stderr.decode()[-3000:]
     return stdout.decode()
 

@@ -54,11 +54,13 @@ class ShardProcess:
         self.lines: list = []
         self._reader = None
 
-    async def start(self, sim, redis_url: str) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, str(SHARD_SCRIPT), '--shard', str(self.index), '--of', str(K), '--redis', redis_url,
-            '--rest-url', sim.rest_url, '--ws-url', sim.ws_url, '--listing-poll-s', '1', cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    async def start(self, sim, redis_url: str, logs: Path) -> None:
+        self.stderr_path = logs / f'shard{self.index}.stderr'
+        with open(self.stderr_path, 'wb') as stderr:  # a file: a pipe nobody reads could fill and block it
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, str(SHARD_SCRIPT), '--shard', str(self.index), '--of', str(K), '--redis', redis_url,
+                '--rest-url', sim.rest_url, '--ws-url', sim.ws_url, '--listing-poll-s', '1', cwd=ROOT,
+                stdout=asyncio.subprocess.PIPE, stderr=stderr)
         self._reader = asyncio.ensure_future(self._read())
 
     async def _read(self) -> None:
@@ -76,7 +78,7 @@ class ShardProcess:
             except asyncio.TimeoutError:
                 self.process.kill()
                 await self.process.wait()
-        stderr = (await self.process.stderr.read()).decode()
+        stderr = self.stderr_path.read_text()
         if self._reader is not None:
             await asyncio.wait_for(self._reader, timeout=10)
         return stderr
@@ -97,7 +99,7 @@ async def test_three_shards_write_every_market_once_into_redis_streams_and_the_c
         consumer = consumer_module.StreamConsumer(redis_server)
         try:
             for shard in shards:
-                await shard.start(sim, redis_server)
+                await shard.start(sim, redis_server, tmp_path)
             markets = await open_markets(sim)
             assert len(markets) == 33
 
@@ -166,8 +168,8 @@ async def test_three_shards_write_every_market_once_into_redis_streams_and_the_c
 
 
 async def wait_until_async(probe, expected, *, timeout: float, shards) -> None:
-    """Poll the coroutine ``probe()`` until it returns ``expected``; on time-out, say what the shards
-    printed (their stderr stays in the pipe until they stop)."""
+    """Poll the coroutine ``probe()`` until it returns ``expected``; on time-out, say which shards
+    exited and the end of what they wrote to stderr."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -176,5 +178,7 @@ async def wait_until_async(probe, expected, *, timeout: float, shards) -> None:
             return
         if loop.time() > deadline:
             exited = {s.index: s.process.returncode for s in shards if s.process.returncode is not None}
-            raise AssertionError(f'not reached within {timeout} s: got {value!r}; exited shards {exited}')
+            logs = {s.index: s.stderr_path.read_text()[-1500:] for s in shards}
+            raise AssertionError(f'not reached within {timeout} s: got {value!r}; exited shards {exited}; '
+                                 f'stderr {logs}')
         await asyncio.sleep(0.2)
