@@ -23,7 +23,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.channels.account import PRIVATE_CHANNELS
@@ -232,7 +232,8 @@ class BackpackListingsMixin:
             if 'depth' in kinds:
                 self._book.add(symbol)
             if 'trade' in kinds and symbol not in self._trade.sequencers:
-                self._trade.add(symbol, await self._newest_trade_id(symbol) if anchor else None)
+                answered, newest = await self._newest_trade_id(symbol) if anchor else (False, None)
+                self._trade.add(symbol, newest, from_start=answered and newest is None)
             streams.extend(s for s in streams_for(symbol, kinds, self._prefixes) if s.name not in known)
             self._followed.add(symbol)
             self.metrics.unlisted.pop(symbol, None)
@@ -258,15 +259,19 @@ class BackpackListingsMixin:
     def _streams_of(self, symbol: str) -> set:
         return {s.name for conn in self._public for s in conn.streams if s.symbol == symbol}
 
-    async def _newest_trade_id(self, symbol: str) -> Optional[int]:
+    async def _newest_trade_id(self, symbol: str) -> Tuple[bool, Optional[int]]:
+        """(known, id of the newest trade): (True, None) for a market without a trade yet,
+        (False, None) when REST could not say."""
         try:
             rows = await self.rest.trades(normalized_to_exchange(symbol), 1)
         except BackpackError as exc:
             LOG.warning('%s: %s: newest trade unknown (%s); its trades start with the first one streamed',
                         self.id, symbol, exc)
-            return None
+            return False, None
         ids = [i for i in (rest_trade_id(row) for row in rows or ()) if i is not None]
-        return max(ids) if ids else None
+        if rows and not ids:
+            return False, None
+        return True, (max(ids) if ids else None)
 
     def _sync_account_filters(self) -> None:
         """Account channels deliver the markets followed: ``symbols='all'`` ones, and those

@@ -41,24 +41,35 @@ class TradeChannel:
         self._callbacks = ctx.callbacks.get(TRADES, ())  # the feed's own list: later additions count
         self._counts = ctx.metrics.messages
         self._counts[TRADES] = 0
+        self._from_start: set = set()  # added with no trade yet: everything from their first trade
 
     def handlers(self):
         return {'trade': self.on_trade}
 
-    def add(self, symbol: str, last_id: Optional[int] = None) -> None:
+    def add(self, symbol: str, last_id: Optional[int] = None, *, from_start: bool = False) -> None:
         """Follow ``symbol``'s trades too (subscribed while running). ``last_id``: the newest trade
         id when it was added; the trades after it are fetched from REST when the stream starts
-        later, so none printed since the add is missed."""
+        later, so none printed since the add is missed. ``from_start``: the market had no trade
+        when it was added (a new listing), so every trade it prints is delivered, the ones before
+        the stream starts fetched from REST."""
         if symbol not in self.sequencers:
             sequencer = self.sequencers[symbol] = TradeSequencer(max_gap=self.backfill_limit)
             sequencer.last_id = last_id
+            if from_start and last_id is None:
+                self._from_start.add(symbol)
+                sequencer.backfilling = True  # live trades wait for the fetch of those before them
 
     def remove(self, symbol: str) -> None:
         """Stop following ``symbol`` (unsubscribed); a backfill still running for it delivers nothing."""
         self.sequencers.pop(symbol, None)
+        self._from_start.discard(symbol)
 
     def on_subscribe(self, symbol: str) -> None:
         """``symbol``'s connection (re)subscribes: fetch whatever was missed while it was down."""
+        if symbol in self._from_start:
+            self._from_start.discard(symbol)
+            self.ctx.spawn(self._backfill(symbol, TradeGap(0, None)))
+            return
         gap = self.sequencers[symbol].on_reconnect()
         if gap is not None:
             self.ctx.spawn(self._backfill(symbol, gap))
