@@ -1,0 +1,49 @@
+"""Diagnoses that name the real cause, reproduced against the simulator: a depth snapshot failing
+after a reconnect is reported as such (not as a slow consumer), and REST failures of the account
+catch-up count in ``rest_failures``."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from cryptofeed.exchanges.backpack.core.defines import L2_BOOK
+from cryptofeed.exchanges.backpack.simulator import BackpackSimulator
+
+from tests.integration.feed_harness import running_feed, sim_config, wait_until
+
+
+async def test_a_depth_snapshot_failing_after_a_reconnect_is_named_first_and_not_taken_for_lag():
+    async def no_op(book, receipt_ts):
+        pass
+
+    class Books:
+        def callbacks(self, channels):
+            return {L2_BOOK: no_op}
+
+    async with BackpackSimulator(markets=['SOL_USDC'], rate=300) as sim:
+        config = sim_config(sim, max_retries=1, retry_backoff_base_s=0.1, retry_backoff_max_s=0.2)
+        async with running_feed(sim, ['SOL-USDC'], [L2_BOOK], Books(), config=config) as feed:
+            await wait_until(lambda: feed._book.books['SOL-USDC'].synced, timeout=15)
+            assert feed.health().ok
+            sim.inject({'fault': 'http_status', 'status': 503, 'count': 1_000_000, 'path': '/api/v1/depth'})
+            sim.inject({'fault': 'drop_connections'})
+            await wait_until(lambda: feed.metrics.reconnects >= 1, timeout=15)
+            first = None
+            deadline = time.monotonic() + 7      # past the old lag limit (5 s) of buffered frames
+            while time.monotonic() < deadline:
+                report = feed.health()
+                assert not any('behind the exchange' in reason for reason in report.reasons), report
+                if first is None and not report.ok:
+                    first = report
+                await asyncio.sleep(0.1)
+            assert not feed._book.books['SOL-USDC'].synced          # the depth frames kept coming, buffered
+            assert feed.metrics.messages[L2_BOOK] > 0
+            assert first is not None, 'the book never synced, yet health never said so'
+            assert first.reasons[0].startswith('book SOL-USDC out of sync for '), first
+            assert 'REST depth snapshot failed' in first.reasons[0]
+            last = feed.health()
+            assert last.reasons[0].startswith('book SOL-USDC out of sync for ')
+            assert ('under maintenance' in last.reasons[0] or 'circuit open' in last.reasons[0]), last
+            assert feed.metrics_snapshot()['snapshot_failures']['SOL-USDC']['failures'] >= 1
+            lag = feed.metrics_snapshot()['consumer_lag_s']
+            assert lag is not None and lag < 1.0
