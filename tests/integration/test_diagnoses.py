@@ -4,12 +4,13 @@ catch-up count in ``rest_failures``."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 
-from cryptofeed.exchanges.backpack.core.defines import L2_BOOK
+from cryptofeed.exchanges.backpack.core.defines import BALANCES, L2_BOOK
 from cryptofeed.exchanges.backpack.simulator import BackpackSimulator
 
-from tests.integration.feed_harness import running_feed, sim_config, wait_until
+from tests.integration.feed_harness import Collector, running_feed, sim_config, wait_until
 
 
 async def test_a_depth_snapshot_failing_after_a_reconnect_is_named_first_and_not_taken_for_lag():
@@ -47,3 +48,20 @@ async def test_a_depth_snapshot_failing_after_a_reconnect_is_named_first_and_not
             assert feed.metrics_snapshot()['snapshot_failures']['SOL-USDC']['failures'] >= 1
             lag = feed.metrics_snapshot()['consumer_lag_s']
             assert lag is not None and lag < 1.0
+
+
+async def test_rest_failures_of_the_account_catch_up_count_in_rest_failures():
+    secret = base64.b64encode(bytes([7]) * 32).decode()
+    async with BackpackSimulator(markets=['SOL_USDC', 'SOL_USDC_PERP'], rate=0) as sim:
+        # The first catch-ups find /api/v1/capital under maintenance; then it answers again.
+        sim.inject({'fault': 'http_status', 'status': 503, 'count': 3, 'path': '/api/v1/capital'})
+        config = sim_config(sim, enable_private_channels=True, auth={'private_key': secret}, max_retries=0)
+        collector = Collector()
+        async with running_feed(sim, [], [BALANCES], collector, config=config,
+                                reconnect_backoff_base_s=0.05, reconnect_backoff_max_s=0.1) as feed:
+            await wait_until(lambda: collector.items[BALANCES], timeout=20)
+            snapshot = feed.metrics_snapshot()
+            assert snapshot['rest_failures'] == 3
+            assert snapshot['recent_events']['rest_failure'] == 3
+            assert snapshot['account']['subscribes'] == 4      # three catch-ups failed, the fourth delivered
+            assert snapshot['auth_failures'] == 0

@@ -171,6 +171,12 @@ class AccountChannel:
             measured = await self._measure_clock(apply=self.measure_clock) if cause == EXPIRED else None
             self._auth_failed(cause, str(exc), used_offset=used, measured_offset=measured)
             raise
+        except BackpackError:
+            # The catch-up failed (an error status, the breaker open, an unreadable answer): counted
+            # like every REST failure of the feed, so health sees a catch-up that keeps failing.
+            # The connection reconnects and the next subscribe catches up again.
+            self.ctx.metrics.on_rest_failure()
+            raise
         if self._failed:
             # REST accepted the signature; the stream has CLOSED_AFTER_SUBSCRIBE_S to refuse it too.
             self._failed = False
