@@ -1,13 +1,20 @@
 """Diagnoses that name the real cause, reproduced against the simulator: a depth snapshot failing
-after a reconnect is reported as such (not as a slow consumer), and REST failures of the account
-catch-up count in ``rest_failures``."""
+after a reconnect is reported as such (not as a slow consumer), REST failures of the account
+catch-up count in ``rest_failures``, and a signed request slower than ``window_ms`` is named as
+such (not as a clock problem)."""
 from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import time
 
+import pytest
+
+from cryptofeed.exchanges.backpack import BackpackConfig
 from cryptofeed.exchanges.backpack.core.defines import BALANCES, L2_BOOK
+from cryptofeed.exchanges.backpack.core.errors import BackpackAuthError
+from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
 from cryptofeed.exchanges.backpack.simulator import BackpackSimulator
 
 from tests.integration.feed_harness import Collector, running_feed, sim_config, wait_until
@@ -65,3 +72,36 @@ async def test_rest_failures_of_the_account_catch_up_count_in_rest_failures():
             assert snapshot['recent_events']['rest_failure'] == 3
             assert snapshot['account']['subscribes'] == 4      # three catch-ups failed, the fourth delivered
             assert snapshot['auth_failures'] == 0
+
+
+async def test_a_request_slower_than_window_ms_is_named_as_such_not_as_a_clock_problem():
+    secret = base64.b64encode(bytes([7]) * 32).decode()
+    async with BackpackSimulator(markets=['SOL_USDC', 'SOL_USDC_PERP'], rate=0) as sim:   # clocks agree
+        # Every answer of /api/v1/capital takes 0.6 s: longer than a 300 ms signature window.
+        sim.inject({'fault': 'slow_rest', 'delay': 0.6, 'duration': 60, 'path': '/api/v1/capital'})
+        config = sim_config(sim, enable_private_channels=True, auth={'private_key': secret}, window_ms=300)
+
+        # The REST client says it of the request it made.
+        async with BackpackRestClient.from_config(BackpackConfig(**config)) as client:
+            with pytest.raises(BackpackAuthError) as caught:
+                await client.balances()
+        message = str(caught.value)
+        assert 'Request has expired' in message                                  # the exchange's words
+        assert re.search(r'the request took \d+ ms from signing to the answer, longer than its signature window '
+                         r'of 300 ms \(window_ms\): it expired on the way, not because of the clock; raise '
+                         r'window_ms', message), message
+        assert caught.value.elapsed_ms >= 600 and caught.value.window_ms == 300
+
+        # The feed's private channels say it in the log and in health.
+        async with running_feed(sim, [], [BALANCES], Collector(), config=config) as feed:
+            await wait_until(lambda: feed.metrics.auth_error is not None, timeout=20)
+            reason = feed.metrics.auth_error
+            assert re.match(r'expired: the signed request took \d+ ms from signing to the exchange\'s answer, longer '
+                            r'than its signature window of 300 ms \(window_ms\), so it expired on the way; clocks '
+                            r'measured now: this machine\'s clock agrees with the exchange\'s', reason), reason
+            assert reason.endswith('raise window_ms (at most 10000) or find what slows the requests (network, '
+                                   'proxy, a loaded machine)')
+            assert 'clock used for signing is off' not in reason and 'behind the exchange' not in reason
+            report = feed.health()
+            assert report.status == 'unhealthy'
+            assert 'took' in report.reasons[0] and 'window_ms' in report.reasons[0]
