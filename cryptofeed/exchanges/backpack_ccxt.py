@@ -247,11 +247,6 @@ class CcxtBackpackFeed(BackpackSymbolsMixin, lifecycle(), Feed):
             cryptofeed_config.config['backpack'] = section
         return cryptofeed_config
 
-    @classmethod
-    def info(cls, config=None) -> dict:
-        cls.symbol_mapping(config=config)
-        return Feed.info.__func__(cls)
-
     # ------------------------------------------------------------------ lifecycle
 
     def connect(self) -> list:
