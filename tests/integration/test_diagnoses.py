@@ -64,7 +64,7 @@ async def test_rest_failures_of_the_account_catch_up_count_in_rest_failures():
         sim.inject({'fault': 'http_status', 'status': 503, 'count': 3, 'path': '/api/v1/capital'})
         config = sim_config(sim, enable_private_channels=True, auth={'private_key': secret}, max_retries=0)
         collector = Collector()
-        async with running_feed(sim, [], [BALANCES], collector, config=config,
+        async with running_feed(sim, None, [BALANCES], collector, config=config, subscription={BALANCES: []},
                                 reconnect_backoff_base_s=0.05, reconnect_backoff_max_s=0.1) as feed:
             await wait_until(lambda: collector.items[BALANCES], timeout=20)
             snapshot = feed.metrics_snapshot()
@@ -93,7 +93,8 @@ async def test_a_request_slower_than_window_ms_is_named_as_such_not_as_a_clock_p
         assert caught.value.elapsed_ms >= 600 and caught.value.window_ms == 300
 
         # The feed's private channels say it in the log and in health.
-        async with running_feed(sim, [], [BALANCES], Collector(), config=config) as feed:
+        async with running_feed(sim, None, [BALANCES], Collector(), config=config,
+                                subscription={BALANCES: []}) as feed:
             await wait_until(lambda: feed.metrics.auth_error is not None, timeout=20)
             reason = feed.metrics.auth_error
             assert re.match(r'expired: the signed request took \d+ ms from signing to the exchange\'s answer, longer '
