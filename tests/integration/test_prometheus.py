@@ -151,3 +151,29 @@ async def test_a_port_in_use_fails_the_start_with_what_to_change():
     finally:
         blocker.close()
         await blocker.wait_closed()
+
+
+async def test_the_ccxt_feed_serves_its_metrics_too_beside_a_native_feed():
+    from cryptofeed.exchanges.backpack_ccxt import CcxtBackpackFeed
+
+    async with BackpackSimulator(markets=['SOL_USDC'], rate=100) as sim:
+        handler = FeedHandler(config=FH_CONFIG)
+        native = BackpackFeed(config=sim_config(sim, metrics_port=0), symbols=['SOL-USDC'], channels=[TRADES],
+                              callbacks=Collector().callbacks([TRADES]))
+        ccxt = CcxtBackpackFeed(config=sim_config(sim, metrics_port=0), symbols=['SOL-USDC'], channels=[TRADES],
+                                callbacks=Collector().callbacks([TRADES]))
+        handler.add_feed(native)
+        handler.add_feed(ccxt)
+        await start_handler(handler)
+        try:
+            assert ccxt.metrics_server is native.metrics_server is not None
+            await wait_until(lambda: native.metrics.messages.get(TRADES, 0) > 0
+                             and ccxt.metrics.messages.get(TRADES, 0) > 0, timeout=20)
+            status, _, text = await _get(f'{ccxt.metrics_server.url}/metrics')
+        finally:
+            await stop_handler(handler)
+        samples = _samples(text)
+        assert _value(samples, 'backpack_messages_total', feed='BACKPACK', channel=TRADES) > 0
+        assert _value(samples, 'backpack_messages_total', feed='BACKPACK-2', channel=TRADES) > 0
+        assert _value(samples, 'backpack_health_status', feed='BACKPACK-2') in (0, 1)
+        assert ccxt.metrics_server is None and prometheus._SERVERS == {}
