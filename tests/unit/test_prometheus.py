@@ -38,7 +38,7 @@ def snapshot(**extra) -> dict:
     metrics.on_reconnect()
     metrics.on_connect_failure()
     metrics.on_snapshot_failure('ETH-USDC', 'HTTP 503')
-    metrics.consumer_lag = 0.25
+    metrics.exchange_time, metrics.delivered_at = 1_799_999_999.5, 1_799_999_999.75
     snap = metrics.snapshot()
     snap['books'] = {'SOL-USDC': {'state': 'synced', 'last_update_id': 42, 'applied': 7, 'gaps': 0},
                      'ETH-USDC': {'state': 'buffering', 'last_update_id': None, 'applied': 0, 'gaps': 1}}

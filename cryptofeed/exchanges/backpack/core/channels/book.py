@@ -93,8 +93,9 @@ class BookChannel:
         if emission is not None:
             # What Feed.book_callback does, without its two coroutine layers.
             book = emission.book
-            book.timestamp = timestamp = emission.timestamp
-            self._metrics.consumer_lag = receipt_ts - timestamp  # measured on what reaches callbacks only
+            metrics = self._metrics  # the consumer lag is measured on what reaches callbacks only
+            book.timestamp = metrics.exchange_time = emission.timestamp
+            metrics.delivered_at = receipt_ts
             book.sequence_number = emission.sequence_number
             book.delta = emission.delta
             book.raw = raw_payload(msg) if self.ctx.keep_raw else None

@@ -64,7 +64,8 @@ class TradeChannel:
         ctx = self.ctx
         trade = parse_trade(msg, symbol, receipt_ts, raw_payload(msg) if ctx.keep_raw else None)
         if sequencer.accept_next(msg.t):
-            self._metrics.consumer_lag = receipt_ts - trade.timestamp  # measured on what reaches callbacks
+            metrics = self._metrics  # the consumer lag is measured on what reaches callbacks only
+            metrics.exchange_time, metrics.delivered_at = trade.timestamp, receipt_ts
             callbacks = self._callbacks
             if len(callbacks) == 1:  # ChannelContext.emit's fast path, inlined: one call less per trade
                 return callbacks[0](trade, receipt_ts)

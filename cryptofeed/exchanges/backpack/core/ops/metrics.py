@@ -36,7 +36,7 @@ class FeedMetrics:
 
     __slots__ = ('clock', 'started_at', 'messages', 'dropped', 'parse_errors', 'server_errors',
                  'unknown_streams', 'reconnects', 'gaps', 'resyncs', 'backfilled_trades',
-                 'trade_gaps_unrecovered', 'rest_failures', 'last_message_time', 'consumer_lag',
+                 'trade_gaps_unrecovered', 'rest_failures', 'last_message_time', 'exchange_time', 'delivered_at',
                  'callback_errors', 'connect_failures', 'connections_given_up', 'auth_failures', 'auth_error',
                  'backfilled_fills', 'reconciliation_corrections', 'last_private_message_time',
                  '_book_symbols', '_snapshot_times', '_unsynced_since', '_snapshot_errors', '_events')
@@ -59,10 +59,11 @@ class FeedMetrics:
         self.trade_gaps_unrecovered = 0
         self.rest_failures = 0
         self.last_message_time: Optional[float] = None
-        # Receipt time minus exchange time (seconds) of the newest event delivered to callbacks; set
-        # in place by the hot handlers, only for what they deliver (frames buffered for a book that
-        # is out of sync are not delivered, and do not count).
-        self.consumer_lag: Optional[float] = None
+        # Exchange time and receipt time (seconds) of the newest event delivered to callbacks; set in
+        # place by the hot handlers, only for what they deliver (frames buffered for a book that is
+        # out of sync are not delivered, and do not count). Their difference is the consumer lag.
+        self.exchange_time: Optional[float] = None
+        self.delivered_at: Optional[float] = None
         self.callback_errors = 0
         self.connect_failures = 0
         self.connections_given_up: List[str] = []
@@ -194,6 +195,16 @@ class FeedMetrics:
 
     # -- reading -------------------------------------------------------------------------
 
+    @property
+    def consumer_lag(self) -> Optional[float]:
+        """Receipt time minus exchange time of the newest event delivered (>= 0), None before one."""
+        if self.exchange_time is None or self.delivered_at is None:
+            return None
+        try:  # a replay may hand receipt times as text
+            return max(0.0, float(self.delivered_at) - self.exchange_time)
+        except (TypeError, ValueError):
+            return None
+
     def recent_events(self, window_s: float, now: Optional[float] = None) -> Dict[str, int]:
         """How many events of each kind happened in ``(now - window_s, now]``."""
         now = self.clock() if now is None else now
@@ -260,7 +271,7 @@ class FeedMetrics:
             'snapshot_failures': {symbol: {'failures': failures, 'error': error}
                                   for symbol, (failures, error) in sorted(self._snapshot_errors.items())
                                   if symbol not in self._snapshot_times},
-            'consumer_lag_s': None if self.consumer_lag is None else max(0.0, self.consumer_lag),
+            'consumer_lag_s': self.consumer_lag,
             'callback_errors': self.callback_errors,
             'connect_failures': self.connect_failures,
             'connections_given_up': list(self.connections_given_up),
