@@ -51,6 +51,7 @@ from cryptofeed.exchanges.backpack.core.errors import BackpackConfigError, Backp
 from cryptofeed.exchanges.backpack.hosts.symbols import BackpackSymbolsMixin
 from cryptofeed.exchanges.backpack.core.ops.health import BackpackHealthReport, evaluate_health
 from cryptofeed.exchanges.backpack.core.ops.metrics import FeedMetrics
+from cryptofeed.exchanges.backpack.core.ops.prometheus import release_feed, serve_feed
 from cryptofeed.exchanges.backpack.hosts.options import check_feed_options
 from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
 from cryptofeed.exchanges.backpack.hosts.rest_api import BackpackRestMixin
@@ -172,6 +173,7 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackRestMixin):
         self.reconnect_backoff_max_s = reconnect_backoff_max_s
 
         self.metrics = FeedMetrics()
+        self.metrics_server = None  # the /metrics + /healthz server while running, with metrics_port set
         self._symbol_service: Optional[BackpackSymbolService] = None
         self._unknown_symbols: set = set()
         self._streams = self._plan_streams()
@@ -281,6 +283,9 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackRestMixin):
         (the line's lifecycle runs them). cryptofeed 2.x's ``authenticate`` hook, where the line
         has one, runs on every connect; 3.x's playback replaces ``_wrap_connection``."""
         self.metrics.mark_started()
+        if self.backpack_config.metrics_port is not None:
+            self.metrics_server = serve_feed(self, self.backpack_config.metrics_host,
+                                             self.backpack_config.metrics_port, loop)
         authenticate = getattr(self, 'authenticate', None)
         handlers = []
         for conn, subscribe, handler in self._connections():
@@ -316,6 +321,8 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackRestMixin):
             if isinstance(handler, BackpackConnectionHandler):
                 await handler.stop()
         await self._ctx.close()
+        await release_feed(self, self.metrics_server)
+        self.metrics_server = None
 
     @property
     def rest(self) -> BackpackRestClient:
