@@ -155,3 +155,109 @@ def test_resubscribing_resets_only_what_that_stream_owns(kind):
     else:
         trades.on_subscribe('SOL-USDC')   # nothing delivered yet: nothing to backfill, no task
         assert not ctx.tasks and books._not_before == {'SOL-USDC': 1.0}
+
+
+# -- symbols added and removed while running --------------------------------------------------------
+
+class TradesRest:
+    """``/api/v1/trades`` and ``/trades/history`` over a fixed list of trade ids."""
+
+    def __init__(self, ids, on_call=None):
+        self.ids = list(ids)
+        self.on_call = on_call
+
+    def _rows(self, ids):
+        return [{'id': i, 'isBuyerMaker': False, 'price': '100.5', 'quantity': '1', 'timestamp': 1736186248745}
+                for i in ids]
+
+    async def trades(self, symbol, limit):
+        if self.on_call is not None:
+            self.on_call()
+        return self._rows(self.ids[-limit:])
+
+    async def trades_history(self, symbol, limit, offset):
+        end = len(self.ids) - offset
+        return self._rows(self.ids[max(0, end - limit):max(0, end)])
+
+
+def trade_frame(trade_id: int):
+    import json
+    import cryptofeed.exchanges.backpack  # noqa: F401 - binds the records to the installed line's types
+    from cryptofeed.exchanges.backpack.core.wire import messages as bp
+    data = {'E': 1736186248745457, 'T': 1736186248744398, 'a': '1', 'b': '2', 'e': 'trade', 'm': True,
+            'p': '218.50', 'q': '0.07', 's': 'SOL_USDC', 't': trade_id}
+    return bp.ENVELOPE_DECODER.decode(json.dumps({'stream': 'trade.SOL_USDC', 'data': data})).data
+
+
+def trade_recorder():
+    from cryptofeed.exchanges.backpack.core.defines import TRADES
+    got = []
+
+    async def record(trade, receipt_ts):
+        got.append(int(trade.id))
+    return {TRADES: [record]}, got
+
+
+@pytest.mark.parametrize('last_id,from_start,rest_ids,expected', [
+    (102, False, range(98, 106), [103, 104, 105, 106]),   # every trade after the newest one at the add
+    (None, True, range(7, 10), [7, 8, 9, 10]),            # a market without trades at the add: all of them
+    (None, False, range(7, 10), [10]),                     # nothing known: from the first streamed
+])
+async def test_a_trade_stream_added_while_running_starts_where_it_was_added(last_id, from_start, rest_ids,
+                                                                              expected):
+    from cryptofeed.exchanges.backpack.core.channels import TradeChannel
+    callbacks, got = trade_recorder()
+    ctx = context(callbacks, rest_client=TradesRest(rest_ids))
+    trades = TradeChannel(ctx, [], backfill_limit=100)
+    trades.add('SOL-USDC', last_id, from_start=from_start)
+    trades.on_subscribe('SOL-USDC')                       # the stream starts: the catch-up is fetched
+    await trades.on_trade(trade_frame(10 if from_start or last_id is None else 106), 'SOL-USDC', None, 1.0)
+    await asyncio.gather(*ctx.tasks)
+    assert got == expected
+
+
+async def test_a_removed_symbol_gets_nothing_from_a_catch_up_still_running():
+    from cryptofeed.exchanges.backpack.core.channels import TradeChannel
+    callbacks, got = trade_recorder()
+    ctx = context(callbacks)
+    trades = TradeChannel(ctx, [], backfill_limit=100)
+    ctx._rest = TradesRest(range(98, 106), on_call=lambda: trades.remove('SOL-USDC'))
+    trades.add('SOL-USDC', 100)
+    trades.on_subscribe('SOL-USDC')
+    await asyncio.gather(*ctx.tasks)
+    assert got == [] and 'SOL-USDC' not in trades.sequencers
+    await trades.on_trade(trade_frame(106), 'SOL-USDC', None, 1.0)   # a frame still in flight: dropped
+    assert got == []
+
+
+async def test_a_book_added_while_running_is_expected_in_sync_and_a_removed_one_forgotten_with_its_snapshot():
+    class Rest:
+        async def depth(self, symbol, limit):
+            channel.remove('SOL-USDC')  # unsubscribed while the request is out
+            return {'lastUpdateId': '5', 'bids': [['1', '1']], 'asks': [['2', '1']], 'timestamp': 1}
+
+    ctx = context({L2_BOOK: []}, rest_client=Rest())
+    channel = BookChannel(ctx, [], max_depth=0, snapshot_limit=1000)
+    channel.add('SOL-USDC')
+    assert ctx.metrics.snapshot()['books_out_of_sync'] == ['SOL-USDC']
+    sync = channel.books['SOL-USDC']
+    sync.snapshot_requested()
+    await channel._snapshot('SOL-USDC')
+    assert 'SOL-USDC' not in channel.books and not sync.synced
+    assert ctx.metrics.snapshot()['snapshot_age_s'] == {} and ctx.metrics.rest_failures == 0
+
+
+async def test_a_429_beyond_the_clients_retries_pauses_every_snapshot_worker(monkeypatch):
+    from cryptofeed.exchanges.backpack.core.errors import BackpackRateLimitedError
+
+    class Limited:
+        async def depth(self, symbol, limit):
+            raise BackpackRateLimitedError('429 TOO_MANY_REQUESTS', retry_after=3.0, status=429)
+
+    now = [500.0]
+    monkeypatch.setattr('cryptofeed.exchanges.backpack.core.channels.book.time.monotonic', lambda: now[0])
+    ctx = context({L2_BOOK: []}, rest_client=Limited())
+    channel = BookChannel(ctx, ['SOL-USDC', 'BTC-USDC'], max_depth=0, snapshot_limit=1000)
+    channel.books['SOL-USDC'].snapshot_requested()
+    await channel._snapshot('SOL-USDC')
+    assert channel._paused_until == 503.0                # no worker asks for any book before then

@@ -64,6 +64,7 @@ def test_defaults():
     assert cfg.rest_url == DEFAULT_REST_URL == 'https://api.backpack.exchange'
     assert cfg.ws_url == DEFAULT_WS_URL == 'wss://ws.backpack.exchange'
     assert (cfg.symbol_cache_ttl_s, cfg.request_timeout_s, cfg.max_retries) == (900, 10, 5)
+    assert cfg.listing_poll_s == 300  # the cache lifetime of /api/v1/markets
     assert (cfg.retry_backoff_base_s, cfg.retry_backoff_max_s, cfg.clock_offset_ms) == (0.25, 10, 0)
     assert cfg.signer() is None
     assert cfg.ssl_context() is None
@@ -187,6 +188,7 @@ def test_private_channels_need_credentials():
 @pytest.mark.parametrize('field, good, bad', [
     ('window_ms', [1, 5000, 10000, '2500'], [0, -1, 10001, 60000, 'abc', 1.5]),
     ('symbol_cache_ttl_s', [0.001, 900, 86400], [0, -1, math.inf, math.nan]),
+    ('listing_poll_s', [0.001, 300, 86400], [0, -1, math.inf, math.nan, True]),
     ('request_timeout_s', [0.1, 10, 120], [0, -5, math.inf, math.nan]),
     ('max_retries', [0, 5, 20], [-1, 21, 2.5]),
     ('retry_backoff_base_s', [0.01, 0.25, 10], [0, -0.1, math.nan]),

@@ -273,3 +273,53 @@ def test_a_quiet_closed_kline_gives_no_candle_and_no_error():
     snap = f.metrics_snapshot()
     assert snap['parse_errors'] == 0 and snap['dropped'] == 0
     assert not any('parse' in reason for reason in f.health().reasons)
+
+
+# -- what to subscribe: symbols='all', market_types, shard, and requests that would subscribe nothing
+
+
+def test_symbols_all_builds_without_network_io_and_plans_its_streams_once_running():
+    f = feed(symbols='all', channels=[TRADES, L2_BOOK, FUNDING], market_types=['perp'], shard=(1, 4))
+    assert f._ctx.rest_created is None and names(f) == [] and f.followed_symbols == []
+    assert f._selection.market_types == {'PERP'} and f._selection.shard == (1, 4)
+    assert set(f._wanted) == {TRADES, L2_BOOK, FUNDING}
+    # a config file may say "symbols: all"
+    assert feed(symbols=' ALL ', channels=[TRADES])._selection is not None
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(symbols='all', channels=[TRADES], market_types='futures'),
+     "'futures' is not a market type; choose from 'spot', 'perp'"),
+    (dict(symbols='all', channels=[TRADES], market_types=[]), 'market_types is empty'),
+    (dict(symbols='all', channels=[TRADES], shard=(4, 4)), r'shard index must be in 0\.\.3'),
+    (dict(symbols='all', channels=[TRADES], shard=(0, 0)), 'shard count must be >= 1'),
+    (dict(symbols='all', channels=[TRADES], shard=3), 'shard must be a pair'),
+    (dict(symbols='all'), "symbols='all' needs channels="),
+    (dict(symbols='all', subscription={TRADES: ['SOL-USDC']}), "symbols='all' goes with channels="),
+    (dict(symbols=['SOL-USDC'], channels=[TRADES], market_types='spot'), "market_types= filters symbols='all'"),
+    (dict(symbols=['SOL-USDC'], channels=[TRADES], shard=(0, 2)), "shard=.* splits symbols='all'"),
+    (dict(symbols='SOL-USDC', channels=[TRADES]), "symbols must be a list of symbols"),
+    (dict(subscription={TRADES: []}), r"subscription\['trades'\] has no symbols: it would subscribe nothing"),
+    (dict(subscription={TRADES: 'all'}), r"for every market: symbols='all', channels="),
+    (dict(subscription={}), 'subscription must map channels to lists of symbols'),
+    (dict(channels=[TRADES]), "channels=.* needs symbols=: a list such as \\['SOL-USDC'\\], or 'all'"),
+    (dict(symbols=['SOL-USDC']), 'symbols= needs channels='),
+    (dict(symbols=[], channels=[TRADES]), 'symbols=\\[\\] subscribes nothing'),
+])
+def test_requests_that_are_malformed_or_would_subscribe_nothing_say_what_to_give(kwargs, message):
+    with pytest.raises(BackpackConfigError, match=message):
+        feed(**kwargs)
+
+
+def test_account_channels_alone_still_mean_every_market():
+    cfg = dict(OFFLINE, enable_private_channels=True, auth={'private_key': '4' * 43 + '='})
+    f = feed(config=cfg, subscription={TRADES: ['SOL-USDC'], 'order_info': []})
+    assert f._account.filters['order_info'] is None
+
+
+async def test_add_and_remove_symbols_need_a_running_feed():
+    f = feed(symbols=['SOL-USDC'], channels=[TRADES])
+    with pytest.raises(BackpackConfigError, match='add_symbols changes a running feed; this one is not started'):
+        await f.add_symbols(['BTC-USDC'])
+    with pytest.raises(BackpackConfigError, match='remove_symbols changes a running feed'):
+        await f.remove_symbols(['SOL-USDC'])

@@ -335,3 +335,33 @@ def test_the_lag_is_that_of_the_newest_event_delivered_not_of_the_newest_frame(m
     assert evaluate_health(metrics, now=clock.now).ok
     metrics.delivered_at = str(clock.now)  # a replay hands receipt times as text
     assert metrics.snapshot()['consumer_lag_s'] == pytest.approx(30.2)
+
+
+def test_a_feed_that_stopped_itself_is_unhealthy_and_unlisted_symbols_degrade_it():
+    from cryptofeed.exchanges.backpack.core.ops.health import evaluate_health
+    from cryptofeed.exchanges.backpack.core.ops.metrics import FeedMetrics
+    metrics = FeedMetrics(clock=lambda: 1000.0)
+    metrics.on_message('trades', 1000.0)
+    metrics.unlisted['SOL-USD'] = 'SOL-USD is not listed by Backpack (/api/v1/markets): did you mean SOL-USDC?'
+    report = evaluate_health(metrics, now=1000.0)
+    assert report.status == 'degraded'
+    assert report.reasons == ('not subscribed: SOL-USD is not listed by Backpack (/api/v1/markets): did you mean '
+                              'SOL-USDC?',)
+    metrics.stopped = 'none of the requested symbols is listed: SOL-USD ...'
+    snapshot = metrics.snapshot()
+    assert snapshot['stopped'] == metrics.stopped and snapshot['unlisted_symbols'] == dict(metrics.unlisted)
+    report = evaluate_health(snapshot, now=1001.0)
+    assert report.status == 'unhealthy' and report.reasons[0] == f'feed stopped: {metrics.stopped}'
+
+
+def test_listing_and_runtime_counters_are_in_the_snapshot():
+    from cryptofeed.exchanges.backpack.core.ops.metrics import FeedMetrics
+    metrics = FeedMetrics()
+    metrics.listings_added, metrics.listings_removed, metrics.symbols_added, metrics.symbols_removed = 3, 1, 2, 4
+    metrics.subscribed_symbols = 7
+    snapshot = metrics.snapshot()
+    assert {k: snapshot[k] for k in ('listings_added', 'listings_removed', 'symbols_added', 'symbols_removed',
+                                     'subscribed_symbols')} == {'listings_added': 3, 'listings_removed': 1,
+                                                                'symbols_added': 2, 'symbols_removed': 4,
+                                                                'subscribed_symbols': 7}
+    assert snapshot['stopped'] is None and snapshot['unlisted_symbols'] == {}

@@ -220,6 +220,25 @@ def test_symbol_learned_later_is_routed():
     assert rec.calls[0][2] == 'SOL-USDC'
 
 
+def test_symbols_added_and_removed_while_running_route_and_then_drop_quietly(caplog):
+    drops = []
+    rec = Recorder()
+    router = Router(rec.table(), {}, clock=FakeClock(), on_drop=drops.append)
+    router.add_symbol('SOL_USDC', 'SOL-USDC')
+    router.route(frame('ws_trade.json', 'documented'), 1.0)
+    assert rec.calls[-1][2] == 'SOL-USDC'           # routed (and the route cached)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        router.remove_symbol('SOL_USDC')
+        router.route(frame('ws_trade.json', 'documented'), 2.0)   # in flight after the UNSUBSCRIBE
+        router.route(frame('ws_trade.json', 'documented'), 3.0)
+    assert len(rec.calls) == 1                       # the cached route is gone too
+    assert router.drops[UNKNOWN_SYMBOL] == 2 and drops == [UNKNOWN_SYMBOL, UNKNOWN_SYMBOL]
+    assert caplog.records == []                      # expected after an unsubscribe: no warning
+    router.add_symbol('SOL_USDC', 'SOL-USDC')        # subscribed again
+    router.route(frame('ws_trade.json', 'documented'), 4.0)
+    assert len(rec.calls) == 2
+
+
 def test_constructor_rejects_unknown_kinds():
     with pytest.raises(ValueError, match='tardes'):
         Router({'tardes': lambda *a: None}, SYMBOLS)

@@ -201,6 +201,9 @@ class BackpackConfig(_FrozenModel):
     ca_file: Optional[Path] = Field(default=None, description='extra CA bundle (PEM) to trust for TLS')
     symbol_cache_ttl_s: float = Field(default=900.0, gt=0, allow_inf_nan=False,
                                       description='seconds the market list is cached, > 0')
+    listing_poll_s: float = Field(default=300.0, gt=0, allow_inf_nan=False,
+                                  description="symbols='all': seconds between polls of /api/v1/markets for "
+                                              'new and delisted markets, > 0 (the endpoint is cached 300 s)')
     request_timeout_s: float = Field(default=10.0, gt=0, allow_inf_nan=False,
                                      description='REST request timeout in seconds, > 0')
     max_retries: int = Field(default=5, ge=0, le=20, description='REST retries, 0..20')
@@ -226,8 +229,8 @@ class BackpackConfig(_FrozenModel):
         elif proxies is not None and not isinstance(proxies, (Mapping, BackpackProxies)):
             out['proxies'] = _REDACTED
 
-    @field_validator('window_ms', 'max_retries', 'clock_offset_ms', 'symbol_cache_ttl_s', 'request_timeout_s',
-                     'retry_backoff_base_s', 'retry_backoff_max_s', mode='before')
+    @field_validator('window_ms', 'max_retries', 'clock_offset_ms', 'symbol_cache_ttl_s', 'listing_poll_s',
+                     'request_timeout_s', 'retry_backoff_base_s', 'retry_backoff_max_s', mode='before')
     @classmethod
     def _not_a_boolean(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, bool):  # pydantic would read True as 1

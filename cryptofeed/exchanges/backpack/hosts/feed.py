@@ -21,18 +21,21 @@ Channels (backpack-api.md section 8.1)::
     ORDER_INFO, FILLS, POSITIONS, BALANCES    account.* streams, signed, on a connection of their own
                                           (channels/account.py); an empty symbol list = every market
 
+``symbols='all'`` subscribes every listed, open market (``market_types=``, ``shard=``) and
+follows listings while running; ``add_symbols`` / ``remove_symbols`` change a running feed
+(``listings.py``, connections in ``subscribing.py``).
+
 Construction does no network I/O: symbols are converted by Backpack's spelling rules
 (``symbols.py``); whether they exist is checked against ``/api/v1/markets`` when the first
-connection subscribes, and unknown ones are left out with an error in the log.
+connection subscribes: unknown ones are left out with an error naming close matches, and a
+feed with none listed stops with that error.
 """
 from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import time
-from collections import defaultdict
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, Optional
 
 from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
 
@@ -47,39 +50,40 @@ from cryptofeed.exchanges.backpack.core.defines import (
     BACKPACK, BALANCES, CANDLES, FILLS, FUNDING, INDEX, L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, ORDER_INFO, POSITIONS,
     TICKER, TRADES,
 )
-from cryptofeed.exchanges.backpack.core.errors import BackpackConfigError, BackpackError
+from cryptofeed.exchanges.backpack.core.errors import BackpackConfigError
+from cryptofeed.exchanges.backpack.core.subscriptions import PERP_ONLY_KINDS, Stream, stream_prefixes
+from cryptofeed.exchanges.backpack.hosts.listings import BackpackListingsMixin
+from cryptofeed.exchanges.backpack.hosts.subscribing import BackpackSubscribingMixin
 from cryptofeed.exchanges.backpack.hosts.symbols import BackpackSymbolsMixin
 from cryptofeed.exchanges.backpack.core.ops.health import BackpackHealthReport, evaluate_health
 from cryptofeed.exchanges.backpack.core.ops.metrics import FeedMetrics
 from cryptofeed.exchanges.backpack.core.ops.prometheus import release_feed, serve_feed
-from cryptofeed.exchanges.backpack.hosts.options import check_feed_options
+from cryptofeed.exchanges.backpack.hosts.options import check_feed_options, check_symbol_request
 from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
 from cryptofeed.exchanges.backpack.hosts.rest_api import BackpackRestMixin
 from cryptofeed.exchanges.backpack.core.wire.router import INVALID, MALFORMED, UNKNOWN_STREAM, Router
 from cryptofeed.exchanges.backpack.core.symbols import BackpackSymbolService, RuleSymbols, normalized_to_exchange
-from cryptofeed.exchanges.backpack.hosts.ws import MAX_FRAME_BYTES, BackpackConnectionHandler, BackpackWSConn
+from cryptofeed.exchanges.backpack.hosts.ws import MAX_FRAME_BYTES, BackpackConnectionHandler
 
 __all__ = ['BackpackFeedBase', 'DEPTH_WINDOWS']
 
 LOG = log.get()
 
 DEPTH_WINDOWS = (None, '200ms', '600ms', '1000ms')
-_PERP_ONLY_KINDS = frozenset({'markPrice', 'openInterest'})
-_SUBSCRIBE_BATCH = 50
 
 
-class _Stream(NamedTuple):
-    name: str            # e.g. 'depth.200ms.SOL_USDC'
-    kind: str            # 'depth'
-    symbol: Optional[str]  # normalized symbol; None for the all-market 'liquidation' stream
-
-
-class BackpackFeedBase(BackpackSymbolsMixin, BackpackRestMixin):
+class BackpackFeedBase(BackpackSymbolsMixin, BackpackSubscribingMixin, BackpackListingsMixin, BackpackRestMixin):
     """Backpack spot and USDC perpetual market data as cryptofeed objects (the host's ``BackpackFeed``).
 
     Beyond cryptofeed's ``Feed`` arguments (``symbols``, ``channels``, ``subscription``,
     ``callbacks``, ``max_depth``, ``candle_interval``, ``candle_closed_only``, ``timeout``,
     ``retries`` = -1 by default, ...):
+
+    ``symbols='all'``
+        every listed, open market, new listings subscribed and delisted ones dropped while
+        running (``BackpackConfig.listing_poll_s``); channels that exist for perpetuals only are
+        applied to those. ``market_types`` (``'spot'``, ``'perp'`` or both) and
+        ``shard=(index, count)`` (the markets whose ``shard_of(symbol, count) == index``) narrow it.
 
     ``config``
         a ``BackpackConfig``, a dict of its options, a cryptofeed ``Config`` or the path of a
@@ -137,7 +141,8 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackRestMixin):
                  ping_timeout: float = 10.0, trade_backfill_limit: int = 10_000, snapshot_workers: int = 2,
                  snapshot_spacing_s: float = 0.05, reconnect_backoff_base_s: float = 0.5,
                  reconnect_backoff_max_s: float = 30.0, raise_callback_errors: bool = False,
-                 max_frame_bytes: int = MAX_FRAME_BYTES, reconcile_interval_s: Optional[float] = None, **kwargs):
+                 max_frame_bytes: int = MAX_FRAME_BYTES, reconcile_interval_s: Optional[float] = None,
+                 market_types=None, shard=None, **kwargs):
         check_feed_options(dict(streams_per_connection=streams_per_connection, keep_raw=keep_raw,
                                 ping_interval=ping_interval, ping_timeout=ping_timeout,
                                 trade_backfill_limit=trade_backfill_limit, snapshot_workers=snapshot_workers,
@@ -156,7 +161,14 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackRestMixin):
             raise ValueError(f'snapshot_limit must be one of {self.valid_depth_limits}, got {snapshot_limit!r}')
         backoff_delays(reconnect_backoff_base_s, reconnect_backoff_max_s)  # raises ValueError if inconsistent
         kwargs.setdefault('retries', -1)
-        self._wanted = self._wanted_symbols(kwargs.get('subscription'), kwargs.get('symbols'), kwargs.get('channels'))
+        self._selection = check_symbol_request(kwargs.get('subscription'), kwargs.get('symbols'),
+                                               kwargs.get('channels'), market_types, shard)
+        if self._selection is not None:  # symbols='all': the markets are known once running
+            kwargs.pop('symbols')
+            self._wanted = {channel: set() for channel in kwargs.pop('channels')}
+        else:
+            self._wanted = self._wanted_symbols(kwargs.get('subscription'), kwargs.get('symbols'),
+                                                kwargs.get('channels'))
         private = private_channels_asked(self._wanted, self.backpack_config)  # raises what to configure
         cryptofeed_config = config if is_cryptofeed_config(config) or isinstance(config, str) or (
             isinstance(config, dict) and 'backpack' in config) else None
@@ -175,8 +187,15 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackRestMixin):
         self.metrics = FeedMetrics()
         self.metrics_server = None  # the /metrics + /healthz server while running, with metrics_port set
         self._symbol_service: Optional[BackpackSymbolService] = None
-        self._unknown_symbols: set = set()
+        self._prefixes = stream_prefixes(depth_interval, self.candle_interval_map[self.candle_interval])
         self._streams = self._plan_streams()
+        self._public: list = []          # the public connections (subscribing.py)
+        self._followed = {s.symbol for s in self._streams if s.symbol is not None}
+        self._pinned: set = set()        # added by hand: kept while listed (listings.py)
+        self._excluded: set = set()      # removed by hand: not added back by the listing poll
+        self._changes: Optional[asyncio.Lock] = None
+        self._checked = self._closing = self._running = False
+        self.metrics.subscribed_symbols = len(self._followed)
         self._ctx = ChannelContext(
             self.id, self.callbacks, self.metrics, keep_raw=keep_raw,
             cross_check=self.check_bid_ask_overlapping if self.cross_check else None, rest_client=rest_client,
@@ -193,6 +212,7 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackRestMixin):
         # What (re)subscribing a stream resets, by stream kind.
         self._on_subscribe = {'depth': self._book.on_subscribe, 'trade': self._trade.on_subscribe}
         subscribed = {normalized_to_exchange(s): s for s in set().union(*self._wanted.values())}
+        self._account_every_market = {channel for channel, symbols in private.items() if not symbols}
         self._router = Router({**self._market.handlers(), **self._book.handlers(), **self._trade.handlers()},
                               subscribed, data_symbols=RuleSymbols(subscribed), on_error=self._on_server_error,
                               on_drop=self._on_drop, dropped=DONE)
@@ -223,69 +243,42 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackRestMixin):
         """cryptofeed channel -> normalized symbols asked for. Computed from the arguments:
         cryptofeed 2.4.1's ``_feed_config`` gives every channel of a ``subscription=`` dict all
         the symbols seen so far."""
-        if subscription is None:
-            subscription = {channel: symbols for channel in channels or ()}
+        if subscription is None:  # account channels may come without symbols: every market
+            subscription = {channel: symbols or () for channel in channels or ()}
         return {channel: {str(s) for s in syms} for channel, syms in subscription.items()}
 
-    def _plan_streams(self) -> List[_Stream]:
-        """Every stream this feed subscribes to, in a stable order."""
-        kline_interval = self.candle_interval_map[self.candle_interval]
-        depth = 'depth' if self.depth_interval is None else f'depth.{self.depth_interval}'
-        streams: List[_Stream] = []
+    def _plan_streams(self) -> List[Stream]:
+        """Every stream of the symbols given as a list, in a stable order (none yet for 'all')."""
+        streams: List[Stream] = []
         seen = set()
         for kind, exchange_symbols in sorted(self.subscription.items()):
             if kind == 'liquidation':
-                streams.append(_Stream('liquidation', kind, None))
+                streams.append(Stream('liquidation', kind, None))
                 continue
             if kind.startswith('account.'):
                 continue  # private: the account channel's own connection
-            prefix = {'depth': depth, 'kline': f'kline.{kline_interval}'}.get(kind, kind)
             for exchange_symbol in sorted(exchange_symbols):
                 symbol = self.exchange_symbol_to_std_symbol(exchange_symbol)
-                if kind in _PERP_ONLY_KINDS and not symbol.endswith('-PERP'):
+                if kind in PERP_ONLY_KINDS and not symbol.endswith('-PERP'):
                     LOG.warning('%s: %s is published for perpetuals only; %s is spot, not subscribed',
                                 self.id, kind, symbol)
                     continue
-                name = f'{prefix}.{exchange_symbol}'
+                name = f'{self._prefixes.get(kind, kind)}.{exchange_symbol}'
                 if name not in seen:
                     seen.add(name)
-                    streams.append(_Stream(name, kind, symbol))
+                    streams.append(Stream(name, kind, symbol))
         return streams
 
-    def _connections(self) -> list:
-        """(connection, subscribe, handler) of every connection: one ``BackpackWSConn`` per
-        ``streams_per_connection`` streams, and the private one when account channels are asked."""
-        cfg = self.backpack_config
-        ssl_context = cfg.ssl_context() if cfg.ws_url.startswith('wss://') else None
-        proxy = cfg.ws_proxy
-        connections = []
-        step = self.streams_per_connection
-        for start in range(0, len(self._streams), step):
-            chunk = self._streams[start:start + step]
-            subscription = defaultdict(list)
-            for stream in chunk:
-                subscription[stream.kind].append(stream.symbol)
-            conn = BackpackWSConn(cfg.ws_url, self.id, subscription=dict(subscription), ssl=ssl_context,
-                                  proxy=proxy, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
-                                  max_frame_bytes=self.max_frame_bytes)
-            conn.streams = chunk
-            connections.append((conn, self.subscribe, self.message_handler))
-        if self._account is not None:
-            conn = BackpackWSConn(cfg.ws_url, f'{self.id}.private', subscription=self._account.subscription(),
-                                  ssl=ssl_context, proxy=proxy, ping_interval=self.ping_interval,
-                                  ping_timeout=self.ping_timeout)
-            conn.on_close = self._account.on_close
-            connections.append((conn, self._account.subscribe, self._private_router.handle))
-        return connections
-
     def _start(self, loop: asyncio.AbstractEventLoop) -> list:
-        """Start the book workers and the account tasks; return the connection handlers to run
-        (the line's lifecycle runs them). cryptofeed 2.x's ``authenticate`` hook, where the line
-        has one, runs on every connect; 3.x's playback replaces ``_wrap_connection``."""
+        """Start the book workers, the account tasks and (``symbols='all'``) the listings task;
+        return the connection handlers to run (the line's lifecycle runs them; ``_launch`` runs
+        those opened later). cryptofeed 2.x's ``authenticate`` hook, where the line has one, runs
+        on every connect; 3.x's playback replaces ``_wrap_connection``."""
         self.metrics.mark_started()
         if self.backpack_config.metrics_port is not None:
             self.metrics_server = serve_feed(self, self.backpack_config.metrics_host,
                                              self.backpack_config.metrics_port, loop)
+        self._running = True
         authenticate = getattr(self, 'authenticate', None)
         handlers = []
         for conn, subscribe, handler in self._connections():
@@ -296,7 +289,17 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackRestMixin):
         self._book.start(loop)
         if self._account is not None:
             self._account.start(loop)
+        if self._selection is not None:
+            self._ctx.spawn(self._follow_listings(), loop)
         return handlers
+
+    def _launch(self, handler: BackpackConnectionHandler) -> None:
+        """Run a connection opened while the feed runs (each line's host implements it)."""
+        raise NotImplementedError
+
+    async def _halt_line(self, error: BackpackConfigError) -> None:
+        """Stop every connection for good after ``error`` (each line's host implements it)."""
+        raise NotImplementedError
 
     def _wrap_connection(self, conn):
         """The connection to run (cryptofeed 3.x's hook, replaced by its playback)."""
@@ -315,9 +318,10 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackRestMixin):
 
     async def _stop_connections(self) -> None:
         """Stop every connection and cancel every task this feed started; close our sessions."""
+        self._closing = True
         if self._account is not None:
             self._account.stopping = True
-        for handler in self.connection_handlers:
+        for handler in list(self.connection_handlers):
             if isinstance(handler, BackpackConnectionHandler):
                 await handler.stop()
         await self._ctx.close()
@@ -328,41 +332,6 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackRestMixin):
     def rest(self) -> BackpackRestClient:
         """The REST client (created on first use from the config)."""
         return self._ctx.rest
-
-    async def _known_symbols(self) -> Optional[set]:
-        if self._symbol_service is None:
-            self._symbol_service = BackpackSymbolService(self.rest.markets,
-                                                         ttl_s=self.backpack_config.symbol_cache_ttl_s)
-        try:
-            table = await self._symbol_service.get()
-        except BackpackError as exc:
-            LOG.warning('%s: could not load /api/v1/markets (%s); subscribing without checking symbols',
-                        self.id, exc)
-            return None
-        return set(table.normalized)
-
-    async def subscribe(self, conn: BackpackWSConn):
-        """Runs on every (re)connect: reset this connection's books and trade sequences, then
-        SUBSCRIBE in batches. Symbols the exchange does not list are left out (logged once)."""
-        streams = getattr(conn, 'streams', None)
-        if streams is None:  # cryptofeed's playback() hands its stand-in connection to every connection
-            streams = self._start_replay()
-        known = await self._known_symbols()
-        names = []
-        for stream in streams:
-            if known is not None and stream.symbol is not None and stream.symbol not in known:
-                if stream.symbol not in self._unknown_symbols:
-                    self._unknown_symbols.add(stream.symbol)
-                    self.metrics.forget_book(stream.symbol)  # health judges the books that exist
-                    LOG.error('%s: %s is not listed by Backpack (/api/v1/markets); its streams are not subscribed',
-                              self.id, stream.symbol)
-                continue
-            reset = self._on_subscribe.get(stream.kind)
-            if reset is not None:
-                reset(stream.symbol)
-            names.append(stream.name)
-        for start in range(0, len(names), _SUBSCRIBE_BATCH):
-            await conn.write(json.dumps({'method': 'SUBSCRIBE', 'params': names[start:start + _SUBSCRIBE_BATCH]}))
 
     def _start_replay(self) -> list:
         """The streams to subscribe when a playback hands its stand-in connection to ``subscribe``

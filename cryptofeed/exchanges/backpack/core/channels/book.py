@@ -3,8 +3,11 @@
 ``on_depth`` is the hot path: it feeds the frame to the symbol's ``BookSync`` and emits what that
 answers. When a book needs a snapshot (first sync, a gap, a crossed book) its symbol is queued;
 ``snapshot_workers`` tasks fetch ``/api/v1/depth`` for queued symbols, spaced by
-``snapshot_spacing_s``. A failed request is retried after a capped, jittered delay from
-``backoff.py``, per symbol. While a snapshot's full book is delivered, live frames of that symbol
+``snapshot_spacing_s``: a cold start of hundreds of markets has at most ``snapshot_workers``
+requests out at once. A failed request is retried after a capped, jittered delay from
+``backoff.py``, per symbol; a 429 that outlasts the REST client's own retries (which honour
+Retry-After) pauses every worker for its Retry-After. Books are added and removed while
+running (``add`` / ``remove``); a snapshot of a removed book is discarded. While a snapshot's full book is delivered, live frames of that symbol
 wait behind it (``SymbolGate``).
 """
 from __future__ import annotations
@@ -39,6 +42,7 @@ class BookChannel:
                  snapshot_workers: int = 2, snapshot_spacing_s: float = 0.05, retry_base_s: float = 0.5,
                  retry_max_s: float = 30.0):
         self.ctx = ctx
+        self._max_depth = max_depth
         self.books: Dict[str, BookSync] = {s: BookSync(s, max_depth, exchange=ctx.exchange_id,
                                                          on_invalid=self._invalid_frame) for s in symbols}
         self.gate = SymbolGate()
@@ -55,10 +59,26 @@ class BookChannel:
         self._not_before: Dict[str, float] = {}          # symbol -> monotonic time of the next request
         self._retry_delays: Dict[str, Iterator[float]] = {}
         self._breaks_reported: Dict[str, int] = {}
+        self._paused_until = 0.0                          # monotonic: every worker waits out a 429 until then
         ctx.metrics.expect_books(self.books)
 
     def handlers(self):
         return {'depth': self.on_depth}
+
+    def add(self, symbol: str) -> None:
+        """Keep a book of ``symbol`` too (subscribed while running); synced like the others:
+        ``on_subscribe`` asks for its snapshot."""
+        if symbol not in self.books:
+            self.books[symbol] = BookSync(symbol, self._max_depth, exchange=self.ctx.exchange_id,
+                                          on_invalid=self._invalid_frame)
+            self.ctx.metrics.expect_books([symbol])
+
+    def remove(self, symbol: str) -> None:
+        """Drop ``symbol``'s book (unsubscribed): its queued or running snapshot is discarded."""
+        self.books.pop(symbol, None)
+        for state in (self._not_before, self._retry_delays, self._breaks_reported):
+            state.pop(symbol, None)
+        self.ctx.metrics.forget_book(symbol)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the snapshot workers (before the loop runs: cryptofeed calls ``Feed.start`` then)."""
@@ -135,13 +155,20 @@ class BookChannel:
         """Fetch queued snapshots, one at a time per worker, spaced out."""
         while True:
             symbol = await self._queue.get()
+            if symbol not in self.books:
+                continue  # unsubscribed while it waited
+            pause = self._paused_until - time.monotonic()
+            if pause > 0:  # the exchange said how long to wait (429 Retry-After): no worker asks before
+                await asyncio.sleep(pause)
             try:
                 await self._snapshot(symbol)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 LOG.exception('%s: unexpected error while resynchronising %s', self.ctx.exchange_id, symbol)
-                self.books[symbol].snapshot_failed()
+                sync = self.books.get(symbol)
+                if sync is not None:
+                    sync.snapshot_failed()
             await asyncio.sleep(self.snapshot_spacing_s)
 
     async def _snapshot(self, symbol: str) -> None:
@@ -152,9 +179,16 @@ class BookChannel:
             snapshot = adapters.parse_depth_snapshot(data)
         except BackpackRegionRestrictedError as exc:
             # The REST client has said so, loudly; ask again when it next sends a trial request.
+            if self.books.get(symbol) is not sync:
+                return
             self._retry_later(symbol, sync, getattr(exc, 'retry_in', None) or REGION_RESTRICTED_RETRY_S)
             return
         except (BackpackError, KeyError, TypeError, ValueError) as exc:
+            retry_after = getattr(exc, 'retry_after', None)
+            if retry_after:  # rate limited beyond the client's retries: every worker waits it out
+                self._paused_until = max(self._paused_until, time.monotonic() + retry_after)
+            if self.books.get(symbol) is not sync:
+                return
             ctx.metrics.on_snapshot_failure(symbol, str(exc))  # counted in rest_failures; named by health
             delays = self._retry_delays.setdefault(
                 symbol, backoff_delays(self._retry_base_s, self._retry_max_s, jitter='equal'))
@@ -163,6 +197,8 @@ class BookChannel:
                         delay)
             self._retry_later(symbol, sync, delay)
             return
+        if self.books.get(symbol) is not sync:
+            return  # unsubscribed while the request was out
         self._retry_delays.pop(symbol, None)
         with self.gate.hold(symbol):
             emission = sync.apply_snapshot(snapshot.last_update_id, snapshot.bids, snapshot.asks, snapshot.timestamp)

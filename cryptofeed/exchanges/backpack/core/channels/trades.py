@@ -4,13 +4,15 @@
 Anything else goes through the symbol's ``TradeSequencer``; when ids are missing (a dropped
 frame, or a reconnect) it holds live trades back while a task fetches the missing ids from REST
 (``trades.fetch_trade_range``), then everything is released in order. While that release is
-delivered, live trades of the symbol wait behind it (``SymbolGate``).
+delivered, live trades of the symbol wait behind it (``SymbolGate``). Symbols are added and
+removed while running (``add`` / ``remove``); one added with the id of its newest trade at that
+moment gets every trade after it, the first ones from REST.
 """
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Dict, Iterable
+from typing import Dict, Iterable, Optional
 
 from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.defines import TRADES
@@ -39,12 +41,35 @@ class TradeChannel:
         self._callbacks = ctx.callbacks.get(TRADES, ())  # the feed's own list: later additions count
         self._counts = ctx.metrics.messages
         self._counts[TRADES] = 0
+        self._from_start: set = set()  # added with no trade yet: everything from their first trade
 
     def handlers(self):
         return {'trade': self.on_trade}
 
+    def add(self, symbol: str, last_id: Optional[int] = None, *, from_start: bool = False) -> None:
+        """Follow ``symbol``'s trades too (subscribed while running). ``last_id``: the newest trade
+        id when it was added; the trades after it are fetched from REST when the stream starts
+        later, so none printed since the add is missed. ``from_start``: the market had no trade
+        when it was added (a new listing), so every trade it prints is delivered, the ones before
+        the stream starts fetched from REST."""
+        if symbol not in self.sequencers:
+            sequencer = self.sequencers[symbol] = TradeSequencer(max_gap=self.backfill_limit)
+            sequencer.last_id = last_id
+            if from_start and last_id is None:
+                self._from_start.add(symbol)
+                sequencer.backfilling = True  # live trades wait for the fetch of those before them
+
+    def remove(self, symbol: str) -> None:
+        """Stop following ``symbol`` (unsubscribed); a backfill still running for it delivers nothing."""
+        self.sequencers.pop(symbol, None)
+        self._from_start.discard(symbol)
+
     def on_subscribe(self, symbol: str) -> None:
         """``symbol``'s connection (re)subscribes: fetch whatever was missed while it was down."""
+        if symbol in self._from_start:
+            self._from_start.discard(symbol)
+            self.ctx.spawn(self._backfill(symbol, TradeGap(0, None)))
+            return
         gap = self.sequencers[symbol].on_reconnect()
         if gap is not None:
             self.ctx.spawn(self._backfill(symbol, gap))
@@ -73,7 +98,9 @@ class TradeChannel:
         return self._out_of_order(msg.t, trade, symbol, receipt_ts)
 
     async def _out_of_order(self, trade_id: int, trade, symbol: str, receipt_ts: float) -> None:
-        sequencer = self.sequencers[symbol]
+        sequencer = self.sequencers.get(symbol)
+        if sequencer is None:
+            return  # unsubscribed meanwhile
         implausible = sequencer.implausible
         ready, gap = sequencer.on_live(trade_id, trade)
         if sequencer.implausible > implausible:  # a corrupt trade id: counted like a corrupt frame
@@ -101,7 +128,9 @@ class TradeChannel:
 
     async def _backfill(self, symbol: str, gap: TradeGap) -> None:
         ctx = self.ctx
-        sequencer = self.sequencers[symbol]
+        sequencer = self.sequencers.get(symbol)
+        if sequencer is None:
+            return
         exchange_symbol = normalized_to_exchange(symbol)
         lost_before = sequencer.unrecovered
         try:
@@ -116,6 +145,8 @@ class TradeChannel:
             LOG.warning('%s: trade backfill for %s failed (%s); releasing held trades', ctx.exchange_id, symbol, exc)
             ctx.metrics.on_rest_failure()
             fetched = None
+        if self.sequencers.get(symbol) is not sequencer:
+            return  # unsubscribed while the request was out
         with self.gate.hold(symbol):
             before = sequencer.backfilled
             ready = sequencer.abandon_backfill() if fetched is None else sequencer.on_backfill(fetched)

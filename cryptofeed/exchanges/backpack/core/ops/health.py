@@ -4,13 +4,15 @@ Use ``evaluate_health(feed_metrics_or_snapshot, now=...)`` from a health endpoin
 supervisor or a test. It reads a ``FeedMetrics`` (or the dict its ``snapshot()`` returns) and
 returns a ``BackpackHealthReport``:
 
-* ``unhealthy`` -- no market data for longer than ``max_message_age_s`` (the feed is not
-  delivering anything), or the exchange refuses the signature of the private channels
-  (``auth_error``: they deliver nothing until it is fixed);
+* ``unhealthy`` -- the feed stopped itself (``stopped``: e.g. none of its symbols is listed),
+  no market data for longer than ``max_message_age_s`` (the feed is not delivering anything),
+  or the exchange refuses the signature of the private channels (``auth_error``: they deliver
+  nothing until it is fixed);
 * ``degraded``  -- data flows but something is off in the last ``window_s`` seconds: too many
   reconnects, sequence gaps, resyncs, parse errors, server errors or REST failures, trade gaps
-  that could not be backfilled, books without a snapshot (out of sync) or with a snapshot
-  older than ``max_snapshot_age_s``, a consumer behind the exchange;
+  that could not be backfilled, requested symbols that Backpack does not list, books without a
+  snapshot (out of sync) or with a snapshot older than ``max_snapshot_age_s``, a consumer behind
+  the exchange;
 * ``healthy``   -- none of the above.
 
 Reasons come in order of cause: what makes the feed unhealthy, then books out of sync (a book
@@ -140,6 +142,11 @@ def evaluate_health(metrics: Union[FeedMetrics, Mapping[str, Any]], *, now: floa
         if last_age > max_message_age_s:
             flag(UNHEALTHY, f'no message for {last_age:.0f} s (limit {max_message_age_s:g} s)')
 
+    stopped = snap.get('stopped')
+    if stopped:
+        flag(UNHEALTHY, f'feed stopped: {stopped}')
+    for symbol, reason in sorted((snap.get('unlisted_symbols') or {}).items()):
+        flag(DEGRADED, f'not subscribed: {reason}')
     auth_error = snap.get('auth_error')
     if auth_error:
         flag(UNHEALTHY, f'private channels down: authentication failed: {auth_error}')

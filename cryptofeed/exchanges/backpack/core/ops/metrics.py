@@ -39,7 +39,8 @@ class FeedMetrics:
                  'trade_gaps_unrecovered', 'rest_failures', 'last_message_time', 'exchange_time', 'delivered_at',
                  'callback_errors', 'connect_failures', 'connections_given_up', 'auth_failures', 'auth_error',
                  'backfilled_fills', 'reconciliation_corrections', 'last_private_message_time',
-                 '_book_symbols', '_snapshot_times', '_unsynced_since', '_snapshot_errors', '_events')
+                 'listings_added', 'listings_removed', 'symbols_added', 'symbols_removed', 'unlisted', 'stopped',
+                 'subscribed_symbols', '_book_symbols', '_snapshot_times', '_unsynced_since', '_snapshot_errors', '_events')
 
     def __init__(self, *, clock: Callable[[], float] = time.time,
                  event_capacity: int = _DEFAULT_EVENT_CAPACITY):
@@ -75,6 +76,18 @@ class FeedMetrics:
         self.backfilled_fills = 0
         self.reconciliation_corrections = 0
         self.last_private_message_time: Optional[float] = None
+        # Markets followed while running (hosts/listings.py): new listings subscribed and
+        # delisted/closed markets dropped by the listing poll of symbols='all', symbols added and
+        # removed by add_symbols/remove_symbols; requested symbols Backpack does not list (with
+        # their "did you mean"); why the feed stopped, when it stopped itself (None while it runs);
+        # how many markets it follows now.
+        self.listings_added = 0
+        self.listings_removed = 0
+        self.symbols_added = 0
+        self.symbols_removed = 0
+        self.unlisted: Dict[str, str] = {}
+        self.stopped: Optional[str] = None
+        self.subscribed_symbols = 0
         self._book_symbols: set[str] = set()
         self._snapshot_times: Dict[str, float] = {}
         self._unsynced_since: Dict[str, float] = {}
@@ -259,6 +272,13 @@ class FeedMetrics:
             'auth_error': self.auth_error,
             'backfilled_fills': self.backfilled_fills,
             'reconciliation_corrections': self.reconciliation_corrections,
+            'listings_added': self.listings_added,
+            'listings_removed': self.listings_removed,
+            'symbols_added': self.symbols_added,
+            'symbols_removed': self.symbols_removed,
+            'subscribed_symbols': self.subscribed_symbols,
+            'unlisted_symbols': dict(self.unlisted),
+            'stopped': self.stopped,
             'last_private_message_age_s': (None if self.last_private_message_time is None
                                            else max(0.0, now - self.last_private_message_time)),
             'snapshot_age_s': {

@@ -27,6 +27,7 @@ the stream, the symbol and the number of drops suppressed since the previous war
                     payload of another stream
 ``unknown_stream``  a stream kind without a handler, or a name missing a required part
 ``unknown_symbol``  a symbol (from the name, or ``data.s`` on all-market streams) not in the map
+                    (a symbol removed with ``remove_symbol`` is counted without a warning)
 ``error_frame``     the server's ``{"id": null, "error": {...}}``; also passed to ``on_error``
 ==================  ==========================================================================
 
@@ -181,7 +182,7 @@ class Router:
     """
 
     __slots__ = ('_handlers', '_symbols', '_data_symbols', '_on_error', '_on_drop', '_dropped', '_clock', '_log_interval', '_log',
-                 '_routes', '_decode', '_lenient', '_counts', '_last_logged', '_suppressed', '_budget')
+                 '_routes', '_decode', '_lenient', '_counts', '_last_logged', '_suppressed', '_budget', '_retired')
 
     def __init__(self, handlers: Mapping[str, Handler], symbols: Mapping[str, str], *,
                  data_symbols: Optional[Mapping[str, str]] = None,
@@ -208,6 +209,22 @@ class Router:
         self._last_logged: Dict[Tuple[str, str], float] = {}
         self._suppressed: Dict[Tuple[str, str], int] = {}
         self._budget: Dict[str, list] = {}   # reason -> [interval start, warnings in it, streams not warned of]
+        self._retired: set = set()           # exchange symbols removed while running: dropped without a warning
+
+    # -- the subscribed-symbol table, changed while running ------------------------------------
+
+    def add_symbol(self, exchange_symbol: str, symbol: str) -> None:
+        """Route the streams of ``exchange_symbol`` (``SOL_USDC``) as ``symbol`` (``SOL-USDC``) from now on."""
+        self._retired.discard(exchange_symbol)
+        self._symbols[exchange_symbol] = symbol
+
+    def remove_symbol(self, exchange_symbol: str) -> None:
+        """Stop routing ``exchange_symbol``: its frames still in flight after an UNSUBSCRIBE are
+        counted as ``unknown_symbol`` drops without a warning each."""
+        self._symbols.pop(exchange_symbol, None)
+        self._retired.add(exchange_symbol)
+        for stream in [name for name, route in self._routes.items() if route.exchange_symbol == exchange_symbol]:
+            del self._routes[stream]
 
     # -- observability ---------------------------------------------------------------------
 
@@ -283,6 +300,11 @@ class Router:
             symbol = self._symbols.get(exchange_symbol)
             if symbol is None:
                 # Not cached: the symbol map may still learn it.
+                if exchange_symbol in self._retired:  # unsubscribed a moment ago: expected, not worth a warning
+                    self._counts[UNKNOWN_SYMBOL] += 1
+                    if self._on_drop is not None:
+                        self._on_drop(UNKNOWN_SYMBOL)
+                    return None
                 self._drop(UNKNOWN_SYMBOL, stream, exchange_symbol, 'symbol not in the symbol map')
                 return None
         route = _Route(stream, kind, handler, bp.PAYLOAD_TYPES[kind], symbol, exchange_symbol, variant,

@@ -8,6 +8,8 @@ answers it from the ``BackpackConfig``.) Everything else is ``hosts/feed.py``.
 """
 from __future__ import annotations
 
+import asyncio
+
 from cryptofeed.connection import HTTPAsyncConn
 from cryptofeed.exchange import RestExchange
 from cryptofeed.feed import Feed
@@ -29,6 +31,18 @@ class BackpackFeed(BackpackFeedBase, Cf2Lifecycle, RestExchange, Feed):
 
     def connect(self) -> list:
         return [(conn, subscribe, handler, self.authenticate) for conn, subscribe, handler in self._connections()]
+
+    def _launch(self, handler) -> None:
+        """A connection opened while running: a task of the running loop, like those of ``start``."""
+        handler.start(asyncio.get_running_loop())
+
+    async def _halt_line(self, error) -> None:
+        """2.x has no way for a feed to fail: stop every connection (the handler runs on, the feed
+        reports ``stopped`` in its health)."""
+        async def stop_all():
+            await asyncio.gather(*(h.stop() for h in list(self.connection_handlers) if hasattr(h, 'stop')))
+
+        self._ctx.spawn(stop_all())  # a task of its own: the caller may be one of the connections it stops
 
     async def shutdown(self):
         """Stop every connection, cancel every task this feed started, close our sessions, then

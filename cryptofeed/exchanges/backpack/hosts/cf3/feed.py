@@ -41,6 +41,20 @@ class BackpackFeed(BackpackFeedBase, Cf3Lifecycle, Feed):
                                                 conn_id=f'{self.id}.http'))
         return super()._start(loop)
 
+    def _launch(self, handler) -> None:
+        """A connection opened while running: a task of the feed's connection task group."""
+        if self._conn_tg is None or self._stop_requested.is_set() or self._handler_stop.is_set():
+            self.connection_handlers.remove(handler)  # stopping: the stop-watch has its list
+            return
+        self._conn_tg.create_task(handler.run(), name=f'feed.{self.id}.conn.{handler.conn.id}')
+
+    async def _halt_line(self, error) -> None:
+        """Stop this feed the way 3.x stops a feed whose backend failed; ``run`` then raises ``error``
+        (the FeedHandler's ``on_feed_error`` decides what that means for the other feeds)."""
+        self._fatal_error = error
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
     async def shutdown(self):
         """Stop every connection, cancel every task this feed started, close our sessions, then
         let cryptofeed stop the backends; returns the backends it released."""

@@ -6,7 +6,8 @@ supervised task per connection, backend writers in the feed's own task group, an
 shape and its conventions (stop on the handler's event or on a failed backend writer, the same
 task names, the same flush deadline); a feed using it implements ``_start(loop)``: start its
 own tasks and return the connection handlers to run (each with ``run()`` and
-``request_stop()``). Symbols need no download (``_setup`` does nothing): the feeds convert them
+``request_stop()``); a feed that stops itself for good sets ``_fatal_error`` and
+``_stop_requested``, and ``run`` raises that error once everything is closed. Symbols need no download (``_setup`` does nothing): the feeds convert them
 by Backpack's spelling rules and check the markets themselves.
 """
 from __future__ import annotations
@@ -28,6 +29,8 @@ class Cf3Lifecycle:
 
     async def _run(self, stop_event: asyncio.Event):
         await self._setup()
+        self._handler_stop = stop_event
+        self._fatal_error = None
         self.connection_handlers = []
         self._spawned = set()
         self._poller_tasks = []
@@ -56,7 +59,7 @@ class Cf3Lifecycle:
             finally:
                 self._conn_tg = None
             await self._flush_backends(writer_tasks)
-        error = error or self._backend_error
+        error = error or self._backend_error or self._fatal_error
         if error is not None:
             raise error
 
