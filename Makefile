@@ -25,9 +25,30 @@ unexport PYTHONDONTWRITEBYTECODE
 # test-lines runs every line of LINES but those named here (Python versions, e.g. WITHOUT=3.13).
 WITHOUT ?=
 
-.PHONY: test test-lines lines demo demo-live install clean
+.PHONY: test test-lines lines demo demo-live install services clean
 
-install: $(STAMP)
+install: services $(STAMP)
+
+# The database servers the backend tests start (tests/integration/services.py): redis-server and
+# PostgreSQL's server binaries (initdb, postgres). Installed with apt-get when missing and this is
+# root (as on CI); otherwise an error says what to install. Checked by `make install` and before
+# every test run (cheap when present); the demos do not need them.
+SERVICE_PACKAGES := redis-server postgresql
+services:
+	@missing=; \
+	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
+	command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "services: installing$$missing (apt-get)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SERVICE_PACKAGES) >/dev/null || exit 1; \
+		else \
+			echo "error: the backend tests need a Redis server and PostgreSQL's server binaries; missing:$$missing." >&2; \
+			echo "       Install them (Debian/Ubuntu: sudo apt-get install $(SERVICE_PACKAGES)), or run make as root to have them installed." >&2; \
+			exit 1; \
+		fi; \
+	fi
 
 $(STAMP): pyproject.toml setup.py
 	@test -n "$(PY_EXE)" || { echo "error: no Python interpreter '$(PYTHON)' on this machine (PATH or pyenv)" >&2; exit 1; }
@@ -44,7 +65,7 @@ $(STAMP): pyproject.toml setup.py
 	touch $(STAMP)
 
 # The suite on one line: PYTHON's (python3 unless given), in parallel.
-test: $(STAMP)
+test: services $(STAMP)
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # The suite on each line of LINES in turn (less WITHOUT); every line runs, then a summary of

@@ -29,7 +29,8 @@ RUN_BY = ['yaml: test_migration_docs', 'console: test_migration_docs', 'python: 
           'bash: test_docs_rest_api', 'python: test_docs_rest_api', 'python: test_docs_rest_api',
           'python: test_docs_rest_api', 'python: test_docs_metrics', 'console: test_docs_metrics',
           'yaml: test_docs_metrics', 'python: here', 'python: here', 'python: here', 'python: here', 'yaml: here',
-          'console: here']
+          'console: here', 'sql: test_docs_backends', 'python: test_docs_backends',
+          'python: test_docs_backends']
 
 
 def blocks(heading: str = '') -> list:
