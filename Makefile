@@ -60,7 +60,7 @@ $(STAMP): pyproject.toml setup.py
 	# environments offline (cryptofeed 2.4.1 is published as an sdist only): the line's cryptofeed.
 	rm -rf $(WHEELHOUSE)
 	$(PY) -m pip wheel --quiet --wheel-dir $(WHEELHOUSE) "cryptofeed==$(CRYPTOFEED)" pynacl aiohttp "websockets>=15" \
-		msgspec "pydantic>=2" "python-socks[asyncio]" aiohttp-socks pyyaml trustme "setuptools>=77" wheel
+		msgspec "pydantic>=2" "python-socks[asyncio]" aiohttp-socks pyyaml trustme prometheus_client "setuptools>=77" wheel
 	rm -f $(VENV)/.installed-cryptofeed-*
 	touch $(STAMP)
 

@@ -78,6 +78,7 @@ from cryptofeed.exchanges.backpack.core.errors import (
 from cryptofeed.exchanges.backpack.hosts.symbols import BackpackSymbolsMixin
 from cryptofeed.exchanges.backpack.core.ops.health import BackpackHealthReport, evaluate_health
 from cryptofeed.exchanges.backpack.core.ops.metrics import FeedMetrics
+from cryptofeed.exchanges.backpack.core.ops.prometheus import release_feed, serve_feed
 from cryptofeed.exchanges.backpack.hosts.line import lifecycle
 from cryptofeed.exchanges.backpack.hosts.registry import CCXT_INSTALL_HINT
 from cryptofeed.exchanges.backpack.core.symbols import normalized_to_exchange
@@ -206,6 +207,7 @@ class CcxtBackpackFeed(BackpackSymbolsMixin, lifecycle(), Feed):
         self.region_retry_s = region_retry_s
         self.ccxt_options = dict(ccxt_options or {})
         self.metrics = FeedMetrics()
+        self.metrics_server = None  # the /metrics + /healthz server while running, with metrics_port set
         self.client = None  # the ccxt client, built by start() and closed by shutdown()
         self._wanted = {channel: sorted(symbols) for channel, symbols in wanted.items()}
         self._books: Dict[str, BookMirror] = {s: BookMirror(s, self.max_depth) for s in self._wanted.get(L2_BOOK, ())}
@@ -247,11 +249,6 @@ class CcxtBackpackFeed(BackpackSymbolsMixin, lifecycle(), Feed):
             cryptofeed_config.config['backpack'] = section
         return cryptofeed_config
 
-    @classmethod
-    def info(cls, config=None) -> dict:
-        cls.symbol_mapping(config=config)
-        return Feed.info.__func__(cls)
-
     # ------------------------------------------------------------------ lifecycle
 
     def connect(self) -> list:
@@ -262,6 +259,9 @@ class CcxtBackpackFeed(BackpackSymbolsMixin, lifecycle(), Feed):
         """Build the ccxt client and start one supervised task per channel and symbol; no
         cryptofeed connection to run (the line's lifecycle then starts the backends)."""
         self.metrics.mark_started()
+        if self.backpack_config.metrics_port is not None:
+            self.metrics_server = serve_feed(self, self.backpack_config.metrics_host,
+                                             self.backpack_config.metrics_port, loop)
         self.client = _client_class()(client_settings(self.backpack_config, self.ccxt_options))
         self.client.ssl_context = self.backpack_config.ssl_context()
         self._warn_on_ccxt_capabilities()
@@ -296,6 +296,8 @@ class CcxtBackpackFeed(BackpackSymbolsMixin, lifecycle(), Feed):
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.client is not None:
             await self.client.close()
+        await release_feed(self, self.metrics_server)
+        self.metrics_server = None
         return await super().shutdown()
 
     def _warn_on_ccxt_capabilities(self) -> None:

@@ -27,7 +27,8 @@ KEY_PLACEHOLDER = re.compile(r'<base64 or hex[^>]*>')
 RUN_BY = ['yaml: test_migration_docs', 'console: test_migration_docs', 'python: test_docs_listings',
           'python: test_docs_listings', 'python: test_docs_private',
           'bash: test_docs_rest_api', 'python: test_docs_rest_api', 'python: test_docs_rest_api',
-          'python: test_docs_rest_api', 'python: here', 'python: here', 'python: here', 'python: here', 'yaml: here',
+          'python: test_docs_rest_api', 'python: test_docs_metrics', 'console: test_docs_metrics',
+          'yaml: test_docs_metrics', 'python: here', 'python: here', 'python: here', 'python: here', 'yaml: here',
           'console: here', 'sql: test_docs_backends', 'python: test_docs_backends',
           'python: test_docs_backends']
 

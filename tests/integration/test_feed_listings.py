@@ -2,7 +2,6 @@
 BackpackFeed against the simulator, compared with the simulator's truth."""
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 
 import pytest

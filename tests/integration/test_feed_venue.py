@@ -2,7 +2,6 @@
 running BackpackFeed(symbols='all') against a simulator that lists, delists and rate-limits."""
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 

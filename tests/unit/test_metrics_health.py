@@ -204,7 +204,8 @@ def test_a_book_reset_by_a_reconnect_counts_as_out_of_sync_after_the_grace(metri
 @pytest.mark.parametrize('lag, status', [(1.0, 'healthy'), (6.0, 'degraded'), (59.0, 'unhealthy')])
 def test_consumer_lag_is_judged_from_exchange_time_against_receipt_time(metrics, clock, lag, status):
     running(metrics, clock)
-    metrics.exchange_time = metrics.last_message_time - lag
+    metrics.delivered_at = metrics.last_message_time          # the newest event delivered: received then,
+    metrics.exchange_time = metrics.delivered_at - lag         # stamped by the exchange lag seconds earlier
     report = evaluate_health(metrics, now=clock.now)
     assert report.status == status
     assert metrics.snapshot()['consumer_lag_s'] == pytest.approx(lag)
@@ -283,6 +284,57 @@ def test_report_is_frozen_and_validates_status(clock):
     assert report.as_dict() == {'status': 'degraded', 'reasons': ['x'], 'checked_at': 1.0}
     with pytest.raises(ValueError):
         BackpackHealthReport('fine', (), 1.0)
+
+
+def test_a_failing_book_snapshot_is_named_at_once_and_before_the_counts(metrics, clock):
+    metrics.expect_books(['SOL_USDC', 'ETH_USDC'])
+    metrics.on_snapshot('SOL_USDC')
+    metrics.on_snapshot('ETH_USDC')
+    running(metrics, clock)
+    metrics.on_book_reset('SOL_USDC')                       # a reconnect; then the snapshot fails
+    clock.advance(1)
+    for _ in range(6):
+        metrics.on_snapshot_failure('SOL_USDC', 'Backpack is under maintenance or unavailable: HTTP 503')
+    metrics.on_snapshot_failure('SOL_USDC', 'circuit open after repeated failures; not sending GET /api/v1/depth')
+    metrics.on_message('trades')
+    metrics.exchange_time, metrics.delivered_at = clock.now - 0.01, clock.now
+    report = evaluate_health(metrics, now=clock.now)
+    assert report.status == 'degraded'
+    assert report.reasons[0] == ('book SOL_USDC out of sync for 1 s: its REST depth snapshot failed 7 times in a '
+                                 'row (last: circuit open after repeated failures; not sending GET /api/v1/depth); '
+                                 'retrying')
+    assert report.reasons[1] == '7 REST failures in the last 300 s (limit 5)'
+    assert metrics.rest_failures == 7
+    assert metrics.snapshot()['snapshot_failures'] == {
+        'SOL_USDC': {'failures': 7, 'error': 'circuit open after repeated failures; not sending GET /api/v1/depth'}}
+    metrics.on_snapshot('SOL_USDC')                         # in sync again: the book is no longer named
+    assert metrics.snapshot()['snapshot_failures'] == {}
+    assert not any('book' in reason for reason in evaluate_health(metrics, now=clock.now).reasons)
+
+
+def test_a_failing_first_snapshot_is_reported_during_the_startup_grace(metrics, clock):
+    metrics.expect_books(['SOL_USDC'])
+    clock.advance(2)
+    metrics.on_message('trades')
+    assert evaluate_health(metrics, now=clock.now).ok                     # no snapshot yet: expected
+    metrics.on_snapshot_failure('SOL_USDC', 'HTTP 503')
+    report = evaluate_health(metrics, now=clock.now)
+    assert report.status == 'degraded'
+    assert report.reasons == ('book SOL_USDC out of sync for 2 s: its REST depth snapshot failed 1 time in a row '
+                              '(last: HTTP 503); retrying',)
+    metrics.forget_book('SOL_USDC')
+    assert evaluate_health(metrics, now=clock.now).ok
+
+
+def test_the_lag_is_that_of_the_newest_event_delivered_not_of_the_newest_frame(metrics, clock):
+    running(metrics, clock)
+    metrics.exchange_time, metrics.delivered_at = clock.now - 0.2, clock.now   # delivered 0.2 s after it happened
+    clock.advance(30)
+    metrics.on_message('l2_book')          # frames keep arriving, none delivered (a book out of sync)
+    assert metrics.snapshot()['consumer_lag_s'] == pytest.approx(0.2)
+    assert evaluate_health(metrics, now=clock.now).ok
+    metrics.delivered_at = str(clock.now)  # a replay hands receipt times as text
+    assert metrics.snapshot()['consumer_lag_s'] == pytest.approx(30.2)
 
 
 def test_a_feed_that_stopped_itself_is_unhealthy_and_unlisted_symbols_degrade_it():

@@ -28,6 +28,7 @@ from cryptofeed.exchanges.backpack.core.errors import (
     BackpackRateLimitedError, BackpackRegionRestrictedError, BackpackRequestError, is_retryable,
 )
 from cryptofeed.exchanges.backpack.core.ops.health import BackpackHealthReport
+from cryptofeed.exchanges.backpack.core.ops.prometheus import BackpackCollector
 from cryptofeed.exchanges.backpack.hosts.line import LINE as CRYPTOFEED_LINE, feed_module
 from cryptofeed.exchanges.backpack.hosts.registry import FEED_FACTORY
 from cryptofeed.exchanges.backpack.hosts.rest_api import UnsupportedTradingOption
@@ -49,7 +50,7 @@ ORDER_NAMES = ['BUY', 'SELL', 'LIMIT', 'MARKET', 'TRIGGER_LIMIT', 'TRIGGER_MARKE
 __all__ = ORDER_NAMES + [
     'BACKPACK', 'ORDER_INFO', 'FILLS', 'POSITIONS', 'BALANCES', 'CRYPTOFEED_LINE',
     'OrderInfo', 'Fill', 'Position', 'Balance',
-    'BackpackFeed', 'BackpackHealthReport', 'BackpackConfig', 'BackpackAuth', 'BackpackProxies',
+    'BackpackFeed', 'BackpackHealthReport', 'BackpackCollector', 'BackpackConfig', 'BackpackAuth', 'BackpackProxies',
     'BackpackSigner', 'BackpackError', 'BackpackConfigError', 'BackpackAuthError', 'BackpackProtocolError',
     'BackpackRequestError', 'BackpackRateLimitedError', 'BackpackRegionRestrictedError',
     'BackpackMaintenanceError', 'UnsupportedTradingOption', 'is_retryable', 'run_handler',

@@ -213,6 +213,10 @@ class BackpackConfig(_FrozenModel):
                                        description='retry delay cap in seconds, >= retry_backoff_base_s')
     clock_offset_ms: int = Field(default=0, ge=-MAX_CLOCK_OFFSET_MS, le=MAX_CLOCK_OFFSET_MS,
                                  description=f'server minus local clock in ms, |x| <= {MAX_CLOCK_OFFSET_MS}')
+    metrics_port: Optional[int] = Field(
+        default=None, ge=0, le=65535,
+        description='serve /metrics (Prometheus) and /healthz on this port, 0 = any free port; None = off')
+    metrics_host: str = Field(default='127.0.0.1', description='address the metrics server listens on')
 
     @classmethod
     def _wrap_secrets(cls, out: Dict[str, Any]) -> None:
@@ -232,6 +236,22 @@ class BackpackConfig(_FrozenModel):
         if isinstance(value, bool):  # pydantic would read True as 1
             raise ValueError(f'{info.field_name} must be a number, got {value}')
         return value
+
+    @field_validator('metrics_port', mode='before')
+    @classmethod
+    def _metrics_port_number(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f'metrics_port must be a port number (1..65535, or 0 for any free port), got {value}')
+        return value
+
+    @field_validator('metrics_host')
+    @classmethod
+    def _check_metrics_host(cls, value: str) -> str:
+        host = value.strip()
+        if not host or any(c in host for c in '/ @') or host.count(':') == 1:
+            raise ValueError(f'metrics_host must be a bare address or host name to listen on, such as 127.0.0.1, '
+                             f'0.0.0.0 or ::1 (no scheme, no port: that is metrics_port), got {value!r}')
+        return host
 
     @field_validator('use_sandbox')
     @classmethod

@@ -57,6 +57,7 @@ from cryptofeed.exchanges.backpack.hosts.subscribing import BackpackSubscribingM
 from cryptofeed.exchanges.backpack.hosts.symbols import BackpackSymbolsMixin
 from cryptofeed.exchanges.backpack.core.ops.health import BackpackHealthReport, evaluate_health
 from cryptofeed.exchanges.backpack.core.ops.metrics import FeedMetrics
+from cryptofeed.exchanges.backpack.core.ops.prometheus import release_feed, serve_feed
 from cryptofeed.exchanges.backpack.hosts.options import check_feed_options, check_symbol_request
 from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
 from cryptofeed.exchanges.backpack.hosts.rest_api import BackpackRestMixin
@@ -184,6 +185,7 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackSubscribingMixin, BackpackL
         self.reconnect_backoff_max_s = reconnect_backoff_max_s
 
         self.metrics = FeedMetrics()
+        self.metrics_server = None  # the /metrics + /healthz server while running, with metrics_port set
         self._symbol_service: Optional[BackpackSymbolService] = None
         self._prefixes = stream_prefixes(depth_interval, self.candle_interval_map[self.candle_interval])
         self._streams = self._plan_streams()
@@ -273,6 +275,9 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackSubscribingMixin, BackpackL
         those opened later). cryptofeed 2.x's ``authenticate`` hook, where the line has one, runs
         on every connect; 3.x's playback replaces ``_wrap_connection``."""
         self.metrics.mark_started()
+        if self.backpack_config.metrics_port is not None:
+            self.metrics_server = serve_feed(self, self.backpack_config.metrics_host,
+                                             self.backpack_config.metrics_port, loop)
         self._running = True
         authenticate = getattr(self, 'authenticate', None)
         handlers = []
@@ -320,6 +325,8 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackSubscribingMixin, BackpackL
             if isinstance(handler, BackpackConnectionHandler):
                 await handler.stop()
         await self._ctx.close()
+        await release_feed(self, self.metrics_server)
+        self.metrics_server = None
 
     @property
     def rest(self) -> BackpackRestClient:

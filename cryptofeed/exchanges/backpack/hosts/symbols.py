@@ -3,14 +3,17 @@
 Use ``BackpackSymbolsMixin`` as the first base of a Backpack ``Feed``: symbols are converted by
 Backpack's spelling rules (``SOL-USDC`` <-> ``SOL_USDC``, ``SOL-USDC-PERP`` <-> ``SOL_USDC_PERP``)
 without a download at construction, and ``symbols()`` / ``symbol_mapping()`` / ``info()`` read
-``/api/v1/markets`` through ``BackpackRestClient`` when asked (``config`` chooses URL, proxy, CA).
+``/api/v1/markets`` through ``BackpackRestClient`` when asked (``config`` chooses URL, proxy, CA),
+cached per REST URL for ``symbol_cache_ttl_s``.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import time
 from contextlib import contextmanager
-from typing import Dict, Iterator
+from contextvars import ContextVar
+from typing import Dict, Iterator, Tuple
 
 from cryptofeed.exceptions import UnsupportedSymbol
 from cryptofeed.symbols import Symbol, Symbols
@@ -75,21 +78,29 @@ class BackpackSymbolsMixin:
 
     @classmethod
     def symbol_mapping(cls, refresh: bool = False, headers: dict = None, config=None) -> Dict[str, str]:
-        """normalized -> exchange symbol for every listed spot/perp market (cached process-wide).
+        """normalized -> exchange symbol for every listed spot/perp market.
 
         Blocking, like cryptofeed's own: call it outside the event loop or accept the stall.
-        ``config`` chooses the REST URL, proxy and CA (default: the live exchange).
+        ``config`` chooses the REST URL, proxy and CA (default: ``BackpackConfig.coerce(None)``,
+        the live exchange unless ``CRYPTOFEED_CONFIG`` says otherwise). Answers are cached per
+        REST URL for the config's ``symbol_cache_ttl_s``; ``refresh=True`` fetches anyway.
+        cryptofeed's ``Symbols`` table holds the markets of the URL asked last.
         """
-        if Symbols.populated(cls.id) and not refresh:
-            return Symbols.get(cls.id)[0]
+        if config is None:
+            config = _INFO_CONFIG.get()
+        cfg = BackpackConfig.coerce(config)
+        key = (cls.id, cfg.rest_url)
+        entry = _MARKETS.get(key)
+        now = time.monotonic()
+        if entry is None or refresh or now - entry[0] >= cfg.symbol_cache_ttl_s:
+            async def fetch():
+                async with BackpackRestClient.from_config(cfg) as client:
+                    return await client.markets()
 
-        async def fetch():
-            async with BackpackRestClient.from_config(BackpackConfig.coerce(config)) as client:
-                return await client.markets()
-
-        normalized, info = cls._parse_symbol_data(_run_blocking(fetch()))
-        Symbols.set(cls.id, normalized, info)
-        return normalized
+            normalized, info = cls._parse_symbol_data(_run_blocking(fetch()))
+            entry = _MARKETS[key] = (now, normalized, info)
+        Symbols.set(cls.id, dict(entry[1]), dict(entry[2]))
+        return dict(entry[1])
 
     @classmethod
     def symbols(cls, refresh: bool = False, config=None) -> list:
@@ -97,5 +108,16 @@ class BackpackSymbolsMixin:
 
     @classmethod
     def info(cls, config=None) -> dict:
-        cls.symbol_mapping(config=config)
-        return super().info()
+        """cryptofeed's ``info()`` of the markets at ``config``'s REST URL."""
+        token = _INFO_CONFIG.set(config)   # cryptofeed's info() asks symbol_mapping() without a config
+        try:
+            return super().info()
+        finally:
+            _INFO_CONFIG.reset(token)
+
+
+# (exchange id, REST URL) -> (monotonic time fetched, normalized -> exchange symbol, info): the
+# markets of each endpoint, kept for the asking config's symbol_cache_ttl_s.
+_MARKETS: Dict[Tuple[str, str], Tuple[float, Dict[str, str], dict]] = {}
+# The config of an info() call in progress, for the symbol_mapping() it makes without one.
+_INFO_CONFIG: ContextVar = ContextVar('backpack_info_config', default=None)

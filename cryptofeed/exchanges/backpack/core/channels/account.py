@@ -55,6 +55,7 @@ from cryptofeed.exchanges.backpack.core.sync.account import (
 from cryptofeed.exchanges.backpack.core.transport.backoff import backoff_delays
 from cryptofeed.exchanges.backpack.core.channels.context import DONE, ChannelContext
 from cryptofeed.exchanges.backpack.core.errors import BackpackAuthError, BackpackConfigError, BackpackError
+from cryptofeed.exchanges.backpack.core.rest.client import request_outlived_window
 from cryptofeed.exchanges.backpack.core.symbols import exchange_to_normalized
 
 __all__ = ['AccountChannel', 'PRIVATE_CHANNELS', 'PRIVATE_STREAMS', 'CLOSED_AFTER_SUBSCRIBE', 'private_channels_asked']
@@ -112,6 +113,7 @@ class AccountChannel:
         self.stopping = False
         self._reported: set = set()          # causes already logged as errors
         self._clock_measured = False
+        self._clock_rtt_ms: Optional[int] = None   # round trip of the last /api/v1/time
         self._subscribes = 0
         self._since_ms: Optional[int] = None  # exchange time of the first subscribe
         self._subscribed_at: Optional[float] = None
@@ -167,9 +169,19 @@ class AccountChannel:
         except BackpackAuthError as exc:
             cause = classify_auth_failure(getattr(exc, 'code', None), str(exc))
             used = self.signer.clock_offset_ms
-            # An expired request is a clock problem: say by how much, measured now.
-            measured = await self._measure_clock(apply=self.measure_clock) if cause == EXPIRED else None
-            self._auth_failed(cause, str(exc), used_offset=used, measured_offset=measured)
+            # An expired request: a request slower than its window expired on the way (the clocks
+            # are measured to say so, not to sign with an estimate the same slowness biases); else
+            # it is a clock problem: say by how much, measured now.
+            slow = cause == EXPIRED and request_outlived_window(exc)
+            measured = await self._measure_clock(apply=self.measure_clock and not slow) if cause == EXPIRED else None
+            self._auth_failed(cause, str(exc), used_offset=used, measured_offset=measured,
+                              slow=(exc.elapsed_ms, exc.window_ms) if slow else None)
+            raise
+        except BackpackError:
+            # The catch-up failed (an error status, the breaker open, an unreadable answer): counted
+            # like every REST failure of the feed, so health sees a catch-up that keeps failing.
+            # The connection reconnects and the next subscribe catches up again.
+            self.ctx.metrics.on_rest_failure()
             raise
         if self._failed:
             # REST accepted the signature; the stream has CLOSED_AFTER_SUBSCRIBE_S to refuse it too.
@@ -188,6 +200,7 @@ class AccountChannel:
                         self.ctx.exchange_id, exc)
             return None
         offset = estimate_offset_ms(sent, server_ms, received)
+        self._clock_rtt_ms = round((received - sent) * 1000)
         if not apply:
             return offset
         self._clock_measured = True
@@ -509,7 +522,7 @@ class AccountChannel:
             self._auth_failed(CLOSED_AFTER_SUBSCRIBE, 'the connection was closed right after the signed subscribe')
 
     def _auth_failed(self, cause: str, detail: str, *, used_offset: Optional[int] = None,
-                     measured_offset: Optional[int] = None) -> None:
+                     measured_offset: Optional[int] = None, slow: Optional[tuple] = None) -> None:
         """Count, mark health, log once per cause; the next ``subscribe`` waits and re-measures."""
         self._failed = True
         self._cause = cause
@@ -517,10 +530,17 @@ class AccountChannel:
         meaning = AUTH_CAUSES.get(cause, 'the exchange closed the private connection right after the signed '
                                          'subscribe (a refused signature)')
         reason = f'{cause}: {meaning}'
-        if cause == EXPIRED:
+        if slow is not None:  # (elapsed ms, window ms): it expired on the way
+            reason = (f'{cause}: the signed request took {slow[0]} ms from signing to the exchange\'s answer, longer '
+                      f'than its signature window of {slow[1]} ms (window_ms), so it expired on the way')
+            if measured_offset is not None:
+                reason += f'; clocks measured now: {_describe_offset(measured_offset, self._clock_rtt_ms)}'
+            reason += ('; raise window_ms (at most 10000) or find what slows the requests (network, proxy, a loaded '
+                       'machine)')
+        elif cause == EXPIRED:
             reason += f'; it was signed with a clock offset of {used_offset} ms (exchange minus this machine)'
             if measured_offset is not None:
-                reason += f'; measured now: {_describe_offset(measured_offset)}'
+                reason += f'; measured now: {_describe_offset(measured_offset, self._clock_rtt_ms)}'
             reason += ('; the next attempt signs with the measured offset' if self.measure_clock else
                        '; that offset is fixed by clock_offset_ms: remove it to let the feed measure the offset, '
                        'or sync this machine\'s clock')
@@ -542,9 +562,14 @@ class AccountChannel:
                 'clock_offset_ms': getattr(self.signer, 'clock_offset_ms', None)}
 
 
-def _describe_offset(offset_ms: int) -> str:
+def _describe_offset(offset_ms: int, rtt_ms: Optional[int] = None) -> str:
+    """The measured offset in words. Within half the measurement's round trip (plus the 1 ms the
+    exchange's time is given in) it is no skew: a slow answer is not a clock that is off."""
     if offset_ms == 0:
         return "this machine's clock agrees with the exchange's"
+    if rtt_ms is not None and abs(offset_ms) <= rtt_ms / 2 + 1:
+        return (f"this machine's clock agrees with the exchange's within the measurement's precision "
+                f"({offset_ms:+d} ms, +/-{rtt_ms // 2 + 1} ms: the /api/v1/time round trip took {rtt_ms} ms)")
     side = 'behind' if offset_ms > 0 else 'ahead of'
     return f"this machine's clock is {abs(offset_ms)} ms {side} the exchange's (/api/v1/time)"
 

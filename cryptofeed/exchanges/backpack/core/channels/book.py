@@ -113,7 +113,9 @@ class BookChannel:
         if emission is not None:
             # What Feed.book_callback does, without its two coroutine layers.
             book = emission.book
-            book.timestamp = self._metrics.exchange_time = emission.timestamp
+            metrics = self._metrics  # the consumer lag is measured on what reaches callbacks only
+            book.timestamp = metrics.exchange_time = emission.timestamp
+            metrics.delivered_at = receipt_ts
             book.sequence_number = emission.sequence_number
             book.delta = emission.delta
             book.raw = raw_payload(msg) if self.ctx.keep_raw else None
@@ -187,7 +189,7 @@ class BookChannel:
                 self._paused_until = max(self._paused_until, time.monotonic() + retry_after)
             if self.books.get(symbol) is not sync:
                 return
-            ctx.metrics.on_rest_failure()
+            ctx.metrics.on_snapshot_failure(symbol, str(exc))  # counted in rest_failures; named by health
             delays = self._retry_delays.setdefault(
                 symbol, backoff_delays(self._retry_base_s, self._retry_max_s, jitter='equal'))
             delay = next(delays)

@@ -88,8 +88,9 @@ class TradeChannel:
             return self.ctx.unexpected('trade', symbol)
         ctx = self.ctx
         trade = parse_trade(msg, symbol, receipt_ts, raw_payload(msg) if ctx.keep_raw else None)
-        self._metrics.exchange_time = trade.timestamp
         if sequencer.accept_next(msg.t):
+            metrics = self._metrics  # the consumer lag is measured on what reaches callbacks only
+            metrics.exchange_time, metrics.delivered_at = trade.timestamp, receipt_ts
             callbacks = self._callbacks
             if len(callbacks) == 1:  # ChannelContext.emit's fast path, inlined: one call less per trade
                 return callbacks[0](trade, receipt_ts)

@@ -11,8 +11,14 @@ returns a ``BackpackHealthReport``:
 * ``degraded``  -- data flows but something is off in the last ``window_s`` seconds: too many
   reconnects, sequence gaps, resyncs, parse errors, server errors or REST failures, trade gaps
   that could not be backfilled, requested symbols that Backpack does not list, books without a
-  snapshot (out of sync) or with a snapshot older than ``max_snapshot_age_s``;
+  snapshot (out of sync) or with a snapshot older than ``max_snapshot_age_s``, a consumer behind
+  the exchange;
 * ``healthy``   -- none of the above.
+
+Reasons come in order of cause: what makes the feed unhealthy, then books out of sync (a book
+whose REST snapshot is failing is named at once, with the error), then the windowed counts,
+then the consumer lag (measured only on events that reached the callbacks, so frames buffered
+for a book out of sync never pass for a slow consumer).
 
 Only events inside the window count, so an old hiccup ages out instead of marking the feed
 degraded forever. During the first ``startup_grace_s`` seconds of uptime a missing first
@@ -86,8 +92,9 @@ def evaluate_health(metrics: Union[FeedMetrics, Mapping[str, Any]], *, now: floa
     """Judge the feed at time ``now`` (same clock as the metrics, Unix seconds).
 
     Each ``max_*`` count is the number tolerated within the window; one more makes the feed
-    degraded. A book out of sync for longer than ``book_sync_grace_s`` is degraded; a consumer
-    lag (exchange time of the newest event delivered vs the receipt of the newest frame) above
+    degraded. A book out of sync for longer than ``book_sync_grace_s`` is degraded, and at once
+    (first of the reasons after the unhealthy ones) while its REST snapshot keeps failing; a consumer
+    lag (receipt time minus exchange time of the newest event delivered to callbacks) above
     ``max_consumer_lag_s`` is degraded, above six times that unhealthy; a connection that gave
     up reconnecting is unhealthy. ``max_snapshot_age_s=None`` disables the snapshot-age check (a book kept in sync
     by deltas does not need fresh snapshots).
@@ -143,6 +150,23 @@ def evaluate_health(metrics: Union[FeedMetrics, Mapping[str, Any]], *, now: floa
     auth_error = snap.get('auth_error')
     if auth_error:
         flag(UNHEALTHY, f'private channels down: authentication failed: {auth_error}')
+    for conn_id in snap.get('connections_given_up', ()):
+        flag(UNHEALTHY, f'connection {conn_id} gave up: its retries are exhausted and it is not reconnecting')
+
+    # Books first: a book without a snapshot explains the other symptoms (REST failures, resyncs).
+    unsynced_books = snap.get('out_of_sync_s', {})
+    failing = snap.get('snapshot_failures', {})
+    for symbol, failure in failing.items():
+        unsynced = float(unsynced_books.get(symbol, 0.0)) + elapsed
+        flag(DEGRADED, f'book {symbol} out of sync for {unsynced:.0f} s: its REST depth snapshot failed '
+                       f'{failure["failures"]} time{"s" if failure["failures"] != 1 else ""} in a row '
+                       f'(last: {_short(failure["error"])}); retrying')
+    if not starting:
+        for symbol, unsynced in unsynced_books.items():
+            unsynced = float(unsynced) + elapsed
+            if symbol not in failing and unsynced > book_sync_grace_s:
+                flag(DEGRADED, f'book {symbol} out of sync for {unsynced:.0f} s: no snapshot applied')
+
     recent = snap['recent_events']
     for kind, limit_name, noun in _WINDOWED_CHECKS:
         count = int(recent.get(kind, 0))
@@ -150,20 +174,12 @@ def evaluate_health(metrics: Union[FeedMetrics, Mapping[str, Any]], *, now: floa
         if count > limit:
             flag(DEGRADED, f'{count} {noun} in the last {window:g} s (limit {limit})')
 
-    for conn_id in snap.get('connections_given_up', ()):
-        flag(UNHEALTHY, f'connection {conn_id} gave up: its retries are exhausted and it is not reconnecting')
-
     lag = snap.get('consumer_lag_s')
     if lag is not None and float(lag) > max_consumer_lag_s:
         flag(UNHEALTHY if float(lag) > 6 * max_consumer_lag_s else DEGRADED,
              f'consumer {float(lag):.1f} s behind the exchange (limit {max_consumer_lag_s:g} s): '
              f'callbacks are slower than the data')
 
-    if not starting:
-        for symbol, unsynced in snap.get('out_of_sync_s', {}).items():
-            unsynced = float(unsynced) + elapsed
-            if unsynced > book_sync_grace_s:
-                flag(DEGRADED, f'book {symbol} out of sync for {unsynced:.0f} s: no snapshot applied')
     if max_snapshot_age_s is not None:
         for symbol, age in snap['snapshot_age_s'].items():
             if age is not None and float(age) + elapsed > max_snapshot_age_s:
@@ -171,3 +187,8 @@ def evaluate_health(metrics: Union[FeedMetrics, Mapping[str, Any]], *, now: floa
                                f'(limit {max_snapshot_age_s:g} s)')
 
     return BackpackHealthReport(status=status, reasons=tuple(reasons), checked_at=now)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = ' '.join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + '...'

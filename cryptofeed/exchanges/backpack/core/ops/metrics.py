@@ -36,11 +36,11 @@ class FeedMetrics:
 
     __slots__ = ('clock', 'started_at', 'messages', 'dropped', 'parse_errors', 'server_errors',
                  'unknown_streams', 'reconnects', 'gaps', 'resyncs', 'backfilled_trades',
-                 'trade_gaps_unrecovered', 'rest_failures', 'last_message_time', 'exchange_time',
+                 'trade_gaps_unrecovered', 'rest_failures', 'last_message_time', 'exchange_time', 'delivered_at',
                  'callback_errors', 'connect_failures', 'connections_given_up', 'auth_failures', 'auth_error',
                  'backfilled_fills', 'reconciliation_corrections', 'last_private_message_time',
                  'listings_added', 'listings_removed', 'symbols_added', 'symbols_removed', 'unlisted', 'stopped',
-                 'subscribed_symbols', '_book_symbols', '_snapshot_times', '_unsynced_since', '_events')
+                 'subscribed_symbols', '_book_symbols', '_snapshot_times', '_unsynced_since', '_snapshot_errors', '_events')
 
     def __init__(self, *, clock: Callable[[], float] = time.time,
                  event_capacity: int = _DEFAULT_EVENT_CAPACITY):
@@ -60,8 +60,11 @@ class FeedMetrics:
         self.trade_gaps_unrecovered = 0
         self.rest_failures = 0
         self.last_message_time: Optional[float] = None
-        # Exchange time (seconds) of the newest event delivered; set in place by the hot handlers.
+        # Exchange time and receipt time (seconds) of the newest event delivered to callbacks; set in
+        # place by the hot handlers, only for what they deliver (frames buffered for a book that is
+        # out of sync are not delivered, and do not count). Their difference is the consumer lag.
         self.exchange_time: Optional[float] = None
+        self.delivered_at: Optional[float] = None
         self.callback_errors = 0
         self.connect_failures = 0
         self.connections_given_up: List[str] = []
@@ -88,6 +91,7 @@ class FeedMetrics:
         self._book_symbols: set[str] = set()
         self._snapshot_times: Dict[str, float] = {}
         self._unsynced_since: Dict[str, float] = {}
+        self._snapshot_errors: Dict[str, Tuple[int, str]] = {}   # symbol -> (failures in a row, last error)
         self._events: Dict[str, Deque[float]] = {kind: deque(maxlen=event_capacity) for kind in EVENT_KINDS}
 
     # -- recording -----------------------------------------------------------------------
@@ -169,12 +173,21 @@ class FeedMetrics:
         self._book_symbols.discard(symbol)
         self._snapshot_times.pop(symbol, None)
         self._unsynced_since.pop(symbol, None)
+        self._snapshot_errors.pop(symbol, None)
+
+    def on_snapshot_failure(self, symbol: str, error: str) -> None:
+        """``symbol``'s REST depth snapshot failed with ``error``: a REST failure, and the reason its
+        book stays out of sync until a snapshot is applied (``health`` says so at once)."""
+        failures = self._snapshot_errors.get(symbol, (0, ''))[0] + 1
+        self._snapshot_errors[symbol] = (failures, error)
+        self.on_rest_failure()
 
     def on_snapshot(self, symbol: str, when: Optional[float] = None) -> None:
         """A book snapshot was applied: ``symbol`` is in sync from now on."""
         self._book_symbols.add(symbol)
         self._snapshot_times[symbol] = self.clock() if when is None else when
         self._unsynced_since.pop(symbol, None)
+        self._snapshot_errors.pop(symbol, None)
 
     def on_callback_error(self) -> None:
         """A user callback raised (the feed logged it and carried on)."""
@@ -194,6 +207,16 @@ class FeedMetrics:
         self._events[kind].append(self.clock())
 
     # -- reading -------------------------------------------------------------------------
+
+    @property
+    def consumer_lag(self) -> Optional[float]:
+        """Receipt time minus exchange time of the newest event delivered (>= 0), None before one."""
+        if self.exchange_time is None or self.delivered_at is None:
+            return None
+        try:  # a replay may hand receipt times as text
+            return max(0.0, float(self.delivered_at) - self.exchange_time)
+        except (TypeError, ValueError):
+            return None
 
     def recent_events(self, window_s: float, now: Optional[float] = None) -> Dict[str, int]:
         """How many events of each kind happened in ``(now - window_s, now]``."""
@@ -222,7 +245,9 @@ class FeedMetrics:
         """Everything above as plain JSON-serialisable data; ages are seconds at ``now``.
 
         ``snapshot_age_s`` maps every expected book symbol to the age of its last snapshot, or
-        None while it has none (``books_out_of_sync`` lists those). ``recent_events`` counts
+        None while it has none (``books_out_of_sync`` lists those; ``snapshot_failures`` those whose
+        snapshot request keeps failing, with the count and the last error). ``consumer_lag_s`` is the
+        receipt time minus the exchange time of the newest event delivered. ``recent_events`` counts
         events by kind over the last ``window_s`` seconds.
         """
         now = self.clock() if now is None else now
@@ -263,8 +288,10 @@ class FeedMetrics:
             'books_out_of_sync': sorted(s for s in self._book_symbols if s not in self._snapshot_times),
             'out_of_sync_s': {symbol: max(0.0, now - since) for symbol, since in sorted(self._unsynced_since.items())
                               if symbol not in self._snapshot_times},
-            'consumer_lag_s': (None if last is None or self.exchange_time is None
-                               else max(0.0, last - self.exchange_time)),
+            'snapshot_failures': {symbol: {'failures': failures, 'error': error}
+                                  for symbol, (failures, error) in sorted(self._snapshot_errors.items())
+                                  if symbol not in self._snapshot_times},
+            'consumer_lag_s': self.consumer_lag,
             'callback_errors': self.callback_errors,
             'connect_failures': self.connect_failures,
             'connections_given_up': list(self.connections_given_up),

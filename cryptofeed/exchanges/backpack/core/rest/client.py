@@ -80,7 +80,7 @@ from cryptofeed.exchanges.backpack.core.transport.net import is_socks, resolve_p
 
 __all__ = [
     'DEFAULT_REST_URL', 'MAX_RETRY_AFTER_S', 'JSON_CONTENT_TYPE', 'BackpackCircuitOpenError', 'CircuitBreaker',
-    'RestStats', 'BackpackRestClient',
+    'RestStats', 'BackpackRestClient', 'request_outlived_window',
 ]
 
 LOG = log.get()
@@ -611,6 +611,7 @@ class BackpackRestClient:
         if instruction is not None:
             sign_params = body if body is not None else dict(query)
             headers.update(self.signer.rest_headers(instruction, sign_params))
+        signed_at = time.perf_counter()
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         started = time.perf_counter()
         self.stats.requests += 1
@@ -653,7 +654,31 @@ class BackpackRestClient:
             await tap(self, address, text, time.time())
         if 200 <= status < 300:
             return parse_success(status, text, expect, path)
-        raise _error_for(status, text, path, retry_after_header)
+        exc = _error_for(status, text, path, retry_after_header)
+        if instruction is not None and isinstance(exc, BackpackAuthError):
+            _note_request_time(exc, (time.perf_counter() - signed_at) * 1000, self.signer.window_ms)
+        raise exc
+
+
+def _note_request_time(exc: BackpackAuthError, elapsed_ms: float, window_ms: int) -> None:
+    """A signed request was refused: keep how long it took from signing to the answer
+    (``exc.elapsed_ms``) and the window it was signed with (``exc.window_ms``). An expired request
+    that took longer than its window expired on the way, whatever the clocks say: the message says so."""
+    exc.elapsed_ms = round(elapsed_ms)
+    exc.window_ms = window_ms
+    if request_outlived_window(exc):
+        exc.args = (f'{exc.args[0]}; the request took {exc.elapsed_ms} ms from signing to the answer, longer than '
+                    f'its signature window of {window_ms} ms (window_ms): it expired on the way, not because of '
+                    f'the clock; raise window_ms (at most 10000) or find what slows the requests (network, proxy, '
+                    f'a loaded machine)',)
+
+
+def request_outlived_window(exc: BaseException) -> bool:
+    """True when ``exc`` refused a signed request as expired that took longer than its window."""
+    elapsed, window = getattr(exc, 'elapsed_ms', None), getattr(exc, 'window_ms', None)
+    text = str(exc.args[0] if exc.args else '').lower()
+    return (elapsed is not None and window is not None and elapsed > window
+            and ('expired' in text or 'timestamp' in text))
 
 
 def _describe(exc: BaseException) -> str:
