@@ -26,7 +26,10 @@ Reported per size, one JSON line:
   ``--max-streams-per-connection``).
 
 The simulator takes one core of a 2-core machine at most; on a loaded machine CPU per frame is the
-steadier figure, wall times stretch.
+steadier figure, wall times stretch. At the default ``--rate`` (about 500 frames a second) the
+process's fixed work (pings, timers, metrics) dominates CPU per frame; ``--rate 4000`` (about
+5,000 frames a second) shows the cost of a frame itself. The figures are in
+docs/exchanges/backpack.md, *Many markets at once*.
 """
 from __future__ import annotations
 
