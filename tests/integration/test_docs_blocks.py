@@ -24,7 +24,7 @@ KEY_PLACEHOLDER = re.compile(r'<base64 or hex[^>]*>')
 # Every fenced block of the page, in order, and the test that runs it.
 RUN_BY = ['yaml: test_migration_docs', 'console: test_migration_docs', 'python: test_docs_private',
           'bash: test_docs_rest_api', 'python: test_docs_rest_api', 'python: test_docs_rest_api',
-          'python: test_docs_rest_api', 'python: here', 'python: here', 'python: here', 'yaml: here',
+          'console: test_docs_rest_api', 'python: test_docs_rest_api', 'python: here', 'python: here', 'python: here', 'yaml: here',
           'console: here']
 
 
