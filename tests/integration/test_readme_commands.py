@@ -16,7 +16,8 @@ def _run(args, timeout=120) -> subprocess.CompletedProcess:
 def test_the_readme_names_exactly_these_commands():
     text = (ROOT / 'README.md').read_text()
     for command in ('make demo', 'make test', 'python -m tools.backpack_auth_check --help',
-                    'python -m cryptofeed.exchanges.backpack.simulator --help'):
+                    'python -m cryptofeed.exchanges.backpack.simulator --help',
+                    'python -m cryptofeed.exchanges.backpack.history --help'):
         assert command in text
 
 
@@ -31,7 +32,8 @@ def test_make_demo_streams_from_the_simulator_and_ends_healthy():
 
 
 def test_the_tools_the_readme_names_answer_help():
-    for module in ('tools.backpack_auth_check', 'cryptofeed.exchanges.backpack.simulator'):
+    for module in ('tools.backpack_auth_check', 'cryptofeed.exchanges.backpack.simulator',
+                   'cryptofeed.exchanges.backpack.history'):
         result = _run([sys.executable, '-m', module, '--help'], timeout=60)
         assert result.returncode == 0 and 'usage:' in result.stdout, (module, result.stderr[-1000:])
 
