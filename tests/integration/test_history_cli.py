@@ -139,7 +139,8 @@ def test_a_finished_download_is_not_repeated_and_restart_discards_an_unfinished_
     assert second.stderr == ''                                             # --quiet: no progress
     # An unfinished download of another window is not mixed up with this one.
     state = tmp_path / '.SOL-USDC_trades.csv.download.json'
-    other = ['SOL-USDC', '--channel', 'trades', '--start', str(end - 120), '--end', str(end - 60), '--rest-url',
+    # Deep in the past: finding it takes several requests, and the second waits a minute.
+    other = ['SOL-USDC', '--channel', 'trades', '--start', str(end - 3000), '--end', str(end - 2940), '--rest-url',
              simulator.rest_url, '--rate-limit', '1/60']
     proc = _start(other, tmp_path)
     try:
@@ -236,3 +237,28 @@ def test_a_kill_that_cuts_a_csv_line_loses_nothing(sim, tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert path.read_text().splitlines(keepends=True) == lines
     assert os.path.exists(path) and not partial.exists()
+
+
+def test_ctrl_c_keeps_what_was_written_and_says_how_to_resume(sim, tmp_path):
+    simulator, run = sim
+    end = int(time.time()) - 5
+    start = end - 3000
+    args = ['SOL-USDC', '--channel', 'trades', '--start', str(start), '--end', str(end), '--rest-url',
+            simulator.rest_url]
+    proc = _start(args + ['--rate-limit', '2/1'], tmp_path)
+    try:
+        _wait_for(lambda: any(p.stat().st_size > 1000 for p in tmp_path.glob('*.partial')), 60, 'the first rows')
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr[-2000:]
+    assert 'interrupted: the rows written so far are kept; rerun the same command to resume' in stderr
+    assert 'Traceback' not in stderr
+    again = _run(args, tmp_path)
+    assert again.returncode == 0 and 'resuming' in again.stderr
+    (path,) = tmp_path.glob('*.csv')
+    ids = [int(r['id']) for r in _csv_rows(path)]
+    truth = [t['id'] for t in run(lambda: simulator.trades('SOL_USDC')) if start * 1000 <= t['timestamp_us'] // 1000 <= end * 1000]
+    assert ids == truth

@@ -186,18 +186,24 @@ class CsvSink:
         self.partial.unlink(missing_ok=True)
 
 
+def require_pyarrow():
+    """``(pyarrow, pyarrow.parquet)``, or the ``UsageError`` saying how to install them."""
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise UsageError("--format parquet needs pyarrow: pip install 'cryptofeed-backpack[parquet]'") from None
+    return pyarrow, pyarrow.parquet
+
+
 class ParquetSink:
     """One finished Parquet file per page under ``<path>.parts/``, merged into ``path`` when done.
 
     A part is written under a temporary name and renamed, so a kill leaves only whole parts."""
 
     def __init__(self, path: Path, columns: Sequence[str]):
-        try:
-            import pyarrow
-            import pyarrow.parquet
-        except ImportError:
-            raise UsageError("--format parquet needs pyarrow: pip install 'cryptofeed-backpack[parquet]'") from None
-        self.pa, self.pq = pyarrow, pyarrow.parquet
+        pyarrow, parquet = require_pyarrow()
+        self.pa, self.pq = pyarrow, parquet
         self.path, self.columns = path, tuple(columns)
         self.parts = path.with_name(path.name + '.parts')
         types = {'timestamp': pyarrow.float64(), 'start': pyarrow.float64(), 'stop': pyarrow.float64(),
@@ -531,7 +537,7 @@ def main(argv: Optional[Sequence[str]] = None, out: TextIO = sys.stdout, err: Te
         limit = _rate_limit(args.rate_limit)
         config = _config(args)
         if args.format == 'parquet':
-            ParquetSink(Path('check.parquet'), TRADE_COLUMNS)   # pyarrow missing: say so before any request
+            require_pyarrow()   # missing: say so before any request
         from cryptofeed.exchanges.backpack import BackpackFeed
         feed = BackpackFeed(config=config)
         feed.history_rate_limit = limit
