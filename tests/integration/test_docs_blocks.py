@@ -1,11 +1,13 @@
 """The blocks of docs/exchanges/backpack.md not run by the section tests (flag, private channels,
-REST API): the simulator example, the configuration examples and the credential check.
+REST API): the simulator examples (faults, account controls, whole venue), the configuration
+examples and the credential check.
 
 ``<base64 or hex ...>`` in a block stands for the user's key: the tests put the seed of
 backpack-api.md section 4 there (32 bytes of 0x01), whose public key is the one the page shows.
 """
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -24,7 +26,8 @@ KEY_PLACEHOLDER = re.compile(r'<base64 or hex[^>]*>')
 # Every fenced block of the page, in order, and the test that runs it.
 RUN_BY = ['yaml: test_migration_docs', 'console: test_migration_docs', 'python: test_docs_private',
           'bash: test_docs_rest_api', 'python: test_docs_rest_api', 'python: test_docs_rest_api',
-          'console: test_docs_rest_api', 'python: test_docs_rest_api', 'python: here', 'python: here', 'python: here', 'yaml: here',
+          'console: test_docs_rest_api', 'python: test_docs_rest_api', 'python: here', 'python: here', 'python: here',
+          'python: here', 'yaml: here',
           'console: here']
 
 
@@ -42,20 +45,32 @@ def test_every_block_of_the_page_is_run_by_a_test():
 
 
 def test_the_simulator_example_runs():
-    code, _ = [body for lang, body in blocks('The simulator') if lang == 'python']
+    code = [body for lang, body in blocks('The simulator') if lang == 'python'][0]
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert re.fullmatch(r'book at \d+ trades \d+\n', result.stdout)
 
 
 def test_the_account_controls_example_runs_and_echoes_the_normalised_faults():
-    _, code = [body for lang, body in blocks('The simulator') if lang == 'python']
+    code = [body for lang, body in blocks('The simulator') if lang == 'python'][1]
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines() == [
         "{'fault': 'hostile_account', 'event': 'orderFill', 'symbol': 'SOL_USDC', 'field': 'l', 'value': 'NaN'}",
         "{'fault': 'malformed_history_row', 'path': '/wapi/v1/history/fills', 'field': 'quantity', 'value': 'abc', "
         "'count': 1}"]
+
+
+def test_the_whole_venue_example_lists_limits_and_delists():
+    _, _, code = [body for lang, body in blocks('The simulator') if lang == 'python']
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[:5] == ['listed PERP', 'markets 310', '429 after the burst True', '4005', 'delisted Closed']
+    stats = ast.literal_eval(lines[5])
+    # 21 requests under a burst of 5: at least 5 answered, the rest refused unless a token came back.
+    assert stats['rest_requests'] == 21 and 1 <= stats['rest_429'] <= 16 and stats['subscribe_refused'] == 1
+    assert stats['ws_connections_total'] == 1 and len(lines) == 6
 
 
 def test_the_configuration_examples_build_the_config_they_describe(tmp_path):

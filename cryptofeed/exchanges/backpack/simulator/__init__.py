@@ -11,6 +11,6 @@ routes and private-stream hooks).
 from __future__ import annotations
 
 from cryptofeed.exchanges.backpack.simulator.market import MarketModel
-from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
+from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator, ListingError
 
-__all__ = ['BackpackSimulator', 'MarketModel']
+__all__ = ['BackpackSimulator', 'ListingError', 'MarketModel']

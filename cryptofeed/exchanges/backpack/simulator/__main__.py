@@ -6,7 +6,10 @@ one JSON line goes to stdout::
     {"rest_url": "http://127.0.0.1:PORT", "ws_url": "ws://127.0.0.1:PORT", "ca_file": null}
 
 (``ca_file`` is the CA certificate to trust with ``--tls``). The process then runs until
-SIGINT or SIGTERM, shuts down cleanly and exits 0. Logs go to stderr.
+SIGINT or SIGTERM, shuts down cleanly and exits 0. Logs go to stderr. For whole-venue tests,
+``--synthetic-markets N`` adds generated markets, ``--rest-rate-limit R`` and
+``--max-streams-per-connection S`` turn on the limits (see ``server.BackpackSimulator``); markets
+are listed and delisted while running over ``POST /_sim/list`` and ``/_sim/delist``.
 """
 from __future__ import annotations
 
@@ -36,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--seed', type=int, default=0, help='random seed of the market (default 0)')
     parser.add_argument('--markets', default=None,
                         help=f'comma-separated symbols (default: all of {",".join(DEFAULT_SYMBOLS)})')
+    parser.add_argument('--synthetic-markets', type=int, default=0, metavar='N',
+                        help='add N generated markets: SYN001_USDC, SYN002_USDC, SYN003_USDC_PERP, ... '
+                             '(every third a perpetual; default 0)')
     parser.add_argument('--ping-interval', type=float, default=60.0, help='seconds between server pings')
     parser.add_argument('--ping-timeout', type=float, default=120.0, help='seconds without pong before closing')
     parser.add_argument('--api-key', action='append', default=None, dest='api_keys', metavar='KEY',
@@ -46,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help='engine events spread over --history-s (about one trade per five; default 0)')
     parser.add_argument('--history-rate-limit', default=None, metavar='N/SECONDS',
                         help='answer 429 beyond N historical requests per SECONDS (e.g. 30/60; default: no limit)')
+    parser.add_argument('--rest-rate-limit', type=float, default=None, metavar='R',
+                        help='answer 429 beyond R public /api/v1 requests per second per client address '
+                             '(token bucket, burst R; default: no limit)')
+    parser.add_argument('--max-streams-per-connection', type=int, default=None, metavar='S',
+                        help='refuse (error frame) a SUBSCRIBE that takes a connection past S streams '
+                             '(default: no limit)')
     parser.add_argument('--log-level', default='INFO', help='stderr log level (default INFO)')
     return parser
 
@@ -63,7 +75,9 @@ async def _serve(args: argparse.Namespace) -> None:
                             ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
                             strict_keys=args.api_keys, host=args.host, port=args.port,
                             history_s=args.history_s, history_updates=args.history_updates,
-                            history_rate_limit=limit)
+                            history_rate_limit=limit, synthetic_markets=args.synthetic_markets,
+                            rest_rate_limit=args.rest_rate_limit,
+                            max_streams_per_connection=args.max_streams_per_connection)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -740,6 +740,10 @@ class AccountEngine:
         if 'symbol' not in payload or payload.get('symbol') in (None, ''):
             raise OrderRejected(400, 'INVALID_CLIENT_REQUEST', 'symbol is required')
         meta = self.meta(payload['symbol'])
+        state = self.market.market(meta.symbol).get('orderBookState', 'Open') if hasattr(self.market, 'market') \
+            else 'Open'
+        if state != 'Open':
+            raise OrderRejected(400, 'INVALID_ORDER', f'Market {meta.symbol} is {state}: it accepts no orders')
         unsupported = [name for name in _UNSUPPORTED_FIELDS if payload.get(name) is not None]
         if unsupported:
             raise OrderRejected(400, 'NOT_IMPLEMENTED',

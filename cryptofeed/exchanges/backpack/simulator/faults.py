@@ -5,7 +5,10 @@ argument) into a validated ``Fault``; ``FaultState`` keeps what outlives the req
 error/slow-down budgets, duplicate/reorder budgets per stream and the ping silence deadline.
 ``malformed_payload()`` builds the documented broken frames, ``hostile_depth_payload()`` the
 depth frames with impossible values or ids, ``corrupt_middle_row()`` the damaged REST answers of
-``malformed_history_row``. The JSON of every fault is listed in the ``server`` module docstring. Pure: the monotonic clock is injected, no I/O.
+``malformed_history_row``. The JSON of every fault is listed in the ``server`` module docstring.
+The two standing limits live here too: ``HistoryRateLimit`` (historical endpoints, all clients
+together) and ``RestRateLimit`` (a token bucket per client address over the public REST API).
+Pure: the monotonic clock is injected, no I/O.
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ from cryptofeed.exchanges.backpack.simulator.wire import encode_json
 
 __all__ = [
     'FAULT_KINDS', 'MALFORMED_KINDS', 'HOSTILE_DEPTH_KINDS', 'HTTP_FAULT_STATUSES', 'CORRUPT_SNAPSHOT_ID',
-    'HISTORY_PATHS', 'HOSTILE_ACCOUNT_EVENTS', 'MALFORMED_ROW_PATHS', 'FaultError', 'Fault', 'HttpFault',
+    'HISTORY_PATHS', 'RestRateLimit', 'HOSTILE_ACCOUNT_EVENTS', 'MALFORMED_ROW_PATHS', 'FaultError', 'Fault',
+    'HttpFault',
     'FaultState', 'HistoryRateLimit', 'parse_fault', 'malformed_payload', 'hostile_depth_payload', 'http_error_body',
     'corrupt_middle_row',
 ]
@@ -262,6 +266,43 @@ class HistoryRateLimit:
             return None
         self.refused += 1
         return max(1, math.ceil(self._sent[0] + self.period_s - now))
+
+
+class RestRateLimit:
+    """A token bucket per client address: ``rate`` requests per second, with a burst of ``rate``
+    (at least one). ``take(client)`` spends a token and returns None, or returns the Retry-After
+    seconds (a whole number, at least 1: when the next token will be there) without spending any;
+    ``refused`` counts the refusals. Buckets idle long enough to be full again are forgotten."""
+
+    _PRUNE_AT = 1024
+
+    def __init__(self, rate: float, clock: Callable[[], float]):
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+            raise ValueError(f'rest_rate_limit must be a number of requests per second > 0, not {rate!r}')
+        self.rate = float(rate)
+        self.burst = max(1.0, self.rate)
+        self.refused = 0
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}   # client -> (tokens, at)
+
+    def take(self, client: str) -> Optional[int]:
+        now = self._clock()
+        tokens, at = self._buckets.get(client, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if tokens >= 1.0:
+            self._buckets[client] = (tokens - 1.0, now)
+            if len(self._buckets) > self._PRUNE_AT:
+                self._prune(now)
+            return None
+        self._buckets[client] = (tokens, now)
+        self.refused += 1
+        return max(1, math.ceil((1.0 - tokens) / self.rate))
+
+    def _prune(self, now: float) -> None:
+        refill = self.burst / self.rate
+        for client, (_, at) in list(self._buckets.items()):
+            if now - at > refill:
+                del self._buckets[client]
 
 
 class _Reorder:

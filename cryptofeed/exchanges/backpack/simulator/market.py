@@ -17,6 +17,11 @@ agree; a ``BookTop`` carries the id of the update that changed the top of book.
 
 The truth log keeps every trade printed (``trades()``) and enough undo history to rebuild the
 book at a recent sequence (``book_at()``); ``book_snapshot()`` is the book at the current id.
+
+Markets beyond the default ones come in through ``extra_markets`` (object and parameters, see
+``markets.generated_market``) or, while running, ``add_market()``. ``close_market()`` takes a
+market out of trading (state ``Closed``: no more events, a frozen book and log that still answer)
+and ``reopen_market()`` brings it back with its sequence carrying on.
 """
 from __future__ import annotations
 
@@ -357,7 +362,7 @@ class _Market:
         'bids', 'bid_px', 'asks', 'ask_px', 'seq', 'undo', 'undo_floor', 'trade_id', 'trades', 'rolling',
         'top', 'agg', 'last_price', 'mark', 'index', 'index_exp', 'funding_rate', 'funding_bound',
         'funding_interval_ms', 'next_funding_ms', 'funding_history', 'open_interest', 'oi_floor', 'klines',
-        'mark_samples', 'engine_us',
+        'mark_samples', 'engine_us', 'open',
     )
 
 
@@ -374,7 +379,8 @@ class MarketModel:
     def __init__(self, symbols: Optional[Iterable[str]] = None, *, seed: int = 0,
                  clock: Callable[[], int], ticker_interval_us: int = 1_000_000,
                  mark_interval_us: int = 1_000_000, open_interest_interval_us: int = 60_000_000,
-                 liquidation_probability: float = 0.02, undo_limit: int = 50_000):
+                 liquidation_probability: float = 0.02, undo_limit: int = 50_000,
+                 extra_markets: Iterable[tuple[dict, '_markets.SimParams']] = ()):
         self._clock = clock
         self._rng = random.Random(seed)
         self._aux = random.Random(seed * 7919 + 17)
@@ -391,16 +397,20 @@ class MarketModel:
         self._next_oi = (now // open_interest_interval_us + 1) * open_interest_interval_us
         self._markets: dict[str, _Market] = {}
         for info in _markets.market_objects(symbols):
-            self._markets[info['symbol']] = self._build(info, now)
+            self._markets[info['symbol']] = self._build(info, _markets.sim_params(info['symbol']), now)
+        for info, params in extra_markets:
+            if info['symbol'] in self._markets:
+                raise ValueError(f'market {info["symbol"]!r} given twice')
+            self._markets[info['symbol']] = self._build(info, params, now)
         if not self._markets:
             raise ValueError('a market model needs at least one market')
+        # The open markets, in listing order: the ones that trade and produce periodic events.
         self._order = list(self._markets.values())
 
     # ---------------------------------------------------------------- construction
 
-    def _build(self, info: dict, now: int) -> _Market:
+    def _build(self, info: dict, params: '_markets.SimParams', now: int) -> _Market:
         rng = self._rng
-        params = _markets.sim_params(info['symbol'])
         m = _Market()
         m.symbol = info['symbol']
         m.info = info
@@ -421,6 +431,7 @@ class MarketModel:
         m.rolling = _Rolling(DAY_US)
         m.agg = []
         m.engine_us = now
+        m.open = True
         start = params.start_price.quantize(m.tick)
         m.last_price = start
         price = start
@@ -465,6 +476,50 @@ class MarketModel:
             m.oi_floor = _ZERO
         return m
 
+    # ---------------------------------------------------------------- listing and delisting
+
+    def add_market(self, info: dict, params: '_markets.SimParams') -> dict:
+        """List a new market now (``info`` is its ``/api/v1/markets`` object, kept by reference and
+        forced ``Open``); it trades from the next ``step()`` on. ValueError if the symbol exists."""
+        symbol = info['symbol']
+        if symbol in self._markets:
+            raise ValueError(f'market {symbol!r} is already listed')
+        info['orderBookState'] = 'Open'
+        m = self._build(info, params, self._clock())
+        self._markets[symbol] = m
+        self._order.append(m)
+        return m.info
+
+    def close_market(self, symbol: str) -> dict:
+        """Close an open market: its ``orderBookState`` becomes ``Closed``, its book and trade log
+        freeze and it produces no more events (pending aggregated depth is flushed first). It stays
+        listed: lookups, snapshots and history still answer. ValueError if it is already closed."""
+        m = self._m(symbol)
+        if not m.open:
+            raise ValueError(f'market {symbol!r} is already closed')
+        for w in m.agg:
+            if w.first:
+                self._flush_window(m, w)
+        self._order.remove(m)
+        m.open = False
+        m.info['orderBookState'] = 'Closed'
+        return m.info
+
+    def reopen_market(self, symbol: str) -> dict:
+        """Open a closed market again: it trades from the book it closed with, its sequence and
+        trade ids carry on. ValueError if it is open."""
+        m = self._m(symbol)
+        if m.open:
+            raise ValueError(f'market {symbol!r} is already open')
+        m.open = True
+        m.info['orderBookState'] = 'Open'
+        self._order.append(m)
+        return m.info
+
+    def is_open(self, symbol: str) -> bool:
+        """Whether ``symbol`` is trading (False once closed; KeyError when not listed)."""
+        return self._m(symbol).open
+
     # ---------------------------------------------------------------- lookups
 
     @property
@@ -485,7 +540,8 @@ class MarketModel:
         return self._m(symbol).info
 
     def markets(self) -> list[dict]:
-        return [m.info for m in self._order]
+        """Every listed market's object, open or closed, in listing order."""
+        return [m.info for m in self._markets.values()]
 
     def is_perp(self, symbol: str) -> bool:
         return self._m(symbol).is_perp
@@ -693,7 +749,7 @@ class MarketModel:
     def run_updates(self, count: int) -> int:
         """Run simulated activity until at least ``count`` sequence ids were used; return how many."""
         used = 0
-        while used < count:
+        while used < count and self._order:
             used += self.step()
         return used
 
@@ -720,9 +776,12 @@ class MarketModel:
         return used
 
     def step(self) -> int:
-        """One engine event on a random market; returns the number of depth ids it used."""
+        """One engine event on a random open market; returns the number of depth ids it used (0 when
+        every market is closed)."""
         rng = self._rng
         order = self._order
+        if not order:
+            return 0
         m = order[int(rng.random() * len(order))]
         seq0 = m.seq
         ts = self._clock()

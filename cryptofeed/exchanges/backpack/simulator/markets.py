@@ -7,17 +7,29 @@ markets plus two symbol edge cases: ``kPEPE_USDC_PERP`` (lower-case prefix, six-
 and ``SPCX.US_USDC`` (a tokenized stock with a dot in the base).
 
 The values are realistic (taken from the shapes recorded live), not current market data.
+
+Beyond those defaults, ``generated_market(symbol, created_at)`` builds a full market object and
+its parameters for any well-formed symbol (``BASE_QUOTE`` spot, ``BASE_USDC_PERP`` perpetual):
+the start price is drawn from the symbol's name (so a symbol always gets the same market), the
+tick gives the price five significant digits and the step is worth about one quote unit.
+``synthetic_symbols(n)`` names the synthetic markets of a whole-venue simulation:
+``SYN001_USDC``, ``SYN002_USDC``, ``SYN003_USDC_PERP``, ``SYN004_USDC``, ... (every third is a
+perpetual; four digits from ``SYN1000`` on).
 """
 from __future__ import annotations
 
 import copy
+import math
+import random
+import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Union
 
 __all__ = [
     'DEFAULT_SYMBOLS', 'SimParams', 'market_objects', 'market_object', 'sim_params', 'known_symbols',
-    'asset_objects', 'security_objects',
+    'asset_objects', 'security_objects', 'MAX_SYNTHETIC', 'SYNTHETIC_CREATED_AT', 'synthetic_symbols',
+    'generated_market', 'check_listing_symbol',
 ]
 
 
@@ -179,11 +191,16 @@ def sim_params(symbol: str) -> SimParams:
     return _PARAMS[symbol]
 
 
-def asset_objects(symbols: Iterable[str]) -> list[dict]:
-    """``GET /api/v1/assets`` rows for the base and quote assets of ``symbols``."""
+def _market_of(entry: Union[str, dict]) -> dict:
+    return entry if isinstance(entry, dict) else _MARKETS[entry]
+
+
+def asset_objects(markets: Iterable[Union[str, dict]]) -> list[dict]:
+    """``GET /api/v1/assets`` rows for the base and quote assets of ``markets`` (default symbols or
+    market objects)."""
     assets: list[str] = []
-    for symbol in symbols:
-        market = _MARKETS[symbol]
+    for entry in markets:
+        market = _market_of(entry)
         for asset in (market['baseSymbol'], market['quoteSymbol']):
             if asset not in assets:
                 assets.append(asset)
@@ -210,11 +227,12 @@ def asset_objects(symbols: Iterable[str]) -> list[dict]:
     return rows
 
 
-def security_objects(symbols: Iterable[str]) -> list[dict]:
-    """``GET /api/v1/securities`` rows: one per tokenized-stock base asset among ``symbols``."""
+def security_objects(markets: Iterable[Union[str, dict]]) -> list[dict]:
+    """``GET /api/v1/securities`` rows: one per tokenized-stock base asset among ``markets``
+    (default symbols or market objects)."""
     rows = []
-    for symbol in symbols:
-        market = _MARKETS[symbol]
+    for entry in markets:
+        market = _market_of(entry)
         if market['rwaMarketType'] != 'STOCK' or any(r['asset'] == market['baseSymbol'] for r in rows):
             continue
         step = market['filters']['quantity']['stepSize']
@@ -229,3 +247,70 @@ def security_objects(symbols: Iterable[str]) -> list[dict]:
             ],
         })
     return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Generated markets: synthetic ones at start, listings while running
+# --------------------------------------------------------------------------------------------
+
+#: Most synthetic markets one simulator takes.
+MAX_SYNTHETIC = 5000
+#: ``createdAt`` of every synthetic market.
+SYNTHETIC_CREATED_AT = '2025-06-02T09:00:00.000000'
+_LISTING = re.compile(r'(?P<base>[A-Za-z0-9][A-Za-z0-9.]{0,19})_(?P<quote>[A-Z0-9]{2,10})(?P<perp>_PERP)?')
+_DEFAULT_IMF = ('0.02', '0.0000935')
+_DEFAULT_MMF = ('0.0125', '0.0000561')
+
+
+def synthetic_symbols(count: int) -> list[str]:
+    """The names of ``count`` synthetic markets: ``SYN<i>_USDC``, or ``SYN<i>_USDC_PERP`` when ``i``
+    is a multiple of three; ``i`` counts from 1, written with at least three digits."""
+    if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_SYNTHETIC:
+        raise ValueError(f'synthetic_markets must be an integer from 0 to {MAX_SYNTHETIC}, not {count!r}')
+    return [f'SYN{i:03d}_USDC' + ('_PERP' if i % 3 == 0 else '') for i in range(1, count + 1)]
+
+
+def check_listing_symbol(symbol: object) -> tuple[str, str, bool]:
+    """(base, quote, is_perp) of a symbol the simulator can list, or ValueError saying what is wrong."""
+    if not isinstance(symbol, str):
+        raise ValueError(f'symbol must be a string such as NEWCOIN_USDC, not {symbol!r}')
+    match = _LISTING.fullmatch(symbol)
+    if match is None:
+        raise ValueError(f'symbol {symbol!r} is not BASE_QUOTE or BASE_USDC_PERP (base: letters, digits and '
+                         f'dots, up to 20; quote: 2-10 upper-case letters or digits), e.g. NEWCOIN_USDC')
+    perp = match['perp'] is not None
+    if perp and match['quote'] != 'USDC':
+        raise ValueError(f'perpetual {symbol!r} must be quoted in USDC (BASE_USDC_PERP)')
+    return match['base'], match['quote'], perp
+
+
+def _plain(value: Decimal) -> str:
+    return format(value, 'f')
+
+
+def generated_market(symbol: str, created_at: str) -> tuple[dict, SimParams]:
+    """A full ``/api/v1/markets`` object and the model parameters for a symbol outside the defaults.
+
+    Everything but ``createdAt`` follows from the symbol: the start price (0.01 to 50000,
+    log-uniform, drawn from the name), a tick of five significant digits, a step worth about one
+    quote unit (at most 1), resting orders worth about 500 quote units. A base ending in ``.US``
+    makes a tokenized stock. ValueError (saying why) for a malformed symbol.
+    """
+    base, quote, perp = check_listing_symbol(symbol)
+    rng = random.Random(f'backpack-simulator-listing:{symbol}')
+    raw = 10 ** rng.uniform(-2.0, math.log10(50_000))
+    exponent = math.floor(math.log10(raw))
+    tick = Decimal(1).scaleb(exponent - 4)
+    step = Decimal(1).scaleb(min(0, math.floor(math.log10(1 / raw))))
+    start = Decimal(repr(raw)).quantize(tick)
+    typical = max(step, (Decimal(500) / start).quantize(step))
+    max_price = _plain(Decimal(1).scaleb(exponent + 3))
+    if perp:
+        info = _perp(symbol, base, _plain(tick), _plain(step), _plain(tick), max_price,
+                     _plain(Decimal(int(5_000_000 / raw) or 1)), _DEFAULT_IMF, _DEFAULT_MMF, created_at)
+        open_interest = (typical * 2000).quantize(step)
+    else:
+        info = _spot(symbol, base, _plain(tick), _plain(step), _plain(step), _plain(tick), max_price, created_at,
+                     quote=quote, rwa='STOCK' if base.endswith('.US') else None)
+        open_interest = Decimal(0)
+    return info, SimParams(start, typical, open_interest, 10 if exponent < -1 else 8)

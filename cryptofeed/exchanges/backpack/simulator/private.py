@@ -176,6 +176,9 @@ class AccountService:
 
     # ---------------------------------------------------------------- REST
 
+    #: The signed endpoints under ``/api/v1/`` (the rest of ``/api/v1/`` is public).
+    SIGNED_API_PATHS = ('/api/v1/capital', '/api/v1/position', '/api/v1/order', '/api/v1/orders')
+
     def add_routes(self, app: web.Application) -> None:
         """Mount the signed endpoints on ``app``."""
         app.router.add_get('/api/v1/capital', self._capital)

@@ -33,6 +33,17 @@ Truth and control endpoints (never affected by HTTP faults):
   ``"Buy"`` or ``"Sell"`` (``"Sell"`` exactly when ``isBuyerMaker``/``m`` is true).
 * ``POST /_sim/pause`` / ``POST /_sim/resume`` -> ``{"paused": bool}``. Paused, the book and the
   trade log stand still (account orders still execute); periodic streams keep flowing.
+* ``POST /_sim/list`` ``{"symbol": "NEWCOIN_USDC"}`` -> ``{"ok": true, "market": <the
+  /api/v1/markets object>}``: a new market trades from now on (``_PERP`` suffix: a perpetual);
+  a closed one opens again, its sequence carrying on. 400 ``INVALID_CLIENT_REQUEST`` with the
+  reason for an open market or a malformed symbol.
+* ``POST /_sim/delist`` ``{"symbol": ...}`` -> ``{"ok": true, "market": ...}`` with
+  ``orderBookState`` ``"Closed"``: the market stays listed, its streams fall silent (the
+  subscriptions stay), depth/trades REST answer the frozen book, orders are refused. 400 for an
+  unknown or already closed market.
+* ``GET /_sim/stats`` -> ``{"rest_requests", "rest_429", "ws_connections", "subscriptions",
+  "ws_connections_total", "subscribe_refused"}`` (see ``BackpackSimulator.stats``).
+
 * ``POST /_sim/faults`` with one of these bodies -> ``{"ok": true, "fault": <normalised>}``, or
   400 ``{"code": "INVALID_CLIENT_REQUEST", "message"}``:
 
@@ -86,12 +97,21 @@ Truth and control endpoints (never affected by HTTP faults):
     "duration": 2.0}`` (optional ``path``) REST responses are held back ``delay`` s, for the next
     ``count`` requests or for ``duration`` s.
 
+Standing limits (off by default): ``rest_rate_limit`` (per client address, public ``/api/v1/*``),
+``history_rate_limit`` (historical endpoints, all clients together) and
+``max_streams_per_connection``. An injected ``http_status`` fault answers before either rate
+limit; a request the per-client bucket refuses is not counted by the history limit. Every 429 is
+counted in ``stats()["rest_429"]``. A SUBSCRIBE past the stream limit gets
+``{"id":null,"error":{"code":4005,"message":"Too many streams: at most S per connection ..."}}``
+and none of its streams is subscribed (unknown streams in it still get their 4006 frames).
+
 The same controls are Python methods: ``pause()``, ``resume()``, ``inject(fault)``,
-``book(symbol)``, ``trades(symbol)``.
+``book(symbol)``, ``trades(symbol)``, ``list_market(symbol)``, ``delist_market(symbol)``, ``stats()``.
 """
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import os
@@ -99,6 +119,7 @@ import shutil
 import ssl
 import tempfile
 import time
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Optional
 
@@ -106,17 +127,20 @@ from aiohttp import WSMsgType, web
 
 from cryptofeed.exchanges.backpack.simulator import wire
 from cryptofeed.exchanges.backpack.simulator.faults import (
-    CORRUPT_SNAPSHOT_ID, HOSTILE_ACCOUNT_EVENTS, Fault, FaultError, FaultState, HistoryRateLimit,
+    CORRUPT_SNAPSHOT_ID, HOSTILE_ACCOUNT_EVENTS, Fault, FaultError, FaultState, HistoryRateLimit, RestRateLimit,
     hostile_depth_payload, http_error_body, malformed_payload, parse_fault,
 )
 from cryptofeed.exchanges.backpack.simulator.market import (
     DAY_US, DEPTH_WINDOWS_MS, KLINE_INTERVALS, DepthUpdate, MarketModel, TradePrint,
 )
-from cryptofeed.exchanges.backpack.simulator.markets import asset_objects, security_objects
+from cryptofeed.exchanges.backpack.simulator.markets import (
+    DEFAULT_SYMBOLS, SYNTHETIC_CREATED_AT, asset_objects, generated_market, market_object, security_objects, sim_params,
+    synthetic_symbols,
+)
 from cryptofeed.exchanges.backpack.simulator.private import AccountService
 from cryptofeed.exchanges.backpack.simulator.verify import SimAuthError
 
-__all__ = ['BackpackSimulator']
+__all__ = ['BackpackSimulator', 'ListingError', 'STREAM_LIMIT_CODE']
 
 LOG = logging.getLogger('cryptofeed.backpack.simulator')
 
@@ -126,6 +150,23 @@ _PRIVATE_BASES = ('orderUpdate', 'positionUpdate', 'balanceUpdate')
 _HIGH_WATER = 4 * 1024 * 1024
 _CLOSE_PING_TIMEOUT = 1011
 _CLOSE_GOING_AWAY = 1001
+_REST_PREFIXES = ('/api/', '/wapi/')
+_PUBLIC_PREFIX = '/api/v1/'
+#: Code of the error frame refusing a SUBSCRIBE beyond ``max_streams_per_connection`` (a simulator
+#: choice: the exchange documents no such frame).
+STREAM_LIMIT_CODE = 4005
+
+
+def _undo_limit(markets: int) -> int:
+    """How many book updates per market ``/_sim/book?sequence=`` can go back: 50,000 for a few
+    markets, less for many (about 500,000 over all of them, at least 2,000 each), so that memory
+    stays bounded in a long whole-venue run (an update kept costs about 200 bytes)."""
+    return min(50_000, max(2_000, 500_000 // max(1, markets)))
+
+
+class ListingError(ValueError):
+    """A listing or delisting the simulator refuses; the message says why (``/_sim/list`` and
+    ``/_sim/delist`` answer it as a 400)."""
 
 
 class _ApiError(Exception):
@@ -216,6 +257,17 @@ class BackpackSimulator:
     limits the historical endpoints (``/api/v1/trades/history``, ``/api/v1/klines``,
     ``/wapi/v1/history/*``) together, answering 429 ``TOO_MANY_REQUESTS`` with ``Retry-After``
     beyond it; ``history_limit.refused`` counts those 429s.
+
+    Whole-venue controls: ``synthetic_markets`` = N adds N generated markets to the ``markets``
+    (``SYN001_USDC``, ``SYN002_USDC``, ``SYN003_USDC_PERP``, ...: every third a perpetual; see
+    ``markets.synthetic_symbols``); ``list_market()`` / ``delist_market()`` list and close markets
+    while running. ``rest_rate_limit`` = R answers 429 ``TOO_MANY_REQUESTS`` with ``Retry-After``
+    beyond R requests per second per client address (a token bucket with a burst of R) over the
+    public ``/api/v1/*`` endpoints. ``max_streams_per_connection`` = S refuses, with an error
+    frame (code ``STREAM_LIMIT_CODE``), a SUBSCRIBE that would take a connection past S streams.
+    ``stats()`` are the truth counters (requests, 429s, connections, subscriptions). With many
+    markets, the past books ``book(symbol, sequence)`` can reach shrink to keep memory bounded
+    (about 500,000 updates over all markets, at least 2,000 per market).
     """
 
     def __init__(self, markets: Optional[list[str]] = None, seed: int = 0, tls: bool = False, rate: float = 200.0,
@@ -224,9 +276,17 @@ class BackpackSimulator:
                  ticker_interval: float = 1.0, mark_interval: float = 1.0, open_interest_interval: float = 60.0,
                  liquidation_probability: float = 0.02, slow_consumer_timeout: float = 10.0,
                  clock_offset_ms: int = 0, history_s: float = 0.0, history_updates: int = 0,
-                 history_rate_limit: Optional[tuple[int, float]] = None):
+                 history_rate_limit: Optional[tuple[int, float]] = None, synthetic_markets: int = 0,
+                 rest_rate_limit: Optional[float] = None, max_streams_per_connection: Optional[int] = None):
         if rate < 0:
             raise ValueError('rate must be >= 0')
+        self._synthetic = synthetic_symbols(synthetic_markets)
+        if max_streams_per_connection is not None and (
+                isinstance(max_streams_per_connection, bool) or not isinstance(max_streams_per_connection, int)
+                or max_streams_per_connection < 1):
+            raise ValueError(f'max_streams_per_connection must be an integer >= 1 (or None for no limit), '
+                             f'not {max_streams_per_connection!r}')
+        self._max_streams = max_streams_per_connection
         if ping_interval <= 0 or ping_timeout <= 0:
             raise ValueError('ping_interval and ping_timeout must be > 0')
         if history_updates < 0 or (history_updates and history_s <= 0):
@@ -248,6 +308,7 @@ class BackpackSimulator:
         self._history = (history_s, history_updates)
         self.history_limit = (HistoryRateLimit(*history_rate_limit, time.monotonic)
                               if history_rate_limit is not None else None)
+        self.rest_limit = RestRateLimit(rest_rate_limit, time.monotonic) if rest_rate_limit is not None else None
         self._model: Optional[MarketModel] = None
         self._account: Optional[AccountService] = None
         self._faults = FaultState(time.monotonic)
@@ -266,6 +327,10 @@ class BackpackSimulator:
         self.frames_sent = 0
         self._ws_refused_until = 0.0        # drop_connections with a duration: refuse new WS connections
         self.private_undelivered: dict[str, int] = {}
+        self._rest_requests = 0
+        self._rest_429 = 0
+        self._ws_accepted = 0
+        self._streams_refused = 0
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -288,10 +353,14 @@ class BackpackSimulator:
             raise RuntimeError('simulator already started')
         self._started = True
         ticker, mark, oi = self._cadence
+        count = (len(self._symbols) if self._symbols is not None else len(DEFAULT_SYMBOLS)) + len(self._synthetic)
         self._model = MarketModel(self._symbols, seed=self._seed, clock=self._now_us,
                                   ticker_interval_us=int(ticker * 1e6), mark_interval_us=int(mark * 1e6),
                                   open_interest_interval_us=int(oi * 1e6),
-                                  liquidation_probability=self._liq_prob)
+                                  liquidation_probability=self._liq_prob,
+                                  extra_markets=[generated_market(symbol, SYNTHETIC_CREATED_AT)
+                                                 for symbol in self._synthetic],
+                                  undo_limit=_undo_limit(count))
         if self._history[1]:
             self._model.run_history(*self._history)
         self._account = AccountService(self._model, strict_keys=self._strict_keys,
@@ -425,6 +494,67 @@ class BackpackSimulator:
     def trades(self, symbol: str) -> list[dict]:
         """Every trade printed in ``symbol`` (``/_sim/trades``), oldest first."""
         return [wire.trade_truth(rec) for rec in self.model.trades(symbol)]
+
+    def list_market(self, symbol: str) -> dict:
+        """List ``symbol`` now (``POST /_sim/list``): a ``_PERP`` suffix makes a perpetual, the base
+        comes from the symbol, tick and step from ``markets.generated_market`` (a default market left
+        out of ``markets`` keeps its own figures). A closed market opens
+        again with its book, sequence and trade ids carrying on. Returns ``{"ok": True, "market":
+        <the /api/v1/markets object>}``; ``ListingError`` (a ValueError) when the market is already
+        listed and open, or the symbol is malformed."""
+        model = self.model
+        if isinstance(symbol, str) and model.has_symbol(symbol):
+            if model.is_open(symbol):
+                raise ListingError(f'market {symbol} is already listed and open')
+            self._pump()
+            info = model.reopen_market(symbol)
+            LOG.info('market %s re-opened at sequence %d', symbol, model.sequence(symbol))
+        else:
+            created = datetime.fromtimestamp(self._now_us() / 1e6, tz=timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f')
+            if symbol in DEFAULT_SYMBOLS:       # a default market left out of ``markets``: its own figures
+                info, params = market_object(symbol), sim_params(symbol)
+                info['createdAt'] = created
+            else:
+                try:
+                    info, params = generated_market(symbol, created)
+                except ValueError as exc:
+                    raise ListingError(str(exc)) from None
+            self._pump()
+            info = model.add_market(info, params)
+            LOG.info('market %s listed (%s)', symbol, info['marketType'])
+        return {'ok': True, 'market': copy.deepcopy(info)}
+
+    def delist_market(self, symbol: str) -> dict:
+        """Close ``symbol`` now (``POST /_sim/delist``): its ``orderBookState`` becomes ``Closed`` (it
+        stays in ``/api/v1/markets``), its streams stop producing frames (subscriptions stay), depth
+        and trades REST answer the frozen book, orders are refused. Returns ``{"ok": True, "market":
+        <the object>}``; ``ListingError`` for an unknown or already closed market."""
+        model = self.model
+        if not isinstance(symbol, str) or not model.has_symbol(symbol):
+            raise ListingError(f'unknown market {symbol!r}: only a listed market can be delisted')
+        if not model.is_open(symbol):
+            raise ListingError(f'market {symbol} is already closed')
+        self._pump()
+        info = model.close_market(symbol)
+        self._pump()
+        LOG.info('market %s closed at sequence %d', symbol, model.sequence(symbol))
+        return {'ok': True, 'market': copy.deepcopy(info)}
+
+    def stats(self) -> dict:
+        """Truth counters (``GET /_sim/stats``): ``rest_requests`` (requests to ``/api/*`` and
+        ``/wapi/*`` received, refused ones included), ``rest_429`` (every 429 sent, whatever the
+        cause: ``rest_rate_limit``, ``history_rate_limit`` or an injected ``http_status`` fault, on
+        WebSocket handshakes too), ``ws_connections`` (open now), ``subscriptions`` (streams
+        subscribed now, summed over connections), ``ws_connections_total`` (accepted since start),
+        ``subscribe_refused`` (SUBSCRIBE frames refused by ``max_streams_per_connection``)."""
+        return {
+            'rest_requests': self._rest_requests,
+            'rest_429': self._rest_429,
+            'ws_connections': len(self._conns),
+            'subscriptions': sum(len(conn.subs) for conn in self._conns),
+            'ws_connections_total': self._ws_accepted,
+            'subscribe_refused': self._streams_refused,
+        }
 
     def inject(self, fault: dict) -> dict:
         """Inject a fault (see the module docstring); returns the normalised request."""
@@ -624,6 +754,7 @@ class BackpackSimulator:
         if time.monotonic() < self._ws_refused_until:
             raise _ApiError(503, 'MAINTENANCE', 'Service unavailable')
         await ws.prepare(request)
+        self._ws_accepted += 1
         peer = request.remote or '?'
         conn = _Conn(ws, request.transport, time.monotonic(), peer)
         self._conns.add(conn)
@@ -693,6 +824,15 @@ class BackpackSimulator:
                 private.append(name)
             else:
                 public.append(name)
+        limit = self._max_streams
+        if limit is not None:
+            new = [name for name in dict.fromkeys(public + private) if name not in conn.subs]
+            if new and len(conn.subs) + len(new) > limit:
+                self._streams_refused += 1
+                self._error(conn, STREAM_LIMIT_CODE,
+                            f'Too many streams: at most {limit} per connection (max_streams_per_connection); '
+                            f'{len(conn.subs)} subscribed, {len(new)} more requested, none subscribed')
+                return
         for name in public:
             self._subscribe(conn, name)
         if private:
@@ -753,13 +893,26 @@ class BackpackSimulator:
     async def _middleware(self, request: web.Request, handler) -> web.StreamResponse:
         path = request.path
         if not path.startswith('/_sim/'):
+            if path.startswith(_REST_PREFIXES):
+                self._rest_requests += 1
             fault = self._faults.take_http_fault(path)
             if fault is not None:
-                headers = {'Retry-After': str(fault.retry_after)} if fault.status == 429 else None
+                headers = None
+                if fault.status == 429:
+                    self._rest_429 += 1
+                    headers = {'Retry-After': str(fault.retry_after)}
                 return web.Response(body=http_error_body(fault.status), status=fault.status, headers=headers,
                                     content_type='application/json', charset='utf-8')
-            retry_after = self.history_limit.take(path) if self.history_limit is not None else None
+            # An injected fault answers first; then the per-client bucket, then the history budget.
+            # A request refused by one limit spends nothing of the next.
+            retry_after = None
+            if self.rest_limit is not None and path.startswith(_PUBLIC_PREFIX) \
+                    and path not in AccountService.SIGNED_API_PATHS:
+                retry_after = self.rest_limit.take(request.remote or '?')
+            if retry_after is None and self.history_limit is not None:
+                retry_after = self.history_limit.take(path)
             if retry_after is not None:
+                self._rest_429 += 1
                 return web.Response(body=http_error_body(429), status=429, headers={'Retry-After': str(retry_after)},
                                     content_type='application/json', charset='utf-8')
             if request.headers.get('Upgrade', '').lower() != 'websocket':
@@ -807,6 +960,9 @@ class BackpackSimulator:
         app.router.add_post('/_sim/pause', self._sim_pause)
         app.router.add_post('/_sim/resume', self._sim_resume)
         app.router.add_post('/_sim/faults', self._sim_faults)
+        app.router.add_post('/_sim/list', self._sim_list)
+        app.router.add_post('/_sim/delist', self._sim_delist)
+        get('/_sim/stats', self._sim_stats)
 
     def _symbol(self, request: web.Request, *, required: bool = True) -> Optional[str]:
         symbol = request.query.get('symbol')
@@ -832,10 +988,10 @@ class BackpackSimulator:
         return _json(self.model.market(self._symbol(request)))
 
     async def _assets(self, request: web.Request) -> web.Response:
-        return _json(asset_objects(self.model.symbols))
+        return _json(asset_objects(self.model.markets()))
 
     async def _securities(self, request: web.Request) -> web.Response:
-        return _json(security_objects(self.model.symbols))
+        return _json(security_objects(self.model.markets()))
 
     def _window(self, request: web.Request) -> int:
         interval = request.query.get('interval', '1d')
@@ -964,3 +1120,30 @@ class BackpackSimulator:
         except FaultError as exc:
             raise _ApiError(400, 'INVALID_CLIENT_REQUEST', str(exc)) from None
         return _json({'ok': True, 'fault': normalised})
+
+    async def _listing_body(self, request: web.Request) -> Any:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise _ApiError(400, 'INVALID_CLIENT_REQUEST',
+                            'the body must be JSON: {"symbol": "NEWCOIN_USDC"}') from None
+        if not isinstance(body, dict) or 'symbol' not in body:
+            raise _ApiError(400, 'INVALID_CLIENT_REQUEST', 'the body must be {"symbol": "<SYMBOL>"}')
+        return body['symbol']
+
+    async def _sim_list(self, request: web.Request) -> web.Response:
+        symbol = await self._listing_body(request)
+        try:
+            return _json(self.list_market(symbol))
+        except ListingError as exc:
+            raise _ApiError(400, 'INVALID_CLIENT_REQUEST', str(exc)) from None
+
+    async def _sim_delist(self, request: web.Request) -> web.Response:
+        symbol = await self._listing_body(request)
+        try:
+            return _json(self.delist_market(symbol))
+        except ListingError as exc:
+            raise _ApiError(400, 'INVALID_CLIENT_REQUEST', str(exc)) from None
+
+    async def _sim_stats(self, request: web.Request) -> web.Response:
+        return _json(self.stats())
