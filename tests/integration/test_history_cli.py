@@ -197,23 +197,6 @@ def test_the_progress_bar_reports_rows_and_the_rate_limit_wait(sim, tmp_path):
     assert waited > 0                                                      # paced: more than 3 requests were needed
 
 
-def test_parse_time_forms():
-    from cryptofeed.exchanges.backpack.history import UsageError, parse_time
-
-    now = 1_800_000_000.0
-    assert parse_time('now', now, 's') == now
-    assert parse_time('now-30m', now, 's') == now - 1800
-    assert parse_time('now-1.5h', now, 's') == now - 5400
-    assert parse_time('now-7d', now, 's') == now - 7 * 86400
-    assert parse_time('1796539808.5', now, 's') == 1796539808.5
-    assert parse_time('2026-09-01', now, 's') == 1788220800.0
-    assert parse_time('2026-09-01 16:52:00', now, 's') == 1788281520.0
-    assert parse_time('2026-09-01T18:52:00+02:00', now, 's') == 1788281520.0
-    for bad in ('tomorrow', 'now+1h', 'nan', 'inf', ''):
-        with pytest.raises(UsageError):
-            parse_time(bad, now, '--start')
-
-
 def test_a_kill_that_cuts_a_csv_line_loses_nothing(sim, tmp_path):
     simulator, run = sim
     end = int(time.time()) - 5
