@@ -42,7 +42,7 @@ class BackpackFeed(BackpackFeedBase, Cf3Lifecycle, Feed):
         if '_wrap_connection' in self.__dict__:  # cryptofeed.capture's playback prepared this feed
             # REST answers come from the capture (through the http_conn playback put in place);
             # channels do in line what they otherwise do in background tasks, in recorded order.
-            ws_urls, rest_urls = self._captured_urls()
+            ws_urls, rest_urls = _captured_urls(self._wrap_connection, self.id)
             ws_url, level, message = recorded_endpoint('ws_url', self.backpack_config.ws_url, ws_urls)
             LOG.log(level, '%s: %s', self.id, message)
             if ws_url != self.backpack_config.ws_url:   # connections are matched to the capture by address
@@ -53,18 +53,20 @@ class BackpackFeed(BackpackFeedBase, Cf3Lifecycle, Feed):
             self._ctx.replay(client)
         return super()._start(loop)
 
-    def _captured_urls(self):
-        """(WebSocket addresses, REST URLs) of this exchange in the capture being played back, each
-        None when the playback does not say (``capture`` is the replayer's parsed capture)."""
-        capture = getattr(getattr(self._wrap_connection, '__self__', None), 'capture', None)
-        if capture is None:
-            return None, None
-        ws = [s.address for s in getattr(capture, 'ws', ()) if s.exchange == self.id and isinstance(s.address, str)]
-        rest = [request[2] for s in getattr(capture, 'http', ()) if s.exchange == self.id for request in s.requests]
-        return ws, rest
-
     async def shutdown(self):
         """Stop every connection, cancel every task this feed started, close our sessions, then
         let cryptofeed stop the backends; returns the backends it released."""
         await self._stop_connections()
         return await super().shutdown()
+
+
+def _captured_urls(wrap_connection, exchange: str):
+    """(WebSocket addresses, REST URLs) of ``exchange`` in the capture being played back, each None
+    when the playback does not say (``capture`` is the parsed capture of the replayer whose
+    ``wrap_connection`` playback put on the feed)."""
+    capture = getattr(getattr(wrap_connection, '__self__', None), 'capture', None)
+    if capture is None:
+        return None, None
+    ws = [s.address for s in getattr(capture, 'ws', ()) if s.exchange == exchange and isinstance(s.address, str)]
+    rest = [request[2] for s in getattr(capture, 'http', ()) if s.exchange == exchange for request in s.requests]
+    return ws, rest
