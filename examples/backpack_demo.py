@@ -2,11 +2,15 @@
 
 Offline (default) it starts the bundled simulator in a child process (TLS on loopback, its own
 CA), then runs a cryptofeed ``FeedHandler`` with a ``BackpackFeed`` on a few symbols and
-channels, printing trades, the top of each book and tickers as they arrive. The account side
+channels, printing trades, the top of each book, tickers, funding and one-minute candles as
+they arrive (a one-minute candle closes at most once in a 20 s run, so the candle still forming
+is shown too, every few seconds, marked ``forming``; ``closed`` ones are printed as they close).
+The account side
 runs too: the simulator accepts any well-formed key, so the demo generates one, turns on the
 private channels (ORDER_INFO, FILLS, POSITIONS, BALANCES for every market), places and cancels
 a few orders with signed REST and prints what the private streams report. After ``--seconds``
-(default 20) or Ctrl-C it prints the feed's metrics and health.
+(default 20) or Ctrl-C it prints a summary: frames and callbacks per channel, the state of each
+book, the account connection and the feed's health.
 
 ``--live`` points the same feed at the real exchange (needs network access and a location
 Backpack serves).
@@ -36,6 +40,21 @@ from cryptofeed.exchanges.backpack import (
 from cryptofeed.exchanges.backpack.core.rest.client import BackpackRestClient
 
 SYMBOLS = ['SOL-USDC', 'BTC-USDC', 'SOL-USDC-PERP']
+CANDLE_INTERVAL = '1m'
+
+
+def num(value) -> str:
+    """A Decimal as plain text without trailing zeros (``0.0`` and ``0`` both read ``0``)."""
+    if value is None:
+        return '-'
+    if isinstance(value, Decimal):
+        return format(value.normalize(), 'f')
+    return str(value)
+
+
+def clock(ts: float) -> str:
+    """An epoch time as UTC ``HH:MM:SS``."""
+    return time.strftime('%H:%M:%S', time.gmtime(ts))
 
 
 @contextmanager
@@ -65,9 +84,9 @@ class Printer:
         self.last: dict = {}
         self.counts: dict = {}
 
-    def _due(self, key) -> bool:
+    def _due(self, key, every_s: Optional[float] = None) -> bool:
         now = time.monotonic()
-        if now - self.last.get(key, 0) < self.every_s:
+        if now - self.last.get(key, 0) < (self.every_s if every_s is None else every_s):
             return False
         self.last[key] = now
         return True
@@ -94,45 +113,88 @@ class Printer:
 
     async def candle(self, c, receipt_ts):
         self._count(CANDLES)
-        print(f'CANDLE  {c.symbol:<15} {c.interval} o={c.open} h={c.high} l={c.low} c={c.close} v={c.volume}')
+        # The feed runs with candle_closed_only=False: the forming candle is shown every few
+        # seconds, each closed one as it closes.
+        if c.closed or self._due((CANDLES, c.symbol), every_s=5.0):
+            print(f'CANDLE  {c.symbol:<15} {c.interval} {clock(c.start)} UTC o={num(c.open)} h={num(c.high)} '
+                  f'l={num(c.low)} c={num(c.close)} v={num(c.volume)} ({"closed" if c.closed else "forming"})')
 
     async def order(self, o, receipt_ts):
         self._count(ORDER_INFO)
-        print(f'ORDER   {o.symbol:<15} {o.side:<4} {o.type:<6} {o.status:<9} {o.amount} @ {o.price} '
-              f'remaining {o.remaining} id={o.id}')
+        if o.type == 'market':
+            # A market order has no limit price: before a fill it is "at market", then the
+            # feed reports its average executed price.
+            price = 'at market' if not o.price else f'avg {num(o.price)}'
+        else:
+            price = f'@ {num(o.price)}'
+        print(f'ORDER   {o.symbol:<15} {o.side:<4} {o.type:<6} {o.status:<9} {num(o.amount)} {price} '
+              f'remaining {num(o.remaining)} id={o.id}')
 
     async def fill(self, f, receipt_ts):
         self._count(FILLS)
-        print(f'FILL    {f.symbol:<15} {f.side:<4} {f.amount} @ {f.price} fee {f.fee} {f.raw["fee_asset"]} '
+        print(f'FILL    {f.symbol:<15} {f.side:<4} {num(f.amount)} @ {num(f.price)} fee {num(f.fee)} {f.raw["fee_asset"]} '
               f'{f.liquidity} trade={f.id} order={f.order_id}')
 
     async def position(self, p, receipt_ts):
         self._count(POSITIONS)
-        print(f'POSITION {p.symbol:<14} {p.side:<5} {p.position} entry {p.entry_price} upnl {p.unrealised_pnl}')
+        print(f'POSITION {p.symbol:<14} {p.side:<5} {num(p.position)} entry {num(p.entry_price)} '
+              f'upnl {num(p.unrealised_pnl)}')
 
     async def balance(self, b, receipt_ts):
         self._count(BALANCES)
-        print(f'BALANCE {b.currency:<15} {b.balance} (reserved {b.reserved})')
+        print(f'BALANCE {b.currency:<15} {num(b.balance)} (reserved {num(b.reserved)})')
 
     async def funding(self, f, receipt_ts):
         self._count(FUNDING)
         if self._due((FUNDING, f.symbol)):
-            print(f'FUNDING {f.symbol:<15} mark {f.mark_price} rate {f.rate} next {time.ctime(f.next_funding_time)}')
+            print(f'FUNDING {f.symbol:<15} mark {num(f.mark_price)} rate {num(f.rate)} '
+                  f'next {clock(f.next_funding_time)} UTC')
 
 
-def summary(feed: BackpackFeed, printer: Printer) -> str:
+def channel_frames(feed: BackpackFeed, channels) -> dict:
+    """Frames received per cryptofeed channel of ``channels`` (those subscribed). The metrics
+    count a stream that two channels share (``markPrice``: FUNDING and INDEX) under the stream's
+    name; it is given to the subscribed channels that read it."""
+    readers: dict = {}
+    for channel in channels:
+        readers.setdefault(feed.websocket_channels[channel], []).append(channel)
+    frames: dict = {}
+    for name, count in feed.metrics_snapshot()['messages'].items():
+        for channel in ([name] if name in feed.websocket_channels else readers.get(name, [name])):
+            frames[channel] = frames.get(channel, 0) + count
+    return frames
+
+
+def summary(feed: BackpackFeed, printer: Printer, seconds: float, channels) -> str:
     m = feed.metrics_snapshot()
-    lines = ['', '=== summary ===',
-             f'callbacks:       {printer.counts}',
-             f'frames:          {m["messages"]} (dropped {m["dropped"]}, parse errors {m["parse_errors"]})',
-             f'reconnects:      {m["reconnects"]}   gaps: {m["gaps"]}   resyncs: {m["resyncs"]}   '
-             f'backfilled trades: {m["backfilled_trades"]}']
+    frames = channel_frames(feed, channels)
+    lines = ['', f'=== summary after {seconds:g} s ===', f'{"channel":<14} {"frames":>7} {"callbacks":>10}']
+    for channel in sorted(set(frames) | set(printer.counts)):
+        if not frames.get(channel) and not printer.counts.get(channel):
+            continue
+        note = ''
+        if channel == CANDLES:
+            note = (f'   {CANDLE_INTERVAL} candles, one per kline frame; the forming one printed every 5 s, '
+                    f'closed ones always')
+        elif channel == BALANCES:
+            note = '   the /api/v1/capital snapshot at subscribe, then one per changed asset'
+        lines.append(f'{channel:<14} {frames.get(channel, 0):>7} {printer.counts.get(channel, 0):>10}{note}')
+    lines.append(f'frames dropped {m["dropped"]}, parse errors {m["parse_errors"]}; reconnects {m["reconnects"]}, '
+                 f'gaps {m["gaps"]}, resyncs {m["resyncs"]}, backfilled trades {m["backfilled_trades"]}')
     if 'account' in m:
-        lines.append(f'account:         {m["account"]}  auth failures: {m["auth_failures"]}')
+        a = m['account']
+        lines.append(f'account: {a["subscribes"]} subscribe(s) to {", ".join(a["streams"])}; fills seen '
+                     f'{a["fills_seen"]} (duplicates dropped {a["duplicate_fills"]}), open orders {a["open_orders"]}, '
+                     f'positions {a["positions"]}, clock offset {a["clock_offset_ms"]} ms; '
+                     f'auth failures {m["auth_failures"]}')
     for symbol, book in m['books'].items():
         lines.append(f'book {symbol:<15} {book["state"]:<9} seq {book["last_update_id"]}  applied {book["applied"]}  '
                      f'stale dropped {book["stale_dropped"]}')
-    lines.append(f'health:          {feed.health()}')
+    lines.append('  (stale dropped: depth frames received before the book\'s REST snapshot that the snapshot '
+                 'already contains;\n   a few at every sync are normal, and nothing is lost)')
+    health = feed.health()
+    reasons = ''.join(f'\n  - {reason}' for reason in health.reasons)
+    lines.append(f'health:  {health.status} (checked {clock(health.checked_at)} UTC){reasons}')
     return '\n'.join(lines)
 
 
@@ -167,11 +229,12 @@ def run(seconds: float, config: Optional[dict], symbols: list, private: bool = F
         subscription.update({ORDER_INFO: [], FILLS: [], POSITIONS: [], BALANCES: []})
         callbacks.update({ORDER_INFO: printer.order, FILLS: printer.fill, POSITIONS: printer.position,
                           BALANCES: printer.balance})
-    feed = BackpackFeed(config=config, candle_interval='1m', subscription=subscription, callbacks=callbacks)
+    feed = BackpackFeed(config=config, candle_interval=CANDLE_INTERVAL, candle_closed_only=False,
+                        subscription=subscription, callbacks=callbacks)
     handler.add_feed(feed)
     # The same call on every cryptofeed line: stream for `seconds`, placing orders beside the feed.
     run_handler(handler, seconds, beside=[place_and_cancel_orders(config)] if private else [])
-    print(summary(feed, printer))
+    print(summary(feed, printer, seconds, subscription))
 
 
 def main(argv=None) -> int:

@@ -64,3 +64,41 @@ async def test_a_recording_plays_back_through_cryptofeeds_playback_to_the_same_c
     live_seqs, replayed_seqs = live.sequences['SOL-USDC'], replayed.sequences['SOL-USDC']
     assert replayed_seqs and replayed_seqs[-1] == live_seqs[-1] and set(replayed_seqs) <= set(live_seqs)
     assert replayed.replica_levels('SOL-USDC') == live.replica_levels('SOL-USDC')
+
+
+async def test_a_recording_made_against_the_simulator_plays_back_without_its_urls_configured(
+        tmp_path, monkeypatch, caplog):
+    """Playback is self-contained: the recording's REST endpoint is used when rest_url is not
+    configured (it used to look the answers up under the live exchange's URL, replaying no book)."""
+    import logging
+
+    from cryptofeed.raw_data_collection import playback
+
+    monkeypatch.delenv('CRYPTOFEED_BACKPACK_NATIVE', raising=False)
+    recording = tmp_path / 'recording'
+    recording.mkdir()
+    async with BackpackSimulator(markets=['SOL_USDC'], seed=37, rate=300, tls=True) as sim:
+        live = Collector()
+        try:
+            async with running_feed(sim, ['SOL-USDC'], [TRADES, L2_BOOK], live,
+                                    fh_kwargs={'raw_data_collection': AsyncFileCallback(str(recording))}) as feed:
+                await wait_until(lambda: feed._book.books['SOL-USDC'].synced
+                                 and len(delivered_trade_ids(live, 'SOL-USDC')) > 20, timeout=15)
+                sim.pause()
+                last = sim.book('SOL_USDC')['sequence']
+                await wait_until(lambda: live.sequences['SOL-USDC'][-1:] == [last], timeout=10)
+        finally:
+            Connection.raw_data_callback = None
+        recorded_at = sim.rest_url
+    config = tmp_path / 'config.yaml'
+    config.write_text('backpack:\n  native_enabled: true\n')            # no rest_url, ws_url or ca_file
+    replayed = Collector()
+    files = sorted(str(p) for p in recording.iterdir())
+    with caplog.at_level(logging.INFO):
+        await asyncio.to_thread(playback, 'BACKPACK', files, replayed.callbacks([TRADES, L2_BOOK]), str(config))
+    assert delivered_trade_ids(replayed, 'SOL-USDC') == delivered_trade_ids(live, 'SOL-USDC')
+    assert replayed.sequences['SOL-USDC'] and replayed.sequences['SOL-USDC'][-1] == live.sequences['SOL-USDC'][-1]
+    assert replayed.replica_levels('SOL-USDC') == live.replica_levels('SOL-USDC')
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith(f'BACKPACK: playback: the recording was made against {recorded_at};') for m in messages)
+    assert not any('api.backpack.exchange/api' in m and 'not in the recording (' in m for m in messages)

@@ -77,7 +77,7 @@ def run_block(code: str, port: str, cwd: Path) -> str:
 
 def test_the_section_has_the_documented_examples():
     langs = [lang for lang, _ in section_blocks()]
-    assert langs == ['bash', 'python', 'python', 'python']
+    assert langs == ['bash', 'python', 'python', 'console', 'python']
 
 
 def test_history_download_to_csv_and_a_list(simulator, tmp_path):
@@ -99,8 +99,49 @@ def test_history_download_with_coroutines(simulator, tmp_path):
 
 
 def test_order_round_trip(simulator, tmp_path):
-    out = run_block(section_blocks()[3][1], simulator, tmp_path).splitlines()
+    out = run_block(section_blocks()[4][1], simulator, tmp_path).splitlines()
     assert out[0].startswith('[') and 'SOL-USDC-PERP' in out[0] and 'position: 2' in out[0]
     assert 'SOL-USDC-PERP' in out[1] and 'side: buy' in out[1]
     assert out[2].startswith("{'") and 'USDC' in out[2]
     assert out[3] == 'rejected: INVALID_PRICE'
+
+
+def _shape(text: str) -> str:
+    """A pattern of ``text`` in which every number may be any number (times, counts, file names)."""
+    return re.sub(r'\d+', r'\\d+', re.escape(text))
+
+
+def test_history_to_files_from_the_command_line(simulator, tmp_path):
+    (console,) = [body for lang, body in section_blocks() if lang == 'console']
+    lines = console.splitlines()
+    commands = [line[2:] for line in lines if line.startswith('$ ')]
+    assert len(commands) == 2 and all(c.startswith('python -m cryptofeed.exchanges.backpack.history ') for c in commands)
+    outputs, expected = [], []
+    for line in lines:
+        if line.startswith('$ '):
+            expected.append([])
+        else:
+            expected[-1].append(line)
+    for command, want in zip(commands, expected):
+        argv = shlex.split(command.replace(DOC_PORT, simulator))
+        result = subprocess.run([sys.executable, *argv[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stderr == ''                                     # --quiet
+        got = result.stdout.splitlines()
+        assert len(got) == len(want), (got, want)
+        for line, pattern in zip(got, want):
+            assert re.fullmatch(_shape(pattern), line), (line, pattern)
+        outputs.append(got)
+    trades = sorted(tmp_path.glob('SOL-USDC_trades_*.csv'))
+    assert len(trades) == 1 and len(list(tmp_path.glob('SOL-USDC-PERP_trades_*.csv'))) == 1
+    with open(trades[0], newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert f'SOL-USDC trades: {len(rows)} rows' in outputs[0][0] and len(rows) > 1000
+    ids = [int(r['id']) for r in rows]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))                # every trade of the window once
+    import pyarrow.parquet as pq
+    (candles,) = tmp_path.glob('SOL-USDC_candles_1m_*.parquet')
+    table = pq.read_table(candles)
+    assert f'SOL-USDC candles 1m: {table.num_rows} rows' in outputs[1][0] and table.num_rows >= 45
+    assert table.column_names == ['start', 'stop', 'symbol', 'interval', 'open', 'high', 'low', 'close', 'volume',
+                                  'trades']

@@ -3,7 +3,8 @@
 The block is taken from README.md unchanged and pointed at the simulator the way any cryptofeed
 program is pointed at a configuration, through ``CRYPTOFEED_CONFIG`` (a YAML file holding
 cryptofeed's default settings, uvloop included, plus a ``backpack:`` section with the
-simulator's URLs). The test passes when the script prints trades and books from the simulator.
+simulator's URLs). The test passes when the script prints trades, books and funding from the simulator, and logs
+no warning.
 """
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ async def test_the_readme_usage_block_runs_as_a_plain_script_and_prints_data(tmp
             def seen_both(lines):
                 return (any('BACKPACK' in line and 'SOL-USDC' in line for line in lines)
                         and any(BOOK_LINE.match(line) and line.endswith('full book') for line in lines)
-                        and any(BOOK_LINE.match(line) and not line.endswith('full book') for line in lines))
+                        and any(BOOK_LINE.match(line) and not line.endswith('full book') for line in lines)
+                        and any('BTC-USDC-PERP' in line and 'mark_price' in line for line in lines))
 
             lines = await _read_until(proc.stdout, seen_both, timeout=40)
         finally:
@@ -77,3 +79,6 @@ async def test_the_readme_usage_block_runs_as_a_plain_script_and_prints_data(tmp
     stderr = err.decode(errors='replace')
     assert seen_both(lines), f'no trades and books printed; stdout: {lines[-5:]}; stderr: {stderr[-2000:]}'
     assert 'Traceback' not in stderr, stderr[-2000:]
+    # The example asks for nothing the exchange does not publish: no warning on start.
+    log = (tmp_path / 'feedhandler.log').read_text() if (tmp_path / 'feedhandler.log').exists() else ''
+    assert 'WARNING' not in log and 'perpetuals only' not in log + stderr, log[-2000:]

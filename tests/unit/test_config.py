@@ -805,3 +805,93 @@ def test_nothing_secret_is_logged(caplog, tmp_path, monkeypatch):
 def test_a_boolean_is_not_a_number(field):
     with pytest.raises(BackpackConfigError, match=f'{field} must be a number, got True'):
         BackpackConfig(**{field: True})
+
+
+# ---- first-hour papercuts (issue 19): what a misspelt option or section tells the user ----
+
+def test_a_misspelt_option_suggests_the_name_meant_and_lists_every_name_the_section_takes():
+    with pytest.raises(BackpackConfigError) as info:
+        BackpackConfig.from_cryptofeed_config({'backpack': {'native_enabled': True, 'windw_ms': 3000}})
+    message = str(info.value)
+    assert 'windw_ms: is not a known option (did you mean window_ms?)' in message
+    valid = message.split('valid options here: ', 1)[1].split(', ')
+    for name in ('window_ms', 'native_enabled', 'account_name', 'key_id', 'key_secret', 'key_passphrase'):
+        assert name in valid
+    with pytest.raises(BackpackConfigError, match=r'key_secrt: is not a known option \(did you mean key_secret\?\)'):
+        BackpackConfig.from_dict({'key_secrt': KEY_B64})
+
+
+def test_options_the_model_itself_takes_are_listed_without_the_section_only_names():
+    with pytest.raises(BackpackConfigError) as info:
+        BackpackConfig(rest_ulr='http://127.0.0.1:1')
+    message = str(info.value)
+    assert 'rest_ulr: is not a known option (did you mean rest_url?)' in message
+    assert 'key_id' not in message and 'native_enabled' not in message
+    with pytest.raises(BackpackConfigError, match=r'auth.privat_key: is not a known option \(did you mean private_key\?\)'):
+        BackpackConfig(auth={'private_key': KEY_B64, 'privat_key': 'x'})
+
+
+def test_a_name_far_from_every_option_gets_no_suggestion():
+    with pytest.raises(BackpackConfigError) as info:
+        BackpackConfig.from_dict({'colour': 'blue'})
+    assert 'did you mean' not in str(info.value)
+
+
+def test_configuration_errors_are_the_public_class_itself_with_their_problems():
+    for build in (lambda: BackpackConfig(window_ms=0), lambda: BackpackConfig.from_dict({'windw_ms': 1}),
+                  lambda: BackpackConfig.from_env({'BACKPACK_WINDOW_MS': 'x'}),
+                  lambda: BackpackAuth.model_validate({'private_key': 'short'})):
+        with pytest.raises(BackpackConfigError) as info:
+            build()
+        assert type(info.value) is BackpackConfigError          # a traceback names the documented class
+        assert type(info.value).__module__ == 'cryptofeed.exchanges.backpack.core.errors'
+        assert info.value.problems and all(isinstance(loc, tuple) for loc, _ in info.value.problems)
+    assert BackpackConfigError('plain').problems == []
+
+
+@pytest.fixture
+def fresh_section_warnings(monkeypatch):
+    from cryptofeed.exchanges.backpack.core import config as config_module
+    monkeypatch.setattr(config_module, '_warned_sections', set())
+
+
+def _warnings(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+@pytest.mark.parametrize('key', ['backpak', 'Backpack', 'back-pack', 'bakpack'])
+def test_a_misspelt_section_is_warned_about_instead_of_silently_giving_the_live_defaults(
+        key, caplog, fresh_section_warnings, tmp_path):
+    path = tmp_path / 'config.yaml'
+    path.write_text(f'log:\n  level: WARNING\n{key}:\n  rest_url: http://127.0.0.1:8765\n')
+    with caplog.at_level(logging.WARNING):
+        config = BackpackConfig.from_cryptofeed_config(str(path))
+    assert config.rest_url == DEFAULT_REST_URL                  # still the defaults: the section is not guessed
+    (message,) = _warnings(caplog)
+    assert f"section '{key}' but no backpack: section" in message and 'rename it to backpack:' in message
+    assert DEFAULT_REST_URL in message and str(path) in message
+
+
+def test_a_near_miss_beside_the_real_section_is_warned_about_too(caplog, fresh_section_warnings):
+    root = {'backpack': {'window_ms': 3000}, 'backpak': {'rest_url': 'http://127.0.0.1:8765'}}
+    with caplog.at_level(logging.WARNING):
+        assert BackpackConfig.from_cryptofeed_config(root).window_ms == 3000
+        BackpackConfig.from_cryptofeed_config(root)              # once per process and key
+    (message,) = _warnings(caplog)
+    assert "section 'backpak' besides backpack:" in message
+
+
+def test_other_exchanges_sections_are_not_taken_for_misspellings(caplog, fresh_section_warnings):
+    root = {'binance': {}, 'bitpanda': {}, 'backpack_ccxt': {}, 'log': {}, 'uvloop': True, 'backpack': {}}
+    with caplog.at_level(logging.WARNING):
+        BackpackConfig.from_cryptofeed_config(root)
+    assert _warnings(caplog) == []
+
+
+def test_the_feed_registry_warns_about_a_misspelt_section_holding_native_enabled(caplog, fresh_section_warnings):
+    from cryptofeed.exchanges.backpack.hosts.registry import choose
+
+    with caplog.at_level(logging.WARNING):
+        choice = choose(Config(config={'backpak': {'native_enabled': True}}), environ={})
+    assert choice.native is False                                 # the flag was not read ...
+    assert any("section 'backpak'" in message for message in _warnings(caplog))   # ... and the user is told

@@ -45,8 +45,19 @@ def test_streams_for_every_channel_with_perp_only_streams_skipped_for_spot(caplo
         'bookTicker.SOL_USDC', 'bookTicker.BTC_USDC_PERP', 'kline.1month.SOL_USDC', 'kline.1month.BTC_USDC_PERP',
         'markPrice.BTC_USDC_PERP', 'openInterest.BTC_USDC_PERP', 'liquidation',
     ])
-    warned = ' '.join(r.getMessage() for r in caplog.records)
-    assert 'markPrice' in warned and 'openInterest' in warned and 'SOL-USDC is spot' in warned
+    warned = [r.getMessage() for r in caplog.records]
+    # The warnings name the channels asked for, not the streams that carry them.
+    assert any('FUNDING and INDEX is published for perpetuals only; SOL-USDC is spot' in m for m in warned)
+    assert any('OPEN_INTEREST is published for perpetuals only; SOL-USDC is spot' in m for m in warned)
+    assert not any('markPrice' in m or 'openInterest' in m for m in warned)
+
+
+def test_funding_asked_for_a_spot_symbol_is_warned_about_by_its_channel_name(caplog):
+    with caplog.at_level(logging.WARNING, logger=package_log.root()):
+        f = feed(subscription={TRADES: ['SOL-USDC'], FUNDING: ['SOL-USDC', 'BTC-USDC-PERP'], INDEX: ['BTC-USDC-PERP']})
+    assert sorted(names(f)) == ['markPrice.BTC_USDC_PERP', 'trade.SOL_USDC']
+    (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert message == 'BACKPACK: FUNDING is published for perpetuals only; SOL-USDC is spot, so it is not subscribed for it'
 
 
 def test_funding_and_index_share_one_stream_and_emit_only_what_was_asked():

@@ -14,7 +14,19 @@ registers ``registry.FEED_FACTORY`` under ``'BACKPACK'`` in cryptofeed's ``EXCHA
 """
 from __future__ import annotations
 
-from cryptofeed.exchanges import EXCHANGE_MAP
+import sys
+
+try:
+    from cryptofeed.exchanges import EXCHANGE_MAP
+except ImportError:
+    import cryptofeed
+    if getattr(cryptofeed, '__file__', None) is not None:
+        raise  # cryptofeed is installed and failed for a reason of its own
+    # No cryptofeed: ``cryptofeed`` is only this checkout's folder (a namespace package).
+    raise ImportError(
+        f'cryptofeed is not installed for this Python ({sys.executable}): the cryptofeed folder it found is '
+        f'only the cryptofeed-backpack overlay. Use the environment `make` builds (`.venv-X.Y/bin/python`, or '
+        f'`. .venv-X.Y/bin/activate` first), or `pip install cryptofeed-backpack` into this one') from None
 
 from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
 from cryptofeed.exchanges.backpack.core.config import BackpackAuth, BackpackConfig, BackpackProxies

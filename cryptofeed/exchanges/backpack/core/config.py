@@ -27,18 +27,19 @@ by ``net.resolve_proxy`` when read):
 from __future__ import annotations
 
 import base64
+import difflib
 import os
 import ssl
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.config_models import (
-    _REDACTED, ProxyURL, _FrozenModel, _InvalidConfig, _problems, _secret_input,
+    _REDACTED, ProxyURL, _FrozenModel, _problems, _secret_input, invalid_config,
 )
 from cryptofeed.exchanges.backpack.core.auth import (
     DEFAULT_WINDOW_MS, BackpackSigner, match_public_key, parse_private_key, public_key_from_seed,
@@ -74,6 +75,13 @@ _CRYPTOFEED_KEY_NAMES = {'key_id': 'api_key', 'key_secret': 'private_key', 'key_
 # Keys of the ``backpack:`` section that belong to other readers (cryptofeed's Exchange, the feed
 # registry) and are not configuration options of ours.
 _SECTION_KEYS_READ_ELSEWHERE = frozenset({'account_name', 'native_enabled'})
+# Every name a ``backpack:`` section may hold besides our options (listed in errors about an unknown one).
+SECTION_NAMES = tuple(_CRYPTOFEED_KEY_NAMES) + tuple(sorted(_SECTION_KEYS_READ_ELSEWHERE))
+# The section of a cryptofeed configuration that holds ours.
+SECTION = 'backpack'
+# How alike (difflib ratio) a top-level key must be to ``backpack`` to be taken for a misspelling.
+_NEAR_MISS_RATIO = 0.8
+_warned_sections: set = set()
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,12 +356,12 @@ class BackpackConfig(_FrozenModel):
     # ---------------------------------------------------------------- loaders
 
     @classmethod
-    def _build(cls, data: Mapping[str, Any], source: str,
-               labels: Optional[Mapping[str, str]] = None) -> 'BackpackConfig':
+    def _build(cls, data: Mapping[str, Any], source: str, labels: Optional[Mapping[str, str]] = None,
+               also_valid: Tuple[str, ...] = ()) -> 'BackpackConfig':
         try:
             config = cls.__pydantic_validator__.validate_python(dict(data))
         except ValidationError as exc:
-            raise _InvalidConfig(_problems(exc, cls), source, labels) from None
+            raise invalid_config(_problems(exc, cls, also_valid), source, labels) from None
         LOG.debug('Backpack configuration loaded from %s', source)
         return config
 
@@ -367,7 +375,7 @@ class BackpackConfig(_FrozenModel):
         """
         if not isinstance(d, Mapping):
             raise BackpackConfigError(f'from_dict expects a mapping, got {type(d).__name__}')
-        return cls._build(section_to_fields(d), 'dict')
+        return cls._build(section_to_fields(d), 'dict', also_valid=SECTION_NAMES)
 
     @classmethod
     def from_cryptofeed_config(cls, cfg: Any) -> 'BackpackConfig':
@@ -389,12 +397,13 @@ class BackpackConfig(_FrozenModel):
             root = {}
         if not isinstance(root, Mapping):
             raise BackpackConfigError(f'{source} does not hold a mapping at its top level')
-        section = root.get('backpack')
+        section = root.get(SECTION)
+        warn_misspelt_sections(root, source)
         if section is None:
             section = {}
         if not isinstance(section, Mapping):
             raise BackpackConfigError(f'the backpack: section of {source} must be a mapping of options')
-        return cls._build(section_to_fields(section), f'{source}, section backpack')
+        return cls._build(section_to_fields(section), f'{source}, section backpack', also_valid=SECTION_NAMES)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: Any) -> 'BackpackConfig':
@@ -460,6 +469,39 @@ def is_cryptofeed_config(value: Any) -> bool:
     kind = type(value)
     return (kind.__module__, kind.__name__) == ('cryptofeed.config', 'Config') and isinstance(
         getattr(value, 'config', None), Mapping)
+
+
+def misspelt_sections(root: Mapping[str, Any]) -> List[str]:
+    """Top-level keys of a cryptofeed configuration that look like a misspelt ``backpack:``
+    (``backpak``, ``Backpack``, ``back-pack``): read by nobody, so their options would be
+    silently ignored. Pure."""
+    found = []
+    for key in root:
+        if not isinstance(key, str) or key == SECTION:
+            continue
+        ratio = difflib.SequenceMatcher(None, key.lower(), SECTION).ratio()
+        if ratio >= _NEAR_MISS_RATIO:
+            found.append(key)
+    return found
+
+
+def warn_misspelt_sections(root: Mapping[str, Any], source: str) -> List[str]:
+    """Log a warning (once per process and key) for each ``misspelt_sections`` key of ``root``;
+    returns them. Called wherever a ``backpack:`` section is read (the loaders, the registry)."""
+    found = misspelt_sections(root)
+    for key in found:
+        if key in _warned_sections:
+            continue
+        _warned_sections.add(key)
+        if SECTION in root:
+            LOG.warning('%s has a section %r besides backpack: only backpack: is read, so the options under '
+                        '%r are ignored; merge them into backpack:', source, key, key)
+        else:
+            LOG.warning('%s has a section %r but no backpack: section: is it misspelt? Only backpack: is '
+                        'read, so its options are ignored and the defaults apply (the live exchange at %s, '
+                        'the ccxt feed for the name BACKPACK); rename it to backpack:', source, key,
+                        DEFAULT_REST_URL)
+    return found
 
 
 def section_to_fields(section: Mapping[str, Any]) -> Dict[str, Any]:

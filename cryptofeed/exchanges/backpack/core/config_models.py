@@ -1,15 +1,17 @@
 """The secret-safe, frozen pydantic layer under ``config.py``'s models.
 
 Use ``_FrozenModel`` as the base of a configuration model: it is frozen, rejects unknown
-options, and reports every problem as one ``BackpackConfigError`` that names the option and
-never echoes an input value (secrets are wrapped before validation, unknown options replaced
+options (suggesting the nearest valid name), and reports every problem as one
+``BackpackConfigError`` (built by ``invalid_config``) that names the option and never echoes an
+input value (secrets are wrapped before validation, unknown options replaced
 by a placeholder). ``ProxyURL`` is a proxy URL whose password is a secret.
 """
 from __future__ import annotations
 
 import base64
+import difflib
 import json
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, get_args
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Secret, SecretStr, ValidationError, ValidationInfo, model_validator
@@ -51,36 +53,40 @@ _REDACTED = _Redacted()
 Problem = Tuple[Tuple[Any, ...], str]
 
 
-class _InvalidConfig(BackpackConfigError):
-    """Raised by the models: one message for all problems, and ``problems`` as (location, text)."""
-
-    def __init__(self, problems: List[Problem], source: Optional[str] = None,
-                 labels: Optional[Mapping[str, str]] = None):
-        self.problems = problems
-        lines = []
-        for loc, text in problems:
-            path = '.'.join(str(part) for part in loc)
-            label = f'{path} (from {labels[path]})' if labels and path in labels else path
-            if not label:
-                lines.append(text)
-                continue
-            # Messages that already start with the option's name read better without a prefix.
-            for name in (path, str(loc[-1])):
-                if text.startswith(name + ' '):
-                    lines.append(label + text[len(name):])
-                    break
-            else:
-                lines.append(f'{label}: {text}')
-        where = f' from {source}' if source else ''
-        if len(lines) == 1:
-            message = f'invalid Backpack configuration{where}: {lines[0]}'
+def invalid_config(problems: List[Problem], source: Optional[str] = None,
+                   labels: Optional[Mapping[str, str]] = None) -> BackpackConfigError:
+    """The ``BackpackConfigError`` for ``problems``: one message for all of them, and the list as
+    its ``problems`` attribute. ``labels`` names where an option came from (an environment
+    variable, say)."""
+    lines = []
+    for loc, text in problems:
+        path = '.'.join(str(part) for part in loc)
+        label = f'{path} (from {labels[path]})' if labels and path in labels else path
+        if not label:
+            lines.append(text)
+            continue
+        # Messages that already start with the option's name read better without a prefix.
+        for name in (path, str(loc[-1])):
+            if text.startswith(name + ' '):
+                lines.append(label + text[len(name):])
+                break
         else:
-            message = f'invalid Backpack configuration{where}:\n' + '\n'.join(f'  - {line}' for line in lines)
-        super().__init__(message)
+            lines.append(f'{label}: {text}')
+    where = f' from {source}' if source else ''
+    if len(lines) == 1:
+        message = f'invalid Backpack configuration{where}: {lines[0]}'
+    else:
+        message = f'invalid Backpack configuration{where}:\n' + '\n'.join(f'  - {line}' for line in lines)
+    return BackpackConfigError(message, problems)
 
 
-def _problems(exc: ValidationError, model: Type[BaseModel]) -> List[Problem]:
-    """(location, text) for every error of ``exc``, without any input value."""
+def _problems(exc: ValidationError, model: Type[BaseModel], also_valid: Sequence[str] = ()) -> List[Problem]:
+    """(location, text) for every error of ``exc``, without any input value.
+
+    ``also_valid`` are the names a loader accepts at the top level besides the model's fields
+    (cryptofeed's ``key_id``, ``key_secret``, ...): an unknown option's message lists them too,
+    and suggests the nearest valid name.
+    """
     problems: List[Problem] = []
     for err in exc.errors(include_url=False, include_context=False, include_input=False):
         loc = tuple(err['loc'])
@@ -94,7 +100,10 @@ def _problems(exc: ValidationError, model: Type[BaseModel]) -> List[Problem]:
         elif kind == 'missing':
             text = 'is required' + (f' ({description})' if description else '')
         elif kind == 'extra_forbidden':
-            text = f'is not a known option; valid options here: {", ".join(owner.model_fields)}'
+            valid = list(owner.model_fields) + (list(also_valid) if len(loc) == 1 else [])
+            close = difflib.get_close_matches(field, valid, n=1, cutoff=0.6)
+            hint = f' (did you mean {close[0]}?)' if close else ''
+            text = f'is not a known option{hint}; valid options here: {", ".join(valid)}'
         elif description:
             text = f'{text} ({description})'
         problems.append((loc, text))
@@ -128,7 +137,7 @@ class _ConfigModelMeta(type(BaseModel)):  # type: ignore[misc]
         try:
             return super().__call__(*args, **kwargs)
         except ValidationError as exc:
-            raise _InvalidConfig(_problems(exc, cls)) from None
+            raise invalid_config(_problems(exc, cls)) from None
 
 
 class _FrozenModel(BaseModel, metaclass=_ConfigModelMeta):
@@ -145,7 +154,7 @@ class _FrozenModel(BaseModel, metaclass=_ConfigModelMeta):
         try:
             return super().model_validate(obj, *args, **kwargs)
         except ValidationError as exc:
-            raise _InvalidConfig(_problems(exc, cls)) from None
+            raise invalid_config(_problems(exc, cls)) from None
 
     @classmethod
     def model_validate_json(cls, json_data: Any, *args: Any, **kwargs: Any):  # type: ignore[override]

@@ -18,7 +18,7 @@ catch ``BackpackError`` and ask ``is_retryable(exc)`` instead of inspecting stat
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
+from typing import Any, Optional, Sequence, Tuple
 
 __all__ = [
     'BackpackError', 'BackpackConfigError', 'BackpackHistoryWindowError', 'BackpackAuthError', 'BackpackProtocolError',
@@ -34,7 +34,15 @@ class BackpackError(Exception):
 
 
 class BackpackConfigError(BackpackError, ValueError):
-    """Settings or credentials are invalid; the message says what to change."""
+    """Settings or credentials are invalid; the message says what to change.
+
+    ``problems`` lists every problem found as ``(location, message)`` pairs, the location a
+    tuple of option names (``('proxies', 'url')``); empty when the error has no single option.
+    """
+
+    def __init__(self, message: str = '', problems: Sequence[Tuple[Tuple[Any, ...], str]] = ()):
+        super().__init__(message)
+        self.problems = list(problems)
 
 
 class BackpackHistoryWindowError(BackpackError, ValueError):

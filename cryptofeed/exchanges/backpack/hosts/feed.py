@@ -260,8 +260,11 @@ class BackpackFeedBase(BackpackSymbolsMixin, BackpackSubscribingMixin, BackpackL
             for exchange_symbol in sorted(exchange_symbols):
                 symbol = self.exchange_symbol_to_std_symbol(exchange_symbol)
                 if kind in PERP_ONLY_KINDS and not symbol.endswith('-PERP'):
-                    LOG.warning('%s: %s is published for perpetuals only; %s is spot, not subscribed',
-                                self.id, kind, symbol)
+                    # Name the channels asked for (FUNDING, INDEX), not the stream that carries them.
+                    asked = [channel.upper() for channel, stream in self.websocket_channels.items()
+                             if stream == kind and symbol in self._wanted.get(channel, ())]
+                    LOG.warning('%s: %s is published for perpetuals only; %s is spot, so it is not subscribed '
+                                'for it', self.id, ' and '.join(asked) or kind, symbol)
                     continue
                 name = f'{self._prefixes.get(kind, kind)}.{exchange_symbol}'
                 if name not in seen:

@@ -27,6 +27,7 @@ import os
 from typing import Any, Mapping, NamedTuple, Optional
 
 from cryptofeed.exchanges.backpack.core import log
+from cryptofeed.exchanges.backpack.core.config import warn_misspelt_sections
 from cryptofeed.exchanges.backpack.core.defines import BACKPACK
 from cryptofeed.exchanges.backpack.core.errors import BackpackConfigError
 
@@ -87,9 +88,12 @@ def _backpack_section(config: Any) -> Mapping[str, Any]:
     from cryptofeed.config import Config
 
     if isinstance(config, Mapping):
+        if 'backpack' in config:
+            warn_misspelt_sections(config, 'the cryptofeed configuration')
         section = config.get('backpack', {}) if 'backpack' in config else config
     elif config is None or isinstance(config, (Config, str, os.PathLike)):
         root = (config if isinstance(config, Config) else Config(os.fspath(config) if config is not None else None))
+        warn_misspelt_sections(root.config, 'the cryptofeed configuration')  # `backpak:` would be ignored
         section = root.config.get('backpack', {}) if 'backpack' in root.config else {}
     else:
         return {}

@@ -3,7 +3,8 @@
 cryptofeed 2.x starts a feed with ``start(loop)`` (``cf2/lifecycle.py``), wants ``connect()``
 to give (connection, subscribe, handler, authenticate) and stops it with ``shutdown()``; its
 playback (``cryptofeed.raw_data_collection.playback``) hands one stand-in connection to
-``subscribe``. (2.x's check of authenticated channels reads ``key_id``/``key_secret``: the base
+``subscribe``; REST answers come from the recording, from the endpoint it was made against when
+the configured ``rest_url`` is not in it (logged when the playback starts). (2.x's check of authenticated channels reads ``key_id``/``key_secret``: the base
 answers it from the ``BackpackConfig``.) Everything else is ``hosts/feed.py``.
 """
 from __future__ import annotations
@@ -14,12 +15,15 @@ from cryptofeed.connection import HTTPAsyncConn
 from cryptofeed.exchange import RestExchange
 from cryptofeed.feed import Feed
 
+from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.hosts.cf2.lifecycle import Cf2Lifecycle
 from cryptofeed.exchanges.backpack.hosts.cf2.loop import ensure_event_loop
 from cryptofeed.exchanges.backpack.hosts.feed import DEPTH_WINDOWS, BackpackFeedBase
 from cryptofeed.exchanges.backpack.hosts.recorded_rest import RecordedRestClient
 
 __all__ = ['BackpackFeed', 'DEPTH_WINDOWS']
+
+LOG = log.get()
 
 
 class BackpackFeed(BackpackFeedBase, Cf2Lifecycle, RestExchange, Feed):
@@ -56,6 +60,17 @@ class BackpackFeed(BackpackFeedBase, Cf2Lifecycle, RestExchange, Feed):
         if self._ctx.replaying:
             return []
         # playback() patches HTTPAsyncConn.read: look it up at each call
-        self._ctx.replay(RecordedRestClient(self.backpack_config.rest_url, lambda url: HTTPAsyncConn.read(url),
-                                            conn_id=f'{self.id}.http'))
+        client = RecordedRestClient(self.backpack_config.rest_url, lambda url: HTTPAsyncConn.read(url),
+                                    recorded_urls=_recorded_urls(), conn_id=f'{self.id}.http')
+        LOG.log(client.playback_note[0], '%s: %s', self.id, client.playback_note[1])
+        self._ctx.replay(client)
         return self._streams
+
+
+def _recorded_urls():
+    """The URLs 2.x's playback holds answers for (its reader's cache), or None when the reader
+    in place is not one that lists them."""
+    cache = getattr(getattr(HTTPAsyncConn.read, '__self__', None), 'cache', None)
+    if not isinstance(cache, dict):
+        return None
+    return [url for url, answers in cache.items() if answers]

@@ -7,19 +7,24 @@ bound. cryptofeed 3 keeps callbacks only for its market channels; the account ch
 (``ORDER_INFO``, ``FILLS``, ``POSITIONS``, ``BALANCES``) get their defaults here, and deliver
 this package's account types. A session recorded with ``FeedHandler(record=...)`` plays back
 through ``cryptofeed.capture.playback`` (frames from the capture's streams, REST answers from
-its HTTP stream). Everything else is ``hosts/feed.py``.
+its HTTP stream), self-contained: when the configured ``ws_url`` / ``rest_url`` are not the ones
+the capture was made against, the captured ones are used (logged when the playback starts).
+Everything else is ``hosts/feed.py``.
 """
 from __future__ import annotations
 
 from cryptofeed.callback import Callback
 from cryptofeed.feed import Feed
 
+from cryptofeed.exchanges.backpack.core import log
 from cryptofeed.exchanges.backpack.core.defines import ACCOUNT_CHANNELS
 from cryptofeed.exchanges.backpack.hosts.cf3.lifecycle import Cf3Lifecycle
 from cryptofeed.exchanges.backpack.hosts.feed import DEPTH_WINDOWS, BackpackFeedBase
-from cryptofeed.exchanges.backpack.hosts.recorded_rest import RecordedRestClient
+from cryptofeed.exchanges.backpack.hosts.recorded_rest import RecordedRestClient, recorded_endpoint
 
 __all__ = ['BackpackFeed', 'DEPTH_WINDOWS']
+
+LOG = log.get()
 
 
 class BackpackFeed(BackpackFeedBase, Cf3Lifecycle, Feed):
@@ -37,8 +42,15 @@ class BackpackFeed(BackpackFeedBase, Cf3Lifecycle, Feed):
         if '_wrap_connection' in self.__dict__:  # cryptofeed.capture's playback prepared this feed
             # REST answers come from the capture (through the http_conn playback put in place);
             # channels do in line what they otherwise do in background tasks, in recorded order.
-            self._ctx.replay(RecordedRestClient(self.backpack_config.rest_url, self.http_conn.read,
-                                                conn_id=f'{self.id}.http'))
+            ws_urls, rest_urls = _captured_urls(self._wrap_connection, self.id)
+            ws_url, level, message = recorded_endpoint('ws_url', self.backpack_config.ws_url, ws_urls)
+            LOG.log(level, '%s: %s', self.id, message)
+            if ws_url != self.backpack_config.ws_url:   # connections are matched to the capture by address
+                self.backpack_config = self.backpack_config.model_copy(update={'ws_url': ws_url})
+            client = RecordedRestClient(self.backpack_config.rest_url, self.http_conn.read, recorded_urls=rest_urls,
+                                        conn_id=f'{self.id}.http')
+            LOG.log(client.playback_note[0], '%s: %s', self.id, client.playback_note[1])
+            self._ctx.replay(client)
         return super()._start(loop)
 
     def _launch(self, handler) -> None:
@@ -60,3 +72,15 @@ class BackpackFeed(BackpackFeedBase, Cf3Lifecycle, Feed):
         let cryptofeed stop the backends; returns the backends it released."""
         await self._stop_connections()
         return await super().shutdown()
+
+
+def _captured_urls(wrap_connection, exchange: str):
+    """(WebSocket addresses, REST URLs) of ``exchange`` in the capture being played back, each None
+    when the playback does not say (``capture`` is the parsed capture of the replayer whose
+    ``wrap_connection`` playback put on the feed)."""
+    capture = getattr(getattr(wrap_connection, '__self__', None), 'capture', None)
+    if capture is None:
+        return None, None
+    ws = [s.address for s in getattr(capture, 'ws', ()) if s.exchange == exchange and isinstance(s.address, str)]
+    rest = [request[2] for s in getattr(capture, 'http', ()) if s.exchange == exchange for request in s.requests]
+    return ws, rest
