@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import Any, Tuple
+
+import aiohttp
 
 import pytest
 
@@ -20,6 +23,19 @@ def load_fixture(name: str):
 @pytest.fixture
 def fixture_json():
     return load_fixture
+
+
+@pytest.fixture
+async def http():
+    """One aiohttp session for the test, closed after it."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def get_json(http: aiohttp.ClientSession, url: str, **params) -> Tuple[int, Any, Any]:
+    """GET ``url``: (status, the body parsed as JSON whatever its content type, the headers)."""
+    async with http.get(url, params=params) as resp:
+        return resp.status, await resp.json(content_type=None), resp.headers
 
 
 @pytest.fixture

@@ -90,12 +90,6 @@ async def sim():
 
 
 @pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 def alice(sim, http):
     return Client(http, sim.rest_url, BackpackSigner(SECRET_A))
 

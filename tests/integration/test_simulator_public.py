@@ -26,7 +26,7 @@ import websockets
 
 from cryptofeed.exchanges.backpack.core.auth import BackpackSigner
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
-from tests.conftest import load_fixture
+from tests.conftest import get_json, load_fixture
 
 WS_FIXTURES = load_fixture('sim_ws_frames.json')
 REST_FIXTURES = load_fixture('sim_rest_responses.json')
@@ -167,17 +167,6 @@ async def collect(ws, wanted: set[str], timeout: float) -> dict[str, dict]:
         msg = json.loads(await asyncio.wait_for(ws.recv(), remaining))
         got.setdefault(msg.get('stream', 'error'), msg)
     return got
-
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def get_json(http: aiohttp.ClientSession, url: str, **params) -> tuple[int, Any, Any]:
-    async with http.get(url, params=params) as resp:
-        return resp.status, await resp.json(content_type=None), resp.headers
 
 
 # ------------------------------------------------------------------------------------ REST

@@ -21,24 +21,13 @@ import websockets
 
 from cryptofeed.exchanges.backpack.simulator import BackpackSimulator, ListingError
 from cryptofeed.exchanges.backpack.simulator.account import OrderRejected
-from tests.conftest import load_fixture
+from tests.conftest import get_json, load_fixture
 
 REFERENCE = load_fixture('sim_rest_responses.json')['market_perp']
 KEY = 'iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w='
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-@pytest.fixture
-async def http():
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def get(http: aiohttp.ClientSession, url: str, **params) -> tuple[int, Any, Any]:
-    async with http.get(url, params=params) as resp:
-        return resp.status, await resp.json(content_type=None), resp.headers
-
 
 async def post(http: aiohttp.ClientSession, url: str, body: Any) -> tuple[int, Any]:
     async with http.post(url, json=body) as resp:
@@ -79,7 +68,7 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None
 
 async def test_hundreds_of_synthetic_markets_over_a_few_connections(http):
     async with BackpackSimulator(synthetic_markets=300, rate=1500, seed=4) as sim:
-        status, listed, _ = await get(http, sim.rest_url + '/api/v1/markets')
+        status, listed, _ = await get_json(http, sim.rest_url + '/api/v1/markets')
         assert status == 200 and len(listed) == 309
         symbols = [m['symbol'] for m in listed]
         assert symbols[9] == 'SYN001_USDC' and symbols[-1] == 'SYN300_USDC_PERP'
@@ -93,9 +82,9 @@ async def test_hundreds_of_synthetic_markets_over_a_few_connections(http):
             assert market['orderBookState'] == 'Open' and market['visible'] is True
             assert perp == market['symbol'].endswith('_PERP') == (int(market['symbol'][3:6]) % 3 == 0)
             assert (market['fundingInterval'] == 3600000) if perp else market['fundingInterval'] is None
-        _, perps, _ = await get(http, sim.rest_url + '/api/v1/markets', marketType='PERP')
+        _, perps, _ = await get_json(http, sim.rest_url + '/api/v1/markets', marketType='PERP')
         assert len(perps) == 4 + 100
-        _, assets, _ = await get(http, sim.rest_url + '/api/v1/assets')
+        _, assets, _ = await get_json(http, sim.rest_url + '/api/v1/assets')
         assert {'SYN001', 'SYN300', 'USDC', 'SOL'} <= {a['symbol'] for a in assets}
 
         # Depth and trades of every market over three connections (one SUBSCRIBE frame each).
@@ -120,9 +109,9 @@ async def test_hundreds_of_synthetic_markets_over_a_few_connections(http):
             stats = sim.stats()
             assert stats['ws_connections'] == 3 and stats['subscriptions'] == 600
             # The loop is not starved: REST answers while 300 markets stream.
-            status, depth, _ = await get(http, sim.rest_url + '/api/v1/depth', symbol='SYN150_USDC_PERP')
+            status, depth, _ = await get_json(http, sim.rest_url + '/api/v1/depth', symbol='SYN150_USDC_PERP')
             assert status == 200 and len(depth['bids']) >= 10 and int(depth['lastUpdateId']) > 0
-            status, trades, _ = await get(http, sim.rest_url + '/api/v1/trades', symbol='SYN001_USDC')
+            status, trades, _ = await get_json(http, sim.rest_url + '/api/v1/trades', symbol='SYN001_USDC')
             assert status == 200 and trades
             for task in readers:
                 task.cancel()
@@ -140,9 +129,9 @@ async def test_a_listed_market_streams_and_answers_rest(http):
         market = answer['market']
         assert market['symbol'] == 'NEWCOIN_USDC' and market['baseSymbol'] == 'NEWCOIN'
         assert market['marketType'] == 'SPOT' and market['orderBookState'] == 'Open' and set(market) == set(REFERENCE)
-        _, listed, _ = await get(http, sim.rest_url + '/api/v1/markets')
+        _, listed, _ = await get_json(http, sim.rest_url + '/api/v1/markets')
         assert [m['symbol'] for m in listed] == ['SOL_USDC', 'NEWCOIN_USDC'] and listed[1] == market
-        _, one, _ = await get(http, sim.rest_url + '/api/v1/market', symbol='NEWCOIN_USDC')
+        _, one, _ = await get_json(http, sim.rest_url + '/api/v1/market', symbol='NEWCOIN_USDC')
         assert one == market
 
         async with websockets.connect(sim.ws_url, max_queue=None) as ws:
@@ -154,11 +143,11 @@ async def test_a_listed_market_streams_and_answers_rest(http):
         tick = Decimal(market['filters']['price']['tickSize'])
         trade = of(frames, 'trade.NEWCOIN_USDC')[0]
         assert Decimal(trade['p']) % tick == 0
-        status, book, _ = await get(http, sim.rest_url + '/api/v1/depth', symbol='NEWCOIN_USDC')
+        status, book, _ = await get_json(http, sim.rest_url + '/api/v1/depth', symbol='NEWCOIN_USDC')
         assert status == 200 and int(book['lastUpdateId']) >= depth[-1]['u']
-        status, trades, _ = await get(http, sim.rest_url + '/api/v1/trades', symbol='NEWCOIN_USDC')
+        status, trades, _ = await get_json(http, sim.rest_url + '/api/v1/trades', symbol='NEWCOIN_USDC')
         assert status == 200 and trade['t'] in [t['id'] for t in trades]
-        _, assets, _ = await get(http, sim.rest_url + '/api/v1/assets')
+        _, assets, _ = await get_json(http, sim.rest_url + '/api/v1/assets')
         assert 'NEWCOIN' in [a['symbol'] for a in assets]
 
         status, again = await post(http, sim.rest_url + '/_sim/list', {'symbol': 'NEWCOIN_USDC'})
@@ -184,9 +173,9 @@ async def test_a_listed_perpetual_has_mark_price_and_open_interest(http):
             frames = await read_until(ws, lambda fs: of(fs, 'markPrice.NEWCOIN_USDC_PERP')
                                       and of(fs, 'openInterest.NEWCOIN_USDC_PERP'))
         assert of(frames, 'markPrice.NEWCOIN_USDC_PERP')[0]['s'] == 'NEWCOIN_USDC_PERP'
-        _, oi, _ = await get(http, sim.rest_url + '/api/v1/openInterest', symbol='NEWCOIN_USDC_PERP')
+        _, oi, _ = await get_json(http, sim.rest_url + '/api/v1/openInterest', symbol='NEWCOIN_USDC_PERP')
         assert Decimal(oi[0]['openInterest']) > 0
-        _, rates, _ = await get(http, sim.rest_url + '/api/v1/fundingRates', symbol='NEWCOIN_USDC_PERP')
+        _, rates, _ = await get_json(http, sim.rest_url + '/api/v1/fundingRates', symbol='NEWCOIN_USDC_PERP')
         assert len(rates) == 48
 
 
@@ -214,11 +203,11 @@ async def test_a_delisted_market_falls_silent_freezes_and_reopens(http):
             assert all(d['u'] <= seq for d in of(frames, f'depth.{symbol}'))
             assert sim.model.sequence(symbol) == seq and sim.trades(symbol) == trades
 
-            _, listed, _ = await get(http, sim.rest_url + '/api/v1/markets')
+            _, listed, _ = await get_json(http, sim.rest_url + '/api/v1/markets')
             assert [m['orderBookState'] for m in listed] == ['Open', 'Open', 'Closed'], 'it stays listed'
-            status, book, _ = await get(http, sim.rest_url + '/api/v1/depth', symbol=symbol)
+            status, book, _ = await get_json(http, sim.rest_url + '/api/v1/depth', symbol=symbol)
             assert status == 200 and int(book['lastUpdateId']) == seq and book['bids'] and book['asks']
-            status, rest_trades, _ = await get(http, sim.rest_url + '/api/v1/trades', symbol=symbol)
+            status, rest_trades, _ = await get_json(http, sim.rest_url + '/api/v1/trades', symbol=symbol)
             assert status == 200 and rest_trades[0]['id'] == trades[-1]['id']
             with pytest.raises(OrderRejected, match='NEWCOIN_USDC is Closed'):
                 sim.account.place_order(KEY, {'symbol': symbol, 'side': 'Bid', 'orderType': 'Market',
@@ -241,7 +230,7 @@ async def test_a_delisted_market_falls_silent_freezes_and_reopens(http):
         resumed = [d for d in of(frames[mark:], f'depth.{symbol}')]
         assert resumed[0]['U'] == seq + 1, 'the sequence carries on'
         assert of(frames[mark:], f'trade.{symbol}')[0]['t'] > trades[-1]['id']
-        _, listed, _ = await get(http, sim.rest_url + '/api/v1/markets')
+        _, listed, _ = await get_json(http, sim.rest_url + '/api/v1/markets')
         assert [m['orderBookState'] for m in listed] == ['Open'] * 3
 
 
@@ -292,7 +281,7 @@ async def test_past_the_rest_rate_limit_the_simulator_answers_429_and_counts_the
         # Signed endpoints and the controls are outside the limit; every request is counted.
         async with http.get(sim.rest_url + '/api/v1/capital') as resp:
             assert resp.status != 429
-        status, stats, _ = await get(http, sim.rest_url + '/_sim/stats')
+        status, stats, _ = await get_json(http, sim.rest_url + '/_sim/stats')
         assert status == 200
         assert stats['rest_429'] == len(refused) and stats['rest_requests'] == 13
         assert stats == {**sim.stats(), 'rest_429': len(refused), 'rest_requests': 13}

@@ -365,3 +365,11 @@ def test_listing_and_runtime_counters_are_in_the_snapshot():
                                                                 'symbols_added': 2, 'symbols_removed': 4,
                                                                 'subscribed_symbols': 7}
     assert snapshot['stopped'] is None and snapshot['unlisted_symbols'] == {}
+
+
+def test_a_report_reads_as_its_status_time_and_reasons():
+    report = BackpackHealthReport('degraded', ('3 reconnects in the last 300 s (limit 3)', 'book X out of sync'),
+                                  1796544000.25)
+    assert str(report) == ('degraded (checked 2026-12-06T08:00:00.250+00:00)\n'
+                           '  - 3 reconnects in the last 300 s (limit 3)\n  - book X out of sync')
+    assert str(BackpackHealthReport('healthy', (), 1796544000.0)) == 'healthy (checked 2026-12-06T08:00:00.000+00:00)'

@@ -26,6 +26,7 @@ message or a missing first snapshot is expected and not reported.
 """
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Tuple, Union
 
@@ -57,6 +58,16 @@ class BackpackHealthReport:
 
     def as_dict(self) -> dict:
         return {'status': self.status, 'reasons': list(self.reasons), 'checked_at': self.checked_at}
+
+    def __str__(self) -> str:
+        """``healthy (checked 2026-12-06T07:58:00.000+00:00)``, then one ``- reason`` line each."""
+        return f'{self.status} (checked {iso_utc(self.checked_at)})' + ''.join(
+            f'\n  - {reason}' for reason in self.reasons)
+
+
+def iso_utc(epoch_s: float) -> str:
+    """An epoch time in seconds as ISO 8601 UTC, to the millisecond."""
+    return datetime.datetime.fromtimestamp(epoch_s, datetime.timezone.utc).isoformat(timespec='milliseconds')
 
 
 # (event kind in the snapshot, threshold parameter name, human noun)

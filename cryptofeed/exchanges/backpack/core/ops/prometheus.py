@@ -30,9 +30,9 @@ host and port shares one ``MetricsServer`` (port 0: one server on a port the sys
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import socket
+import time
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from aiohttp import web
@@ -41,7 +41,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
 from cryptofeed.exchanges.backpack.core import log
-from cryptofeed.exchanges.backpack.core.ops.health import DEGRADED, HEALTHY, UNHEALTHY
+from cryptofeed.exchanges.backpack.core.ops.health import DEGRADED, HEALTHY, UNHEALTHY, iso_utc
 
 __all__ = ['BackpackCollector', 'MetricsServer', 'HEALTH_VALUES', 'serve_feed', 'release_feed', 'health_body']
 
@@ -86,10 +86,6 @@ _GAUGES: Dict[str, Tuple[str, str]] = {
 _GENERIC_SKIP = frozenset({'messages_total', 'taken_at', 'window_s'})
 _BOOK_GAUGES = frozenset({'last_update_id'})
 _REST_COUNTERS = ('requests', 'retries', 'failures', 'breaker_opens', 'fail_fast')
-
-
-def _iso(epoch_s: float) -> str:
-    return datetime.datetime.fromtimestamp(epoch_s, datetime.timezone.utc).isoformat(timespec='milliseconds')
 
 
 def _is_count(value: Any) -> bool:
@@ -195,10 +191,10 @@ def health_body(reports: Mapping[str, Any]) -> Tuple[int, Dict[str, Any]]:
             worst = report.status
         reasons.extend(f'{label}: {reason}' for reason in report.reasons)
         feeds[label] = {'status': report.status, 'reasons': list(report.reasons),
-                        'checked_at': _iso(report.checked_at)}
+                        'checked_at': iso_utc(report.checked_at)}
         latest = report.checked_at if latest is None else max(latest, report.checked_at)
     body = {'status': worst, 'reasons': reasons,
-            'checked_at': _iso(latest if latest is not None else datetime.datetime.now().timestamp()),
+            'checked_at': iso_utc(latest if latest is not None else time.time()),
             'feeds': feeds}
     return (503 if worst == UNHEALTHY else 200), body
 
