@@ -1,9 +1,6 @@
-"""Listings followed while running and a cold start of hundreds of markets: a real FeedHandler
-running BackpackFeed(symbols='all') against a simulator that lists, delists and rate-limits."""
+"""Listings followed while running: a real FeedHandler running BackpackFeed(symbols='all') against a
+simulator that lists and delists (the cold start of hundreds of markets: test_feed_scale.py)."""
 from __future__ import annotations
-
-import math
-import time
 
 from cryptofeed.exchanges.backpack.core.defines import FUNDING, L2_BOOK, TRADES
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
@@ -80,52 +77,6 @@ async def test_a_listing_is_subscribed_and_synced_and_a_delisting_dropped_withou
                              timeout=10)
             assert feed.metrics_snapshot()['listings_added'] == 2
             assert feed.health().status != 'unhealthy'
-
-
-async def test_a_cold_start_of_hundreds_of_markets_is_paced_waits_out_429s_and_every_book_ends_exact():
-    markets, limit, per_conn = 240, 15, 150
-    async with BackpackSimulator(markets=['SOL_USDC'], synthetic_markets=markets, seed=22, rate=800,
-                                 rest_rate_limit=limit, max_streams_per_connection=per_conn) as sim:
-        collector = Collector()
-        started = time.monotonic()
-        async with running_feed(sim, 'all', [TRADES, L2_BOOK], collector, streams_per_connection=per_conn,
-                                snapshot_workers=2) as feed:
-            inflight = peak = 0
-            depth = feed.rest.depth
-
-            async def counted_depth(*args, **kwargs):
-                nonlocal inflight, peak
-                inflight += 1
-                peak = max(peak, inflight)
-                try:
-                    return await depth(*args, **kwargs)
-                finally:
-                    inflight -= 1
-
-            feed.rest.depth = counted_depth
-            total = markets + 1
-            await wait_until(lambda: len(feed.followed_symbols) == total, timeout=20)
-            await wait_until(lambda: all(sync.synced for sync in feed._book.books.values()), timeout=120,
-                             interval=0.2)
-            synced_in = time.monotonic() - started
-            stats = sim.stats()
-            assert stats['subscribe_refused'] == 0
-            assert stats['ws_connections'] == math.ceil(2 * total / per_conn) == len(feed._public)
-            sim.pause()
-            symbols = feed.followed_symbols
-            for symbol in symbols:
-                await wait_book_converged(feed, collector, sim, symbol, _exchange(symbol), timeout=30)
-            snapshot = feed.metrics_snapshot()
-            assert snapshot['books_out_of_sync'] == [] and snapshot['resyncs'] == 0
-            # paced: never more depth requests out at once than snapshot workers, the 429s (Retry-After)
-            # waited out and retried, one snapshot per market in the end
-            assert peak <= 2
-            rest = snapshot['rest']
-            assert stats['rest_429'] > 0 and rest['retries'] >= stats['rest_429']
-            assert stats['rest_requests'] <= total + stats['rest_429'] + 5
-            print(f'\n{total} markets synced in {synced_in:.1f} s; REST requests {stats["rest_requests"]}, '
-                  f'429s {stats["rest_429"]}, client retries {rest.get("retries")}, '
-                  f'connections {stats["ws_connections"]}')
 
 
 async def test_a_symbol_unlisted_at_start_can_be_added_once_it_is_listed():
