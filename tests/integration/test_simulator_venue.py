@@ -21,7 +21,9 @@ import websockets
 
 from cryptofeed.exchanges.backpack.simulator import BackpackSimulator, ListingError
 from cryptofeed.exchanges.backpack.simulator.account import OrderRejected
+from cryptofeed.exchanges.backpack.simulator.__main__ import main as simulator_main
 from tests.conftest import get_json, load_fixture
+from tests.inprocess import run_main
 
 REFERENCE = load_fixture('sim_rest_responses.json')['market_perp']
 KEY = 'iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w='
@@ -407,6 +409,5 @@ async def test_cli_options_for_the_whole_venue():
     (['--max-streams-per-connection', '0'], 'max_streams_per_connection must be an integer >= 1'),
 ])
 def test_cli_refuses_bad_values_with_a_clear_error(args, message):
-    result = subprocess.run([sys.executable, '-m', 'cryptofeed.exchanges.backpack.simulator', *args],
-                            capture_output=True, text=True, timeout=60)
+    result = run_main(simulator_main, args)   # in process: the value check, not the process, is the point
     assert result.returncode == 2 and message in result.stderr and result.stdout == ''
