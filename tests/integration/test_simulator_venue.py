@@ -357,7 +357,9 @@ async def test_a_subscribe_past_the_stream_limit_gets_an_error_frame_and_nothing
 async def test_without_a_stream_limit_a_connection_takes_every_stream():
     async with BackpackSimulator(synthetic_markets=150, rate=0) as sim:
         streams = [f'{c}.{s}' for s in sim.model.symbols for c in ('depth', 'trade', 'bookTicker', 'ticker')]
-        async with websockets.connect(sim.ws_url) as ws:
+        # An unbounded receive queue: with the default one, frames unread when the test stops reading fill
+        # it, and closing then waited out the ten-second close timeout for the server's close frame.
+        async with websockets.connect(sim.ws_url, max_queue=None) as ws:
             await subscribe(ws, *streams)
             await wait_for(lambda: sim.stats()['subscriptions'] == len(streams) == 636)
             frames = await read_until(ws, lambda fs: len(fs) >= 100, timeout=30)
