@@ -1,8 +1,9 @@
 """``python -m cryptofeed.exchanges.backpack.history`` against the simulator, as a user runs it.
 
-The downloads run as processes of their own. The resume tests kill one with SIGKILL in the
-middle of a download (paced slowly enough to be caught there), run the same command again and
-compare the file with the simulator's truth: every trade of the window once, in id order.
+The kill and resume tests run the downloads as processes of their own: they kill one with SIGKILL
+in the middle of a download (paced slowly enough to be caught there), run the same command again and
+compare the file with the simulator's truth: every trade of the window once, in id order. The tests
+of argument errors, --help and the progress bar call ``main`` in this process (``tests/inprocess.py``).
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from cryptofeed.exchanges.backpack.history import main as history_main
+from tests.inprocess import run_main
 from tests.integration.sim_thread import SimulatorThread
 
 HISTORY = [sys.executable, '-m', 'cryptofeed.exchanges.backpack.history']
@@ -33,6 +36,11 @@ def sim():
 
 def _run(args, cwd, timeout=120) -> subprocess.CompletedProcess:
     return subprocess.run(HISTORY + args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def _run_here(args, cwd=None) -> subprocess.CompletedProcess:
+    """``_run`` without the process: ``main`` in this one, in ``cwd``, stdout and stderr captured."""
+    return run_main(history_main, args, cwd=cwd, streams=True)
 
 
 def _start(args, cwd) -> subprocess.Popen:
@@ -170,13 +178,13 @@ def test_bad_arguments_say_what_to_give(tmp_path):
         (['SOL-USDC', '--channel', 'trades', '--start', 'now-1h', '--rest-url', 'http://example.com'], 'rest_url'),
     ]
     for args, message in cases:
-        result = _run(args + ['--quiet'], tmp_path, timeout=60)
+        result = _run_here(args + ['--quiet'], tmp_path)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
         assert 'Traceback' not in result.stderr
 
 
 def test_help_names_every_option_and_examples():
-    result = subprocess.run(HISTORY + ['--help'], capture_output=True, text=True, timeout=60)
+    result = _run_here(['--help'])
     assert result.returncode == 0
     for text in ('--channel {trades,candles}', '--interval', '--start', '--end', '--format {csv,parquet}',
                  '--out-dir', '--restart', '--rate-limit N/SECONDS', '--config', '--rest-url', '--ca-file',
@@ -187,8 +195,8 @@ def test_help_names_every_option_and_examples():
 def test_the_progress_bar_reports_rows_and_the_rate_limit_wait(sim, tmp_path):
     simulator, _ = sim
     end = int(time.time()) - 5
-    result = _run(['SOL-USDC', '--channel', 'trades', '--start', str(end - 1800), '--end', str(end),
-                   '--rest-url', simulator.rest_url, '--rate-limit', '3/1'], tmp_path)
+    result = _run_here(['SOL-USDC', '--channel', 'trades', '--start', str(end - 1800), '--end', str(end),
+                        '--rest-url', simulator.rest_url, '--rate-limit', '3/1'], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stderr.splitlines()
     assert lines[0].startswith('SOL-USDC trades [') and ' 0% 0 rows' in lines[0]

@@ -9,7 +9,9 @@ import time
 
 import aiohttp
 
+from cryptofeed.exchanges.backpack.simulator.__main__ import main as simulator_main
 from cryptofeed.exchanges.backpack.simulator.server import BackpackSimulator
+from tests.inprocess import run_main
 
 
 async def test_history_is_in_the_past_in_order_and_served_by_history_and_klines():
@@ -57,6 +59,5 @@ async def test_cli_history_rate_limit_answers_429_with_retry_after():
 
 
 def test_cli_refuses_a_malformed_history_rate_limit():
-    result = subprocess.run([sys.executable, '-m', 'cryptofeed.exchanges.backpack.simulator',
-                             '--history-rate-limit', 'fast'], capture_output=True, text=True, timeout=60)
+    result = run_main(simulator_main, ['--history-rate-limit', 'fast'])   # in process: the check is the point
     assert result.returncode == 2 and 'N/SECONDS' in result.stderr

@@ -21,7 +21,9 @@ import websockets
 
 from cryptofeed.exchanges.backpack.simulator import BackpackSimulator, ListingError
 from cryptofeed.exchanges.backpack.simulator.account import OrderRejected
+from cryptofeed.exchanges.backpack.simulator.__main__ import main as simulator_main
 from tests.conftest import get_json, load_fixture
+from tests.inprocess import run_main
 
 REFERENCE = load_fixture('sim_rest_responses.json')['market_perp']
 KEY = 'iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w='
@@ -355,7 +357,9 @@ async def test_a_subscribe_past_the_stream_limit_gets_an_error_frame_and_nothing
 async def test_without_a_stream_limit_a_connection_takes_every_stream():
     async with BackpackSimulator(synthetic_markets=150, rate=0) as sim:
         streams = [f'{c}.{s}' for s in sim.model.symbols for c in ('depth', 'trade', 'bookTicker', 'ticker')]
-        async with websockets.connect(sim.ws_url) as ws:
+        # An unbounded receive queue: with the default one, frames unread when the test stops reading fill
+        # it, and closing then waited out the ten-second close timeout for the server's close frame.
+        async with websockets.connect(sim.ws_url, max_queue=None) as ws:
             await subscribe(ws, *streams)
             await wait_for(lambda: sim.stats()['subscriptions'] == len(streams) == 636)
             frames = await read_until(ws, lambda fs: len(fs) >= 100, timeout=30)
@@ -407,6 +411,5 @@ async def test_cli_options_for_the_whole_venue():
     (['--max-streams-per-connection', '0'], 'max_streams_per_connection must be an integer >= 1'),
 ])
 def test_cli_refuses_bad_values_with_a_clear_error(args, message):
-    result = subprocess.run([sys.executable, '-m', 'cryptofeed.exchanges.backpack.simulator', *args],
-                            capture_output=True, text=True, timeout=60)
+    result = run_main(simulator_main, args)   # in process: the value check, not the process, is the point
     assert result.returncode == 2 and message in result.stderr and result.stdout == ''

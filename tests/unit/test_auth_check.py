@@ -1,5 +1,10 @@
-"""The credential check CLI, run as a real subprocess (``python -m tools.backpack_auth_check`` and
-the installed ``backpack-auth-check`` script), offline and against a loopback HTTP(S) server."""
+"""The credential check CLI, offline and against a loopback HTTP(S) server.
+
+Most tests call its ``main(argv)`` in this process (``tests/inprocess.py``: same exit status, stdout
+and stderr, a controlled environment); the ones parametrized over real entry points run it as a
+process of its own (``python -m tools.backpack_auth_check`` and the installed ``backpack-auth-check``
+script) and between them cover every exit status and the no-secret checks across the process boundary.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -20,7 +25,9 @@ from aiohttp import web
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from cryptofeed.exchanges.backpack.auth_check import main as auth_check_main
 from cryptofeed.exchanges.backpack.core.auth import BackpackSigner, signing_string
+from tests.inprocess import run_main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = shutil.which('backpack-auth-check', path=str(Path(sys.executable).parent))
@@ -36,7 +43,7 @@ OTHER_PUB_B64 = BackpackSigner(bytes(range(32))).public_key
 SECRET_FORMS = [KEY_HEX, KEY_HEX.upper(), KEY_B64, KEY_B64.rstrip('=')]
 TS = 1614550000000
 
-ENTRY_POINTS = ['module', 'script']
+ENTRY_POINTS = ['module', 'script']   # real processes; 'inprocess' calls main() here
 
 
 def _clean_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
@@ -54,14 +61,20 @@ def _command(entry: str) -> List[str]:
     return [sys.executable, '-m', 'tools.backpack_auth_check']
 
 
-def run(*args: str, entry: str = 'module', env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+def run(*args: str, entry: str = 'inprocess', env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    if entry == 'inprocess':
+        return run_main(auth_check_main, args, env=_clean_env(env), cwd=REPO_ROOT)
     return subprocess.run(_command(entry) + list(args), cwd=REPO_ROOT, env=_clean_env(env),
                           capture_output=True, text=True, timeout=60)
 
 
-async def run_async(*args: str, entry: str = 'module',
+async def run_async(*args: str, entry: str = 'inprocess',
                     env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
-    """Like ``run`` but without blocking the event loop that serves the test server."""
+    """Like ``run`` but without blocking the event loop that serves the test server.
+
+    In process the CLI runs in a thread: it calls ``asyncio.run`` and this loop serves the server."""
+    if entry == 'inprocess':
+        return await asyncio.to_thread(run, *args, entry=entry, env=env)
     command = _command(entry) + list(args)
     proc = await asyncio.create_subprocess_exec(*command, cwd=REPO_ROOT, env=_clean_env(env),
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -85,8 +98,8 @@ def test_console_script_is_installed():
     assert SCRIPT is not None and os.access(SCRIPT, os.X_OK)
 
 
-@pytest.mark.parametrize('entry', ENTRY_POINTS)
-@pytest.mark.parametrize('key, fmt', [(KEY_B64, 'base64'), (KEY_HEX, 'hex')])
+@pytest.mark.parametrize('entry, key, fmt', [('module', KEY_B64, 'base64'), ('script', KEY_HEX, 'hex'),
+                                             ('inprocess', KEY_HEX, 'hex'), ('inprocess', KEY_B64, 'base64')])
 def test_valid_key(entry, key, fmt):
     result = run('--private-key', key, '--api-key', PUB_B64, '--timestamp', str(TS), entry=entry)
     assert result.returncode == 0, result.stderr
@@ -131,7 +144,7 @@ def test_timestamp_defaults_to_now():
     assert signing['signature'] == expected_signature(timestamp=signing['timestamp'])
 
 
-@pytest.mark.parametrize('entry', ENTRY_POINTS)
+@pytest.mark.parametrize('entry', ['script', 'inprocess'])
 def test_mismatching_api_key(entry):
     result = run('--private-key', KEY_B64, '--api-key', OTHER_PUB_B64, entry=entry)
     assert result.returncode == 1
@@ -158,8 +171,8 @@ def test_swapped_keys_are_recognised():
 
 
 @pytest.mark.parametrize('entry, bad', [
-    ('module', KEY_HEX[:-2]), ('script', '!' + KEY_B64[1:]), ('module', base64.b64encode(SEED + b'x').decode()),
-    ('module', KEY_HEX + '00' * 32),
+    ('inprocess', KEY_HEX[:-2]), ('script', '!' + KEY_B64[1:]), ('inprocess', base64.b64encode(SEED + b'x').decode()),
+    ('inprocess', KEY_HEX + '00' * 32),
 ])
 def test_malformed_private_key(entry, bad):
     result = run('--private-key', bad, '--json', entry=entry)
@@ -178,7 +191,7 @@ def test_malformed_api_key():
     assert 'API key is the base64 public key' in result.stdout
 
 
-@pytest.mark.parametrize('entry', ENTRY_POINTS)
+@pytest.mark.parametrize('entry', ['module', 'inprocess'])
 def test_no_key_is_a_usage_error(entry):
     result = run('--api-key', PUB_B64, entry=entry)
     assert result.returncode == 2
@@ -226,7 +239,7 @@ def test_help():
 
 # ------------------------------------------------------------------------------ key sources
 
-@pytest.mark.parametrize('entry', ENTRY_POINTS)
+@pytest.mark.parametrize('entry', ['script', 'inprocess'])
 def test_keys_from_environment(entry):
     result = run('--timestamp', str(TS), entry=entry,
                  env={'BACKPACK_PRIVATE_KEY': KEY_HEX, 'BACKPACK_API_KEY': PUB_B64})
@@ -245,11 +258,11 @@ def test_mismatch_from_environment():
 
 
 @pytest.mark.parametrize('entry, content', [
-    ('module', f'api_key: {PUB_B64}\nprivate_key: "{KEY_HEX}"\n'),
-    ('module', json.dumps({'api_key': PUB_B64, 'private_key': KEY_B64})),
+    ('inprocess', f'api_key: {PUB_B64}\nprivate_key: "{KEY_HEX}"\n'),
+    ('inprocess', json.dumps({'api_key': PUB_B64, 'private_key': KEY_B64})),
     ('script', f'log:\n  level: INFO\nbackpack:\n  key_id: {PUB_B64}\n  key_secret: "{KEY_HEX}"\n'
                f'  native_enabled: true\n'),
-    ('module', f'backpack:\n  auth:\n    private_key: {KEY_B64}\n    api_key: {PUB_B64}\n'),
+    ('inprocess', f'backpack:\n  auth:\n    private_key: {KEY_B64}\n    api_key: {PUB_B64}\n'),
 ])
 def test_keys_from_key_file(tmp_path, entry, content):
     path = tmp_path / 'keys.yaml'
@@ -303,7 +316,7 @@ def test_precedence_flag_then_file_then_env(tmp_path):
 
 # ------------------------------------------------------------------------------ --json
 
-@pytest.mark.parametrize('entry', ENTRY_POINTS)
+@pytest.mark.parametrize('entry', ['module', 'inprocess'])
 def test_json_output(entry):
     result = run('--private-key', KEY_HEX, '--api-key', PUB_B64, '--public-key', PUB_HEX, '--timestamp', str(TS),
                  '--json', entry=entry)
@@ -390,7 +403,7 @@ class FakeBackpack:
         await self._runner.cleanup()
 
 
-@pytest.mark.parametrize('entry', ENTRY_POINTS)
+@pytest.mark.parametrize('entry', ['module', 'inprocess'])
 async def test_server_accepts_valid_key(entry):
     async with FakeBackpack() as server:
         result = await run_async('--server', server.url + '/', '--timestamp', str(TS), entry=entry,
@@ -427,9 +440,10 @@ async def test_server_clock_drift_is_reported_and_corrected():
     assert any('clock_offset_ms=' in warning for warning in report['warnings'])
 
 
-async def test_server_unexpected_status_is_exit_3():
+@pytest.mark.parametrize('entry', ['script', 'inprocess'])
+async def test_server_unexpected_status_is_exit_3(entry):
     async with FakeBackpack(capital_status=500) as server:
-        result = await run_async('--server', server.url, env={'BACKPACK_PRIVATE_KEY': KEY_B64})
+        result = await run_async('--server', server.url, entry=entry, env={'BACKPACK_PRIVATE_KEY': KEY_B64})
     assert result.returncode == 3
     assert 'status 500: unexpected answer (SERVER_ERROR boom)' in result.stdout
     assert 'result: SERVER CHECK NOT COMPLETED' in result.stdout
