@@ -44,7 +44,10 @@ def _run_here(args, cwd=None) -> subprocess.CompletedProcess:
 
 
 def _start(args, cwd) -> subprocess.Popen:
-    return subprocess.Popen(HISTORY + args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C reaches the download even when the test runner was started with SIGINT ignored (a
+    # background job of a shell): an ignored signal is inherited, so the child restores the default.
+    return subprocess.Popen(HISTORY + args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))
 
 
 def _wait_for(condition, timeout: float, what: str) -> None:
