@@ -15,9 +15,9 @@ VENV := .venv-$(PYVER)
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-cryptofeed-$(CRYPTOFEED)
 WHEELHOUSE := $(VENV)/wheelhouse
-# The suite mostly waits on sockets and processes: 6 workers on the machine's 2 cores (with 4 a
+# The suite mostly waits on sockets and processes: 8 workers on the machine's 2 cores (with 4 a
 # core stayed half idle), each stealing work from the others when its own runs out.
-XDIST ?= -n 6 --dist worksteal
+XDIST ?= -n 8 --dist worksteal
 PYTEST_ARGS ?=
 # Bytecode caches: without them every worker and every process a test starts (demos, simulators,
 # CLI checks) compiles the package and the tests again; that was a fifth of the suite's CPU time.
