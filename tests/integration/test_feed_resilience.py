@@ -181,7 +181,9 @@ async def test_a_trade_gap_too_large_to_backfill_is_reported_in_a_warning_and_a_
             async with running_feed(sim, ['SOL-USDC'], [TRADES], collector, trade_backfill_limit=2,
                                     reconnect_backoff_base_s=0.5, reconnect_backoff_max_s=0.6) as feed:
                 await wait_until(lambda: delivered_trade_ids(collector, 'SOL-USDC'), timeout=10)
-                sim.inject({'fault': 'drop_connections'})
+                # Away for 1.5 s (reconnects refused meanwhile): far more than 2 trades are missed, even
+                # when the first reconnect is immediate.
+                sim.inject({'fault': 'drop_connections', 'duration': 1.5})
                 await wait_until(lambda: feed.metrics_snapshot()['trade_gaps_unrecovered'] >= 1, timeout=15)
                 ids = delivered_trade_ids(collector, 'SOL-USDC')
         assert ids == sorted(set(ids))  # still in order and never twice, only with a hole
